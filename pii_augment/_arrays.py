@@ -1,0 +1,173 @@
+"""Array kinds (numpy, cupy, torch): detection, zero-copy conversion and input checks.
+
+Every public function converts its inputs once, on entry, to a *host* array (numpy) or a
+*device* array (cupy) with :func:`to_backend_array`, computes, and converts the result back with
+:func:`from_backend_array`. Torch tensors travel zero-copy: CPU tensors through ``Tensor.numpy``,
+CUDA tensors through DLPack.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+@dataclass(frozen=True)
+class ArrayKind:
+    """Where an input came from, so the output can be returned as the same kind.
+
+    ``framework`` is ``"numpy"``, ``"cupy"`` or ``"torch"``; ``device`` is ``"cpu"`` or
+    ``"cuda"``; ``torch_device`` is the original ``torch.device`` for torch inputs.
+    """
+
+    framework: str
+    device: str
+    torch_device: Any = None
+
+
+def _is_torch(x: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def _is_cupy(x: Any) -> bool:
+    cupy = sys.modules.get("cupy")
+    return cupy is not None and isinstance(x, cupy.ndarray)
+
+
+def array_kind(x: Any) -> ArrayKind:
+    """Return the :class:`ArrayKind` of ``x`` (numpy for anything array-like that is not cupy/torch)."""
+    if _is_torch(x):
+        return ArrayKind("torch", "cuda" if x.is_cuda else "cpu", x.device)
+    if _is_cupy(x):
+        return ArrayKind("cupy", "cuda")
+    return ArrayKind("numpy", "cpu")
+
+
+def to_backend_array(x: Any, name: str) -> Any:
+    """Return ``x`` as a numpy (host) or cupy (device) array, without copying where possible.
+
+    Torch tensors are detached (the operations of this library are not differentiable).
+    """
+    if _is_torch(x):
+        t = x.detach()
+        if t.is_cuda:
+            import cupy as cp
+
+            return cp.from_dlpack(t)
+        if t.device.type != "cpu":
+            raise TypeError(f"{name}: tensors on device {t.device} are not supported (cpu or cuda only)")
+        if t.is_conj():
+            t = t.resolve_conj()
+        return t.numpy()
+    if _is_cupy(x):
+        return x
+    if isinstance(x, np.ndarray):
+        return x
+    return np.asarray(x)
+
+
+def from_backend_array(x: Any, kind: ArrayKind) -> Any:
+    """Convert a numpy/cupy result back to the caller's kind (zero-copy)."""
+    if kind.framework == "torch":
+        import torch
+
+        if kind.device == "cuda":
+            return torch.from_dlpack(x)
+        return torch.from_numpy(np.ascontiguousarray(x))
+    return x
+
+
+def get_xp(x: Any):
+    """numpy or cupy module for a backend array."""
+    if _is_cupy(x):
+        import cupy as cp
+
+        return cp
+    return np
+
+
+def same_device_or_raise(named: dict[str, Any]) -> ArrayKind:
+    """Check that all array arguments live on one device; return the kind of the first.
+
+    ``named`` maps argument names to the raw user inputs (``None`` values are ignored).
+    """
+    kinds = {n: array_kind(v) for n, v in named.items() if v is not None and hasattr(v, "shape")}
+    first_name, first = next(iter(kinds.items()))
+    for n, k in kinds.items():
+        if k.device != first.device or (
+            k.torch_device is not None
+            and first.torch_device is not None
+            and k.torch_device != first.torch_device
+        ):
+            raise ValueError(
+                f"{n} is on {k.torch_device or k.device} but {first_name} is on "
+                f"{first.torch_device or first.device}; move them to one device"
+            )
+    return first
+
+
+def check_image_batch(x: Any, name: str) -> None:
+    """Validate a ``(B, C, H, W)`` or ``(B, C, D, H, W)`` floating point batch."""
+    if x.ndim not in (4, 5):
+        raise ValueError(
+            f"{name} must have shape (B, C, H, W) or (B, C, D, H, W); got {x.ndim} dimensions "
+            f"with shape {tuple(x.shape)}"
+        )
+    if np.dtype(x.dtype) not in FLOAT_DTYPES:
+        raise TypeError(
+            f"{name} must be float32 or float64; got {x.dtype}. Convert integer images first, "
+            f"for example x.astype(np.float32) (torch: x.float())"
+        )
+
+
+def check_same_shape(a: Any, b: Any, name_a: str, name_b: str) -> None:
+    if tuple(a.shape) != tuple(b.shape):
+        raise ValueError(
+            f"{name_b} must have the shape of {name_a} {tuple(a.shape)}; got {tuple(b.shape)}"
+        )
+    if a.dtype != b.dtype:
+        raise TypeError(f"{name_b} must have the dtype of {name_a} ({a.dtype}); got {b.dtype}")
+
+
+def normalize_mask(mask: Any, image_shape: tuple[int, ...], name: str = "mask") -> Any:
+    """Return a ``(B, *spatial)`` bool mask, accepting ``(B, *spatial)`` or ``(B, 1, *spatial)``."""
+    batch, spatial = image_shape[0], tuple(image_shape[2:])
+    if mask.dtype != bool and str(mask.dtype) != "bool":
+        raise TypeError(f"{name} must be a bool array; got dtype {mask.dtype}")
+    shape = tuple(mask.shape)
+    if shape == (batch, *spatial):
+        return mask
+    if shape == (batch, 1, *spatial):
+        return mask[:, 0]
+    raise ValueError(
+        f"{name} must have shape (B, *spatial) = {(batch, *spatial)} or (B, 1, *spatial) = "
+        f"{(batch, 1, *spatial)}; got {shape}"
+    )
+
+
+def normalize_alpha(alpha: Any, batch: int, xp, name: str = "alpha") -> np.ndarray:
+    """Return alpha as a float64 host array of shape ``(B,)``, checked to lie in [0, 1]."""
+    if _is_torch(alpha):
+        alpha = alpha.detach().cpu().numpy()
+    elif _is_cupy(alpha):
+        alpha = alpha.get()
+    a = np.asarray(alpha, dtype=np.float64)
+    if a.ndim == 0:
+        a = np.full(batch, float(a))
+    if a.shape != (batch,):
+        raise ValueError(f"{name} must be a scalar or have shape (B,) = ({batch},); got {a.shape}")
+    if not np.all(np.isfinite(a)) or np.any(a < 0) or np.any(a > 1):
+        raise ValueError(f"{name} must lie in [0, 1]; got values in [{a.min()}, {a.max()}]")
+    return a
+
+
+def check_finite(x: Any, name: str) -> None:
+    xp = get_xp(x)
+    if not bool(xp.isfinite(x).all()):
+        raise ValueError(f"{name} contains NaN or Inf; pass check_finite=False to skip this check")

@@ -1,0 +1,375 @@
+"""Public functional API: PII and FPI blends, the masked Poisson solve, anomaly labels.
+
+Every function takes numpy arrays, cupy arrays or torch tensors (CPU or CUDA) and returns the same
+kind on the same device. Inputs are never modified.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from .._arrays import (
+    check_finite as _check_finite,
+    check_image_batch,
+    check_same_shape,
+    from_backend_array,
+    get_xp,
+    normalize_alpha,
+    normalize_mask,
+    same_device_or_raise,
+    to_backend_array,
+)
+from ._backends import get_backend
+from .solver import MODES, SolveInfo, prepare_crop, report_unconverged, solve_crop
+
+__all__ = [
+    "poisson_interpolate",
+    "foreign_patch_interpolate",
+    "anomaly_label",
+    "solve_poisson",
+    "DEFAULT_TOL",
+]
+
+#: Default relative-residual tolerance: keeps max |out - exact| <= 1e-4 of the image range on the
+#: reference workload (see tests/ops/test_accuracy.py).
+DEFAULT_TOL = 1e-5
+
+
+def _as_5d(x: Any, xp) -> Any:
+    """(B, C, H, W) -> contiguous (B, C, 1, H, W); (B, C, D, H, W) -> contiguous copy-if-needed."""
+    if x.ndim == 4:
+        x = x[:, :, None]
+    return xp.ascontiguousarray(x)
+
+
+def _mask_5d(m: Any, xp) -> Any:
+    if m.ndim == 3:
+        m = m[:, None]
+    return xp.ascontiguousarray(m)
+
+
+def _check_not_full(m5: Any, xp, name: str = "mask") -> None:
+    full = m5.reshape(m5.shape[0], -1).all(axis=1)
+    full = full.get() if hasattr(full, "get") else np.asarray(full)
+    if full.any():
+        idx = np.flatnonzero(full)[:5].tolist()
+        raise ValueError(
+            f"{name} covers the whole image in samples {idx}: the Poisson problem then has no "
+            f"boundary and no unique solution; leave at least one pixel outside the mask"
+        )
+
+
+def _prepare(dst, src, mask, names=("dst", "src")):
+    arrays = {names[0]: dst, "mask": mask}
+    if src is not None:
+        arrays[names[1]] = src
+    kind = same_device_or_raise(arrays)
+    d = to_backend_array(dst, names[0])
+    check_image_batch(d, names[0])
+    s = None
+    if src is not None:
+        s = to_backend_array(src, names[1])
+        check_same_shape(d, s, names[0], names[1])
+    m = normalize_mask(to_backend_array(mask, "mask"), tuple(d.shape))
+    return kind, d, s, m
+
+
+def _chunks(bk, batch: int) -> list[slice]:
+    """Contiguous batch ranges solved independently (one per host thread; one on a device)."""
+    n = min(batch, getattr(bk, "threads", 1))
+    bounds = np.linspace(0, batch, n + 1).round().astype(int)
+    return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+
+def _merge_infos(infos: list[SolveInfo]) -> SolveInfo:
+    if len(infos) == 1:
+        return infos[0]
+    first = infos[0]
+    return SolveInfo(
+        first.method,
+        first.tol,
+        max(i.iterations for i in infos),
+        max(i.levels for i in infos),
+        tuple(int(max(i.crop_shape[a] for i in infos)) for a in range(3)),
+        np.concatenate([i.residual for i in infos]),
+        np.concatenate([i.converged for i in infos]),
+    )
+
+
+def _solve(bk, d, m, make_rhs, *, clip: bool, on_unconverged: str, **solver_kw):
+    """Shared path of :func:`poisson_interpolate` and :func:`solve_poisson` on backend arrays.
+
+    ``make_rhs(crop, dst_c, sl)`` returns the crop right-hand side of batch slice ``sl``.
+    """
+    if on_unconverged not in ("raise", "warn", "ignore"):
+        raise ValueError(f"on_unconverged must be 'raise', 'warn' or 'ignore'; got {on_unconverged!r}")
+    xp = bk.xp
+    shape = d.shape
+    ndim = d.ndim - 2
+    d5 = _as_5d(d, xp)
+    m5 = _mask_5d(m, xp)
+    _check_not_full(m5, xp)
+    B, C = d5.shape[:2]
+    flat = d5.reshape(B, C, -1)
+    lo = xp.ascontiguousarray(flat.min(axis=2))
+    hi = xp.ascontiguousarray(flat.max(axis=2))
+    out = d5.copy()
+
+    def run(sl: slice) -> SolveInfo:
+        crop = prepare_crop(bk, m5[sl], ndim)
+        dst_c = bk.empty((sl.stop - sl.start, C) + crop.shape, d5.dtype)
+        bk.gather_crop(d5[sl], crop.off_dev, crop.ext_dev, dst_c)
+        rhs = make_rhs(crop, dst_c, sl)
+        u = dst_c  # initial guess: the destination; fixed cells hold the Dirichlet values
+        info = solve_crop(bk, u, rhs, crop, on_unconverged="ignore", **solver_kw)
+        bk.scatter_crop(u, crop.kind, crop.off_dev, crop.ext_dev, lo[sl], hi[sl], bool(clip), out[sl])
+        return info
+
+    parts = _chunks(bk, B)
+    if len(parts) == 1:
+        infos = [run(parts[0])]
+    else:
+        infos = list(_pool(len(parts)).map(run, parts))
+    info = _merge_infos(infos)
+    report_unconverged(info, on_unconverged)
+    return out.reshape(shape), info
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _pool(n: int) -> ThreadPoolExecutor:
+    if n not in _POOLS:
+        _POOLS[n] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="pii_augment")
+    return _POOLS[n]
+
+
+def poisson_interpolate(
+    dst: Any,
+    src: Any,
+    mask: Any,
+    alpha: Any,
+    *,
+    gradient: str = "pii",
+    clip: bool = True,
+    tol: float = DEFAULT_TOL,
+    method: str = "multigrid",
+    max_iter: int | None = None,
+    backend: str = "auto",
+    check_finite: bool = True,
+    on_unconverged: str = "raise",
+    return_info: bool = False,
+):
+    """Poisson Image Interpolation: blend ``src`` into ``dst`` inside ``mask`` (Tan et al. 2021).
+
+    Solves, for every sample b and channel c, ``sum_{q in N_p} (f_p - f_q) = sum_{q in N_p} v_pq``
+    on the mask pixels p, with ``f = dst`` outside the mask, where ``v`` is the guidance of
+    ``gradient``: ``"pii"`` (alpha-weighted mixed gradient, Eqn 8 of the paper), ``"mixed"``
+    (Perez et al. 2003) or ``"source"`` (seamless cloning).
+
+    Args:
+        dst: (B, C, H, W) or (B, C, D, H, W) float32/float64, the destination images.
+        src: same shape and dtype as ``dst``, the source images (patch donors).
+        mask: (B, H, W) or (B, 1, H, W) bool (or the 3D forms), the region to replace. It may have
+            any shape and touch the image edge, but must leave at least one pixel free.
+        alpha: scalar or (B,) in [0, 1], the interpolation factor.
+        gradient: ``"pii"``, ``"mixed"`` or ``"source"``.
+        clip: clip the result to [min, max] of ``dst`` per sample and channel (as the original).
+        tol: relative residual ``||b - A f|| / ||b||`` at which a system is converged.
+        method: ``"multigrid"`` (V-cycles) or ``"jacobi"`` (plain weighted Jacobi, for comparison).
+        max_iter: V-cycles (multigrid, default 50) or sweeps (jacobi, default 20000).
+        backend: ``"auto"`` (by where the arrays live), ``"numba"`` or ``"cupy"``.
+        check_finite: reject NaN/Inf in ``dst``/``src`` with a ``ValueError``.
+        on_unconverged: ``"raise"`` (:class:`ConvergenceError`), ``"warn"`` or ``"ignore"``.
+        return_info: also return a :class:`SolveInfo`.
+
+    Returns:
+        The blended batch, same shape, dtype, kind and device as ``dst`` (and the info if asked).
+
+    Example:
+        >>> import numpy as np
+        >>> from pii_augment import poisson_interpolate
+        >>> rng = np.random.default_rng(0)
+        >>> dst = rng.standard_normal((2, 1, 32, 32)).astype(np.float32)
+        >>> src = rng.standard_normal((2, 1, 32, 32)).astype(np.float32)
+        >>> mask = np.zeros((2, 32, 32), bool); mask[:, 8:20, 10:24] = True
+        >>> out = poisson_interpolate(dst, src, mask, alpha=0.5)
+        >>> out.shape, bool((out[:, 0][~mask] == dst[:, 0][~mask]).all())
+        ((2, 1, 32, 32), True)
+    """
+    if gradient not in MODES:
+        raise ValueError(f"gradient must be one of {tuple(MODES)}; got {gradient!r}")
+    kind, d, s, m = _prepare(dst, src, mask)
+    xp = get_xp(d)
+    a = normalize_alpha(alpha, d.shape[0], xp)
+    bk = get_backend(backend, d)
+    if d.shape[0] == 0:
+        out = d.copy()
+        info = SolveInfo(method, tol, 0, 0, (0, 0, 0), np.zeros((0, d.shape[1])), np.ones((0, d.shape[1]), bool))
+        return (from_backend_array(out, kind), info) if return_info else from_backend_array(out, kind)
+    if check_finite:
+        _check_finite(d, "dst")
+        _check_finite(s, "src")
+    s5 = _as_5d(s, xp)
+    alpha_dev = bk.index_array(a)
+    mode = MODES[gradient]
+
+    def make_rhs(crop, dst_c, sl):
+        src_c = bk.empty(dst_c.shape, dst_c.dtype)
+        bk.gather_crop(s5[sl], crop.off_dev, crop.ext_dev, src_c)
+        rhs = bk.empty(dst_c.shape, dst_c.dtype)
+        bk.guidance_rhs(dst_c, src_c, crop.kind, crop.ext_dev, alpha_dev[sl], mode, rhs)
+        return rhs
+
+    out, info = _solve(
+        bk, d, m, make_rhs, clip=clip, tol=tol, method=method, max_iter=max_iter,
+        on_unconverged=on_unconverged,
+    )
+    out = from_backend_array(out, kind)
+    return (out, info) if return_info else out
+
+
+def solve_poisson(
+    dst: Any,
+    mask: Any,
+    rhs: Any = None,
+    *,
+    clip: bool = False,
+    tol: float = DEFAULT_TOL,
+    method: str = "multigrid",
+    max_iter: int | None = None,
+    backend: str = "auto",
+    check_finite: bool = True,
+    on_unconverged: str = "raise",
+    return_info: bool = False,
+):
+    """The low-level batched masked Poisson solve with a given guidance divergence.
+
+    Solves ``sum_{q in N_p} (f_p - f_q) = rhs_p`` on the mask pixels p (N_p: the axis neighbours
+    of p inside the image), with ``f = dst`` outside the mask. ``rhs = None`` means zero (the
+    membrane / harmonic fill of the hole from its boundary).
+
+    Args:
+        dst: (B, C, H, W) or (B, C, D, H, W) float32/float64: boundary values (and initial guess).
+        mask: (B, H, W) or (B, 1, H, W) bool (or the 3D forms), the unknowns.
+        rhs: None or an array of the shape and dtype of ``dst``; only mask pixels are read.
+        clip, tol, method, max_iter, backend, check_finite, on_unconverged, return_info: as in
+            :func:`poisson_interpolate` (``clip`` defaults to False here).
+
+    Returns:
+        f with the shape, dtype, kind and device of ``dst`` (and a :class:`SolveInfo` if asked).
+
+    Example:
+        >>> import numpy as np
+        >>> from pii_augment import solve_poisson
+        >>> dst = np.zeros((1, 1, 16, 16)); dst[..., :, 8:] = 1.0
+        >>> mask = np.zeros((1, 16, 16), bool); mask[0, 4:12, 4:12] = True
+        >>> f = solve_poisson(dst, mask)  # harmonic fill between the 0 and 1 halves
+        >>> bool((f[0, 0, 4:12, 4:12] > 0).all() and (f[0, 0, 4:12, 4:12] < 1).all())
+        True
+    """
+    kind, d, r, m = _prepare(dst, rhs, mask, names=("dst", "rhs"))
+    xp = get_xp(d)
+    bk = get_backend(backend, d)
+    if d.shape[0] == 0:
+        out = d.copy()
+        info = SolveInfo(method, tol, 0, 0, (0, 0, 0), np.zeros((0, d.shape[1])), np.ones((0, d.shape[1]), bool))
+        return (from_backend_array(out, kind), info) if return_info else from_backend_array(out, kind)
+    if check_finite:
+        _check_finite(d, "dst")
+        if r is not None:
+            _check_finite(r, "rhs")
+
+    r5 = None if r is None else _as_5d(r, xp)
+
+    def make_rhs(crop, dst_c, sl):
+        out = bk.zeros(dst_c.shape, dst_c.dtype)
+        if r5 is not None:
+            bk.gather_crop(r5[sl], crop.off_dev, crop.ext_dev, out)
+        return out
+
+    out, info = _solve(
+        bk, d, m, make_rhs, clip=clip, tol=tol, method=method, max_iter=max_iter,
+        on_unconverged=on_unconverged,
+    )
+    out = from_backend_array(out, kind)
+    return (out, info) if return_info else out
+
+
+def foreign_patch_interpolate(
+    dst: Any, src: Any, mask: Any, alpha: Any, *, backend: str = "auto", check_finite: bool = True
+):
+    """Foreign Patch Interpolation: ``(1 - alpha) dst + alpha src`` inside ``mask``, ``dst`` outside.
+
+    Args:
+        dst: (B, C, H, W) or (B, C, D, H, W) float32/float64.
+        src: same shape and dtype as ``dst``.
+        mask: (B, H, W) or (B, 1, H, W) bool (or the 3D forms).
+        alpha: scalar or (B,) in [0, 1].
+        backend: ``"auto"``, ``"numba"`` (host arrays) or ``"cupy"`` (device arrays); the blend is
+            elementwise and runs with the array module of that device.
+        check_finite: reject NaN/Inf inputs.
+
+    Returns:
+        The blended batch, same shape, dtype, kind and device as ``dst``.
+
+    Example:
+        >>> import numpy as np
+        >>> from pii_augment import foreign_patch_interpolate
+        >>> dst, src = np.zeros((1, 1, 4, 4), np.float32), np.ones((1, 1, 4, 4), np.float32)
+        >>> mask = np.zeros((1, 4, 4), bool); mask[0, 1:3, 1:3] = True
+        >>> foreign_patch_interpolate(dst, src, mask, 0.25)[0, 0, 1]
+        array([0.  , 0.25, 0.25, 0.  ], dtype=float32)
+    """
+    kind, d, s, m = _prepare(dst, src, mask)
+    xp = get_xp(d)
+    a = normalize_alpha(alpha, d.shape[0], xp)
+    get_backend(backend, d)
+    if check_finite and d.shape[0]:
+        _check_finite(d, "dst")
+        _check_finite(s, "src")
+    a = xp.asarray(a.astype(d.dtype)).reshape((-1,) + (1,) * (d.ndim - 1))
+    out = xp.where(m[:, None], (1 - a) * d + a * s, d)
+    return from_backend_array(xp.ascontiguousarray(out.astype(d.dtype, copy=False)), kind)
+
+
+def anomaly_label(dst: Any, out: Any, mask: Any, alpha: Any, *, tolerance: float | None = 1e-3):
+    """Per-pixel training label: ``alpha`` where the blend changed the image, 0 elsewhere.
+
+    A mask pixel counts as changed when, in any channel, ``floor(dst / tolerance) !=
+    floor(out / tolerance)`` (the original's quantised comparison); ``tolerance=None`` labels the
+    whole mask (Eqn 2 of the paper).
+
+    Args:
+        dst: (B, C, H, W) or (B, C, D, H, W) float, the image before blending.
+        out: same shape and dtype, the blended image.
+        mask: (B, H, W) or (B, 1, H, W) bool (or the 3D forms), the blended region.
+        alpha: scalar or (B,) in [0, 1].
+        tolerance: quantisation step (> 0) or None.
+
+    Returns:
+        (B, 1, H, W) or (B, 1, D, H, W) label with the dtype, kind and device of ``dst``.
+
+    Example:
+        >>> import numpy as np
+        >>> from pii_augment import anomaly_label
+        >>> dst = np.zeros((1, 1, 2, 2), np.float32); out = dst.copy(); out[0, 0, 0, 0] = 0.5
+        >>> anomaly_label(dst, out, np.ones((1, 2, 2), bool), 0.7)[0, 0]
+        array([[0.7, 0. ],
+               [0. , 0. ]], dtype=float32)
+    """
+    kind, d, o, m = _prepare(dst, out, mask, names=("dst", "out"))
+    xp = get_xp(d)
+    a = normalize_alpha(alpha, d.shape[0], xp)
+    a = xp.asarray(a.astype(d.dtype)).reshape((-1,) + (1,) * (d.ndim - 1))
+    region = m[:, None]
+    if tolerance is not None:
+        if not tolerance > 0:
+            raise ValueError(f"tolerance must be positive or None; got {tolerance}")
+        changed = (xp.floor(d / tolerance) != xp.floor(o / tolerance)).any(axis=1, keepdims=True)
+        region = region & changed
+    label = xp.where(region, a, xp.zeros((), d.dtype)).astype(d.dtype, copy=False)
+    return from_backend_array(xp.ascontiguousarray(label), kind)
