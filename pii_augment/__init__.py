@@ -16,6 +16,18 @@ from .sampling import SHAPES, PatchParams, sample_patches, sample_source_indices
 
 __version__ = "0.1.0"
 
+#: Torch transforms, imported on first use so that the numpy API works without torch.
+_TRANSFORMS = ("AnomalyDataset", "ForeignPatchInterpolation", "InterpolationParams", "PoissonImageInterpolation")
+
+
+def __getattr__(name: str):
+    if name in _TRANSFORMS:
+        from . import transforms
+
+        return getattr(transforms, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "DEFAULT_TOL",
     "ConvergenceError",
@@ -29,4 +41,5 @@ __all__ = [
     "PatchParams",
     "sample_patches",
     "sample_source_indices",
+    *_TRANSFORMS,
 ]

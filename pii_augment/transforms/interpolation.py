@@ -1,0 +1,499 @@
+"""PII and FPI as torch modules: sample parameters once, then apply them deterministically.
+
+The modules hold no math of their own. :meth:`_PatchInterpolation.forward_parameters` calls the
+sampling layer (:func:`~pii_augment.sample_patches`, :func:`~pii_augment.sample_source_indices`)
+with a NumPy generator seeded from one 62-bit draw of a CPU ``torch.Generator`` (or of the
+module's own seed, or of torch's global RNG); :meth:`_PatchInterpolation.apply_transform` passes
+the parameters to the functional layer (:func:`~pii_augment.poisson_interpolate` or
+:func:`~pii_augment.foreign_patch_interpolate`, then :func:`~pii_augment.anomaly_label`).
+Parameters are plain NumPy arrays on the host, so a seed gives the same patches whatever device
+the images live on; only the masks (one bool per pixel) and a few indices travel to the device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..ops import DEFAULT_TOL, anomaly_label, foreign_patch_interpolate, poisson_interpolate
+from ..ops.solver import MODES as _GRADIENTS
+from ..sampling import SHAPES, PatchParams, sample_patches, sample_source_indices
+
+__all__ = [
+    "InterpolationParams",
+    "PoissonImageInterpolation",
+    "ForeignPatchInterpolation",
+    "SOURCE_MODES",
+    "SHAPE_ALIASES",
+]
+
+#: ``source=`` values: where a sample's patch comes from when no explicit source is given.
+#: ``"batch"`` pairs the samples two by two and blends both ways, the pair sharing one patch and
+#: one alpha (the original's pairing; with an odd batch the last three form a cycle);
+#: ``"random"`` takes any other sample of the batch, with a patch of its own.
+SOURCE_MODES = {"batch": "swap", "random": "random"}
+
+#: Extra names for the sampler's shapes, for volumes.
+SHAPE_ALIASES = {"cube": "square", "cuboid": "rectangle", "ellipsoid": "ellipse"}
+
+_HALF_DTYPES = (torch.float16, torch.bfloat16)
+_SEED_HIGH = 2**62
+
+
+@dataclass(frozen=True)
+class InterpolationParams:
+    """Everything random about one call of a PII/FPI module (kornia's ``_params``).
+
+    Plain NumPy arrays on the host; :meth:`masks` turns them into masks deterministically, so
+    ``aug(x, params=p)`` replays a call exactly, on any device.
+
+    Attributes:
+        batch_shape: ``(B, C, *spatial)`` of the batch these parameters were drawn for.
+        patches: :class:`~pii_augment.PatchParams` (patch boxes and shapes, ``alpha``: (B,)).
+        apply: (B,) bool, the per-sample gate of probability ``p``; a sample with ``False`` is
+            returned unchanged with a zero label.
+        source_index: (B,) int64, the sample of the same batch each sample takes its patch from
+            (never itself), or ``None`` when the call was given an explicit source.
+
+    Shape:
+        - ``masks()``: :math:`(B, *spatial)` bool.
+        - ``alpha``: :math:`(B,)` float64.
+
+    Example:
+        >>> from pii_augment import PoissonImageInterpolation
+        >>> p = PoissonImageInterpolation(p=0.5).forward_parameters((4, 1, 64, 64), seed=0)
+        >>> p.masks().shape, p.alpha.shape, p.apply.dtype, p.source_index.shape
+        ((4, 64, 64), (4,), dtype('bool'), (4,))
+    """
+
+    batch_shape: tuple[int, ...]
+    patches: PatchParams
+    apply: np.ndarray
+    source_index: np.ndarray | None
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.batch_shape[0])
+
+    @property
+    def alpha(self) -> np.ndarray:
+        """(B,) float64 interpolation factors (also drawn for samples the gate leaves alone)."""
+        return self.patches.alpha
+
+    def masks(self) -> np.ndarray:
+        """(B, *spatial) bool: the regions blended, empty for samples the gate leaves alone."""
+        m = self.patches.masks()
+        m[~self.apply] = False
+        return m
+
+
+def _take(patches: PatchParams, idx: np.ndarray) -> PatchParams:
+    """The patch parameters of the samples ``idx`` (a re-indexing, no randomness)."""
+    return replace(
+        patches,
+        centers=patches.centers[idx],
+        half_widths=patches.half_widths[idx],
+        alpha=patches.alpha[idx],
+        blob_centers=None if patches.blob_centers is None else patches.blob_centers[idx],
+        blob_radii=None if patches.blob_radii is None else patches.blob_radii[idx],
+    )
+
+
+def _cycle_representatives(source_index: np.ndarray) -> np.ndarray:
+    """For a permutation made of short cycles, the smallest index of each sample's cycle."""
+    rep = np.arange(source_index.shape[0])
+    for _ in range(3):  # "swap" cycles have length 2 or 3
+        rep = np.minimum(rep, rep[source_index])
+    return rep
+
+
+def _check_range(name: str, value: Sequence[float], low: float, high: float) -> tuple[float, float]:
+    try:
+        a, b = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a (low, high) pair of numbers; got {value!r}") from None
+    if not (low <= a <= b <= high):
+        raise ValueError(f"{name} must satisfy {low} <= low <= high <= {high}; got {value!r}")
+    return a, b
+
+
+class _PatchInterpolation(nn.Module):
+    """Shared machinery of :class:`PoissonImageInterpolation` and :class:`ForeignPatchInterpolation`.
+
+    Subclasses implement ``_blend(dst, src, mask, alpha)`` with one functional call.
+    """
+
+    def __init__(
+        self,
+        *,
+        p: float = 1.0,
+        alpha: tuple[float, float] = (0.05, 0.95),
+        shape: str = "square",
+        half_width: tuple[float, float] = (0.05, 0.2),
+        center: tuple[float, float] = (0.1, 0.9),
+        border: int = 1,
+        tolerance: float | None = 1e-3,
+        source: str = "batch",
+        seed: int | None = None,
+        backend: str = "auto",
+        spatial_dims: int | None = None,
+    ) -> None:
+        super().__init__()
+        if not (isinstance(p, (int, float)) and 0.0 <= float(p) <= 1.0):
+            raise ValueError(f"p must be a probability in [0, 1]; got {p!r}")
+        shape = SHAPE_ALIASES.get(shape, shape)
+        if shape not in SHAPES:
+            raise ValueError(f"shape must be one of {SHAPES + tuple(SHAPE_ALIASES)}; got {shape!r}")
+        if source not in SOURCE_MODES:
+            raise ValueError(f"source must be one of {tuple(SOURCE_MODES)}; got {source!r}")
+        if tolerance is not None and not tolerance > 0:
+            raise ValueError(f"tolerance must be positive or None; got {tolerance!r}")
+        if spatial_dims not in (None, 2, 3):
+            raise ValueError(f"spatial_dims must be None, 2 or 3; got {spatial_dims!r}")
+        if not (isinstance(border, (int, np.integer)) and border >= 0):
+            raise ValueError(f"border must be a non-negative int; got {border!r}")
+        self.p = float(p)
+        self.alpha = _check_range("alpha", alpha, 0.0, 1.0)
+        self.shape = shape
+        self.half_width = _check_range("half_width", half_width, 0.0, 1.0)
+        self.center = _check_range("center", center, 0.0, 1.0)
+        self.border = int(border)
+        self.tolerance = tolerance
+        self.source = source
+        self.backend = backend
+        self.spatial_dims = spatial_dims
+        self.seed = seed
+        self._rng = None if seed is None else np.random.default_rng(seed)
+        self._params: InterpolationParams | None = None
+
+    def extra_repr(self) -> str:
+        return (
+            f"p={self.p}, alpha={self.alpha}, shape={self.shape!r}, half_width={self.half_width}, "
+            f"center={self.center}, border={self.border}, tolerance={self.tolerance}, "
+            f"source={self.source!r}, seed={self.seed}, backend={self.backend!r}"
+        )
+
+    # ----------------------------------------------------------------------------- randomness
+    def _call_seed(self, generator: Any) -> int:
+        """One 62-bit integer seeding all the draws of a call (drawn on the host)."""
+        if generator is None:
+            if self._rng is not None:
+                return int(self._rng.integers(_SEED_HIGH))
+            return int(torch.randint(_SEED_HIGH, (1,)).item())
+        if isinstance(generator, torch.Generator):
+            if generator.device.type != "cpu":
+                raise ValueError(
+                    f"generator must be a CPU torch.Generator (parameters are drawn on the host so "
+                    f"that a seed gives the same patches on every device); got one on "
+                    f"{generator.device}"
+                )
+            return int(torch.randint(_SEED_HIGH, (1,), generator=generator).item())
+        if isinstance(generator, np.random.Generator):
+            return int(generator.integers(_SEED_HIGH))
+        raise TypeError(
+            f"generator must be a torch.Generator (CPU) or numpy.random.Generator; got "
+            f"{type(generator).__name__}"
+        )
+
+    def forward_parameters(
+        self,
+        batch_shape: Sequence[int],
+        generator: torch.Generator | np.random.Generator | None = None,
+        *,
+        seed: int | None = None,
+        explicit_source: bool = False,
+    ) -> InterpolationParams:
+        """Draw the parameters of one call: patches, alpha, the gate and the source index.
+
+        Args:
+            batch_shape: ``(B, C, H, W)`` or ``(B, C, D, H, W)``.
+            generator: a CPU ``torch.Generator`` (or ``numpy.random.Generator``) to draw from;
+                default: the module's ``seed`` stream, else torch's global RNG.
+            seed: an int seeding this call alone (instead of ``generator``).
+            explicit_source: the call has an explicit source batch, so no source index is drawn
+                and samples do not share patches.
+
+        Returns:
+            An :class:`InterpolationParams`.
+        """
+        batch_shape = tuple(int(s) for s in batch_shape)
+        if len(batch_shape) not in (4, 5):
+            raise ValueError(
+                f"batch_shape must be (B, C, H, W) or (B, C, D, H, W); got {batch_shape}"
+            )
+        if seed is not None:
+            if generator is not None:
+                raise ValueError("pass either generator or seed, not both")
+            generator = np.random.default_rng(seed)
+        rng = np.random.default_rng(self._call_seed(generator))
+        B, spatial = batch_shape[0], batch_shape[2:]
+        patches = sample_patches(
+            B, spatial, shape=self.shape, half_width=self.half_width, center=self.center,
+            alpha=self.alpha, border=self.border, seed=rng,
+        )
+        apply = rng.random(B) < self.p
+        source_index = None
+        if not explicit_source and B >= 2:
+            mode = SOURCE_MODES[self.source]
+            source_index = sample_source_indices(B, seed=rng, mode=mode)
+            if mode == "swap":  # the original: both images of a pair get one patch and alpha
+                patches = _take(patches, _cycle_representatives(source_index))
+        return InterpolationParams(batch_shape, patches, apply, source_index)
+
+    # ----------------------------------------------------------------------------- checks
+    def _as_batch(self, x: Any, name: str) -> tuple[torch.Tensor, bool]:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor; got {type(x).__name__}")
+        if x.dtype.is_complex or not x.dtype.is_floating_point:
+            raise TypeError(
+                f"{name} must be a floating point tensor; got {x.dtype}. Convert integer images "
+                f"first, e.g. {name}.float() / 255 or torchvision.transforms.v2.ToDtype("
+                f"torch.float32, scale=True)"
+            )
+        nd = self.spatial_dims
+        single_ranks = (3,) if nd == 2 else (4,) if nd == 3 else (3,)
+        batch_ranks = (4,) if nd == 2 else (5,) if nd == 3 else (4, 5)
+        if x.ndim in batch_ranks:
+            return x, False
+        if x.ndim in single_ranks:
+            return x.unsqueeze(0), True
+        expected = {
+            None: "(B, C, H, W), (B, C, D, H, W) or a single (C, H, W)",
+            2: "(B, C, H, W) or a single (C, H, W)",
+            3: "(B, C, D, H, W) or a single (C, D, H, W)",
+        }[nd]
+        raise ValueError(
+            f"{name} must have shape {expected}; got {x.ndim} dimensions with shape "
+            f"{tuple(x.shape)}"
+        )
+
+    def _check_inputs(self, images: Any, source: Any) -> tuple[torch.Tensor, torch.Tensor | None, bool]:
+        x, single = self._as_batch(images, "images")
+        src = None
+        if source is not None:
+            src, single_src = self._as_batch(source, "source")
+            if single_src != single or src.shape != x.shape:
+                raise ValueError(
+                    f"source must have the shape of images {tuple(images.shape)}; got "
+                    f"{tuple(source.shape)}"
+                )
+            if src.device != x.device:
+                raise ValueError(
+                    f"source is on {src.device} but images is on {x.device}; move them to one device"
+                )
+            if src.dtype != x.dtype:
+                raise TypeError(f"source must have the dtype of images ({x.dtype}); got {src.dtype}")
+        elif single:
+            raise ValueError(
+                f"images is a single image of shape {tuple(images.shape)}: pass an explicit "
+                f"source image of the same shape (the source is otherwise another image of the batch)"
+            )
+        return x, src, single
+
+    def _check_params(self, params: Any, shape: tuple[int, ...], src: Any) -> None:
+        if not isinstance(params, InterpolationParams):
+            raise TypeError(f"params must be InterpolationParams; got {type(params).__name__}")
+        if tuple(params.batch_shape[:1]) + tuple(params.batch_shape[2:]) != (shape[0],) + shape[2:]:
+            raise ValueError(
+                f"params were drawn for a batch of shape {params.batch_shape}; images has shape "
+                f"{tuple(shape)} (batch size and spatial shape must match)"
+            )
+        if src is None and params.source_index is None and shape[0] > 0:
+            raise ValueError(
+                "params were drawn for an explicit source (params.source_index is None): pass "
+                "source= as well, or draw params with explicit_source=False for a batch of >= 2"
+            )
+
+    # ----------------------------------------------------------------------------- apply
+    def _blend(self, dst: torch.Tensor, src: torch.Tensor, mask: torch.Tensor, alpha: np.ndarray):
+        raise NotImplementedError
+
+    def apply_transform(
+        self, images: torch.Tensor, source: torch.Tensor | None, params: InterpolationParams
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Blend with given parameters: deterministic, draws nothing.
+
+        Args:
+            images: (B, C, *spatial) floating point.
+            source: the same shape, or None to take ``images[params.source_index]``.
+            params: from :meth:`forward_parameters` for this batch shape.
+
+        Returns:
+            ``(augmented, label)``: (B, C, *spatial) and (B, 1, *spatial), dtype and device of
+            ``images``.
+        """
+        B, spatial = images.shape[0], tuple(images.shape[2:])
+        work = images.float() if images.dtype in _HALF_DTYPES else images
+        idx = np.flatnonzero(params.apply)
+        if idx.size == 0:
+            return images.clone(), images.new_zeros((B, 1) + spatial)
+        everyone = idx.size == B
+        idx_dev = None if everyone else torch.as_tensor(idx, device=images.device)
+        if source is None:
+            src = work[torch.as_tensor(params.source_index[idx], device=images.device)]
+        else:
+            src = source.float() if source.dtype in _HALF_DTYPES else source
+            src = src if everyone else src[idx_dev]
+        dst = work if everyone else work[idx_dev]
+        patches = params.patches if everyone else _take(params.patches, idx)
+        mask = torch.from_numpy(patches.masks()).to(images.device)
+        alpha = patches.alpha
+        out = self._blend(dst, src, mask, alpha)
+        label = anomaly_label(dst, out, mask, alpha, tolerance=self.tolerance)
+        if not everyone:
+            full_out = work.clone()
+            full_out[idx_dev] = out
+            full_label = work.new_zeros((B, 1) + spatial)
+            full_label[idx_dev] = label
+            out, label = full_out, full_label
+        if work is not images:
+            out, label = out.to(images.dtype), label.to(images.dtype)
+        return out, label
+
+    def forward(
+        self,
+        images: torch.Tensor,
+        source: torch.Tensor | None = None,
+        *,
+        params: InterpolationParams | None = None,
+        generator: torch.Generator | np.random.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        x, src, single = self._check_inputs(images, source)
+        if params is None:
+            params = self.forward_parameters(x.shape, generator, explicit_source=src is not None)
+        else:
+            self._check_params(params, tuple(x.shape), src)
+        self._params = params
+        if x.shape[0] == 0:
+            return x.clone(), x.new_zeros((0, 1) + tuple(x.shape[2:]))
+        out, label = self.apply_transform(x, src, params)
+        if single:
+            out, label = out[0], label[0]
+        return out, label
+
+
+class PoissonImageInterpolation(_PatchInterpolation):
+    """Poisson Image Interpolation (Tan et al. 2021) as an augmentation: ``(augmented, label)``.
+
+    Each sample gets, with probability ``p``, a random patch of a source image blended in by a
+    Poisson solve (:func:`~pii_augment.poisson_interpolate`) and the label of
+    :func:`~pii_augment.anomaly_label` (``alpha`` where the blend changed the image, 0
+    elsewhere). The source is another image of the same batch (``source="batch"``: pairs blended
+    both ways with one patch and alpha, as the original) or an explicit ``source`` batch. Defaults
+    reproduce the original's patch distribution. Runs where the images live: CPU tensors through
+    the Numba backend, CUDA tensors through the cupy backend, without a host copy of the images.
+
+    All randomness is drawn up front on the host by :meth:`forward_parameters` (from
+    ``generator=``, else the module's ``seed`` stream, else torch's global RNG) and kept in
+    ``self._params``; ``aug(x, params=aug._params)`` replays a call exactly.
+
+    Args:
+        p: probability that a sample is augmented (others: output == input, label 0).
+        alpha: (low, high) of the uniform interpolation factor.
+        shape: patch shape, ``"square"`` (a cube in 3D; the original), ``"rectangle"``
+            (``"cuboid"``), ``"ellipse"`` (``"ellipsoid"``) or ``"blob"``.
+        half_width: half-width range, fractions of the axis size (upper bound exclusive).
+        center: patch centre range, fractions of the axis size (upper bound exclusive).
+        border: image-edge pixels no patch covers (1 as the original).
+        gradient: guidance, ``"pii"`` (the paper), ``"mixed"`` or ``"source"``.
+        tolerance: label quantisation step (None: alpha on the whole patch).
+        source: ``"batch"`` (pairs, both ways) or ``"random"`` (any other sample).
+        seed: seeds a stream private to the module (None: torch's global RNG).
+        backend: ``"auto"``, ``"numba"`` or ``"cupy"`` (see :func:`~pii_augment.poisson_interpolate`).
+        spatial_dims: 2 or 3 to fix the image rank; None infers it (a 4D input is then a 2D
+            batch: use ``spatial_dims=3`` for a single ``(C, D, H, W)`` volume).
+        clip: clip the blend to the destination's range per sample and channel.
+        solver_tol: relative residual of the Poisson solve.
+
+    Shape:
+        - images: :math:`(B, C, H, W)` or :math:`(B, C, D, H, W)`, float (a single
+          :math:`(C, H, W)` / :math:`(C, D, H, W)` image with an explicit source).
+        - source: None or the shape of ``images``.
+        - Output: ``augmented`` like ``images``; ``label`` :math:`(B, 1, *spatial)` (or
+          :math:`(1, *spatial)`), same dtype and device. float16/bfloat16 are computed in float32.
+
+    Example:
+        >>> import torch
+        >>> from pii_augment import PoissonImageInterpolation
+        >>> aug = PoissonImageInterpolation(seed=0)
+        >>> x = torch.randn(4, 1, 64, 64, generator=torch.Generator().manual_seed(0))
+        >>> out, label = aug(x)
+        >>> out.shape, label.shape, label.dtype
+        (torch.Size([4, 1, 64, 64]), torch.Size([4, 1, 64, 64]), torch.float32)
+        >>> bool(((label > 0) <= torch.from_numpy(aug._params.masks())[:, None]).all())
+        True
+        >>> again, label2 = aug(x, params=aug._params)  # replay
+        >>> bool(torch.equal(again, out) and torch.equal(label2, label))
+        True
+    """
+
+    def __init__(
+        self,
+        *,
+        p: float = 1.0,
+        alpha: tuple[float, float] = (0.05, 0.95),
+        shape: str = "square",
+        half_width: tuple[float, float] = (0.05, 0.2),
+        center: tuple[float, float] = (0.1, 0.9),
+        border: int = 1,
+        gradient: str = "pii",
+        tolerance: float | None = 1e-3,
+        source: str = "batch",
+        seed: int | None = None,
+        backend: str = "auto",
+        spatial_dims: int | None = None,
+        clip: bool = True,
+        solver_tol: float = DEFAULT_TOL,
+    ) -> None:
+        super().__init__(
+            p=p, alpha=alpha, shape=shape, half_width=half_width, center=center, border=border,
+            tolerance=tolerance, source=source, seed=seed, backend=backend,
+            spatial_dims=spatial_dims,
+        )
+        if gradient not in _GRADIENTS:
+            raise ValueError(f"gradient must be one of {tuple(_GRADIENTS)}; got {gradient!r}")
+        self.gradient = gradient
+        self.clip = bool(clip)
+        self.solver_tol = float(solver_tol)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, gradient={self.gradient!r}"
+
+    def _blend(self, dst, src, mask, alpha):
+        return poisson_interpolate(
+            dst, src, mask, alpha, gradient=self.gradient, clip=self.clip, tol=self.solver_tol,
+            backend=self.backend,
+        )
+
+
+class ForeignPatchInterpolation(_PatchInterpolation):
+    """Foreign Patch Interpolation as an augmentation: ``(augmented, label)``.
+
+    The linear forerunner of :class:`PoissonImageInterpolation`, with the same options (less
+    ``gradient``): a patch becomes ``(1 - alpha) dst + alpha src``
+    (:func:`~pii_augment.foreign_patch_interpolate`), the label is ``alpha`` where the image
+    changed (:func:`~pii_augment.anomaly_label`).
+
+    Shape:
+        - images: :math:`(B, C, H, W)` or :math:`(B, C, D, H, W)`, float (a single
+          :math:`(C, H, W)` / :math:`(C, D, H, W)` image with an explicit source).
+        - source: None or the shape of ``images``.
+        - Output: ``augmented`` like ``images``; ``label`` :math:`(B, 1, *spatial)`.
+
+    Example:
+        >>> import torch
+        >>> from pii_augment import ForeignPatchInterpolation
+        >>> aug = ForeignPatchInterpolation(shape="ellipsoid", seed=0, spatial_dims=3)
+        >>> g = torch.Generator().manual_seed(0)
+        >>> vol, other = torch.rand(2, 1, 16, 32, 32, generator=g)  # two single (C, D, H, W)
+        >>> out, label = aug(vol, other)
+        >>> out.shape, label.shape
+        (torch.Size([1, 16, 32, 32]), torch.Size([1, 16, 32, 32]))
+    """
+
+    def _blend(self, dst, src, mask, alpha):
+        return foreign_patch_interpolate(dst, src, mask, alpha, backend=self.backend)
