@@ -26,7 +26,9 @@ PRIMITIVES = (
     "coarsen_kind",
     "restrict",
     "prolong_add",
-    "sumsq_unknowns",
+    "dot_unknowns",
+    "axpy_unknowns",
+    "xpby_unknowns",
     "scatter_crop",
 )
 
@@ -108,6 +110,14 @@ def get_backend(name: str, array: Any):
     if name not in _CACHE:
         if name == "numba":
             _CACHE[name] = NumbaBackend()
-        else:
+        elif name == "cupy":
+            from ._cuda import CupyBackend  # imports cupy lazily; clear error without cupy/GPU
+
+            _CACHE[name] = CupyBackend()
+        elif name == "cuda-emulated":
+            from ._cuda import EmulatedCudaBackend  # compiles kernels/*.cu with g++ (cached)
+
+            _CACHE[name] = EmulatedCudaBackend()
+        else:  # pragma: no cover - BACKENDS is checked above
             raise NotImplementedError(f"backend={name!r} is not available in this build yet")
     return _CACHE[name]

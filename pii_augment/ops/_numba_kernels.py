@@ -322,9 +322,40 @@ def coarsen_kind(kind_f, ext_f, flags, kind_c, ext_c):
             kind_c[b, Z, Y, X] = k
 
 
+@njit(inline="always")
+def _axis_pair(i, f, n_c):
+    # Cell-centred linear interpolation along one axis for fine index i:
+    # (primary coarse index, secondary coarse index, weight of primary, weight of secondary).
+    if f == 0:
+        return i, i, 1.0, 0.0
+    p = i >> 1
+    s = p + 1 if (i & 1) else p - 1
+    if s < 0 or s >= n_c:
+        return p, p, 1.0, 0.0
+    return p, s, 0.75, 0.25
+
+
+@njit(inline="always")
+def _restrict_weight(I, i, f, n_c):
+    # Weight with which fine index i interpolates from coarse index I (the transpose of
+    # _axis_pair), 0 when i does not touch I.
+    p, s, wp, ws = _axis_pair(i, f, n_c)
+    w = 0.0
+    if p == I:
+        w += wp
+    if s == I:
+        w += ws
+    return w
+
+
 @njit(**_OPTS)
 def restrict(r_f, ext_f, kind_c, ext_c, flags, rhs_c):
-    """Coarse right-hand side: the mean of the children's residuals on coarse unknowns, else 0."""
+    """Coarse right-hand side on coarse unknowns: the transpose of :func:`prolong_add`, scaled by
+    2^-k (k coarsened axes) so that it averages; 0 on the other coarse cells.
+
+    Being the exact (scaled) transpose of the prolongation keeps the V-cycle symmetric, as the
+    conjugate-gradient driver needs.
+    """
     B, C, Dc, Hc, Wc = rhs_c.shape
     fz, fy, fx = flags[0], flags[1], flags[2]
     scale = 1.0 / (1 << (fz + fy + fx))
@@ -342,39 +373,28 @@ def restrict(r_f, ext_f, kind_c, ext_c, flags, rhs_c):
                 rhs_c[b, c, Z, Y, X] = 0
                 continue
             s = 0.0
-            for dz in range(1 + fz):
-                z = (Z << fz) + dz
-                if z >= ext_f[b, 0]:
+            for z in range(max((Z << fz) - fz, 0), min((Z << fz) + 1 + 2 * fz, ext_f[b, 0])):
+                wz_ = _restrict_weight(Z, z, fz, ext_c[b, 0])
+                if wz_ == 0.0:
                     continue
-                for dy in range(1 + fy):
-                    y = (Y << fy) + dy
-                    if y >= ext_f[b, 1]:
+                for y in range(max((Y << fy) - fy, 0), min((Y << fy) + 1 + 2 * fy, ext_f[b, 1])):
+                    wy_ = _restrict_weight(Y, y, fy, ext_c[b, 1])
+                    if wy_ == 0.0:
                         continue
-                    for dx in range(1 + fx):
-                        x = (X << fx) + dx
-                        if x >= ext_f[b, 2]:
-                            continue
-                        s += r_f[b, c, z, y, x]
+                    for x in range(max((X << fx) - fx, 0), min((X << fx) + 1 + 2 * fx, ext_f[b, 2])):
+                        wx_ = _restrict_weight(X, x, fx, ext_c[b, 2])
+                        if wx_ != 0.0:
+                            s += wz_ * wy_ * wx_ * r_f[b, c, z, y, x]
             rhs_c[b, c, Z, Y, X] = s * scale
-
-
-@njit(inline="always")
-def _axis_pair(i, f, n_c):
-    # Cell-centred linear interpolation along one axis: (primary, secondary, w_primary, w_secondary)
-    if f == 0:
-        return i, i, 1.0, 0.0
-    p = i >> 1
-    s = p + 1 if (i & 1) else p - 1
-    if s < 0 or s >= n_c:
-        return p, p, 1.0, 0.0
-    return p, s, 0.75, 0.25
 
 
 @njit(**_OPTS)
 def prolong_add(e_c, kind_c, ext_c, kind_f, ext_f, flags, u_f):
-    """u_f += P e_c on fine unknowns (cell-centred (bi/tri)linear interpolation).
+    """u_f += P e_c on fine unknowns: cell-centred (bi/tri)linear interpolation (weights 3/4, 1/4
+    per coarsened axis; at the end of the coarse extent, the nearest coarse cell).
 
-    Coarse cells outside the image/crop (kind 0) take the value of the primary parent.
+    Coarse cells that are not unknown hold a zero correction. ``kind_c`` is not read (it is part
+    of the signature for symmetry with :func:`restrict`).
     """
     B, C, Df, Hf, Wf = u_f.shape
     fz, fy, fx = flags[0], flags[1], flags[2]
@@ -393,43 +413,66 @@ def prolong_add(e_c, kind_c, ext_c, kind_f, ext_f, flags, u_f):
             if kind_f[b, z, y, x] != 2:
                 continue
             x0, x1, wx0, wx1 = _axis_pair(x, fx, ext_c[b, 2])
-            e0 = e_c[b, c, z0, y0, x0]
-            acc = 0.0
-            for iz in range(2):
-                zz = z0 if iz == 0 else z1
-                wz_ = wz0 if iz == 0 else wz1
-                if wz_ == 0.0:
-                    continue
-                for iy in range(2):
-                    yy = y0 if iy == 0 else y1
-                    wy_ = wy0 if iy == 0 else wy1
-                    if wy_ == 0.0:
-                        continue
-                    for ix in range(2):
-                        xx = x0 if ix == 0 else x1
-                        wx_ = wx0 if ix == 0 else wx1
-                        if wx_ == 0.0:
-                            continue
-                        v = e0 if kind_c[b, zz, yy, xx] == 0 else e_c[b, c, zz, yy, xx]
-                        acc += wz_ * wy_ * wx_ * v
+            acc = wz0 * (wy0 * (wx0 * e_c[b, c, z0, y0, x0] + wx1 * e_c[b, c, z0, y0, x1])
+                         + wy1 * (wx0 * e_c[b, c, z0, y1, x0] + wx1 * e_c[b, c, z0, y1, x1]))
+            if wz1 != 0.0:
+                acc += wz1 * (wy0 * (wx0 * e_c[b, c, z1, y0, x0] + wx1 * e_c[b, c, z1, y0, x1])
+                              + wy1 * (wx0 * e_c[b, c, z1, y1, x0] + wx1 * e_c[b, c, z1, y1, x1]))
             u_f[b, c, z, y, x] += acc
 
 
 @njit(**_OPTS)
-def sumsq_unknowns(x, kind, ext, out):
-    """out[b, c] = sum of x^2 over the unknown cells of system (b, c), in float64."""
+def dot_unknowns(x, y, kind, ext, out):
+    """out[b, c] = sum of x * y over the unknown cells of system (b, c), in float64."""
     B, C, Dp, Hp, Wp = x.shape
     for n in range(B * C):
         c = n % C
         b = n // C
         s = 0.0
         for z in range(ext[b, 0]):
-            for y in range(ext[b, 1]):
+            for yy in range(ext[b, 1]):
                 for xx in range(ext[b, 2]):
-                    if kind[b, z, y, xx] == 2:
-                        v = 1.0 * x[b, c, z, y, xx]
-                        s += v * v
+                    if kind[b, z, yy, xx] == 2:
+                        s += 1.0 * x[b, c, z, yy, xx] * y[b, c, z, yy, xx]
         out[b, c] = s
+
+
+@njit(**_OPTS)
+def axpy_unknowns(a, x, y, kind, ext):
+    """y += a[b, c] * x on the unknown cells of every system (b, c); a: (B, C) float64."""
+    B, C, Dp, Hp, Wp = x.shape
+    for n in range(B * C * Dp * Hp):
+        yy = n % Hp
+        t = n // Hp
+        z = t % Dp
+        t = t // Dp
+        c = t % C
+        b = t // C
+        if z >= ext[b, 0] or yy >= ext[b, 1]:
+            continue
+        s = a[b, c]
+        for xx in range(ext[b, 2]):
+            if kind[b, z, yy, xx] == 2:
+                y[b, c, z, yy, xx] += s * x[b, c, z, yy, xx]
+
+
+@njit(**_OPTS)
+def xpby_unknowns(x, beta, y, kind, ext):
+    """y = x + beta[b, c] * y on the unknown cells of every system (b, c); beta: (B, C) float64."""
+    B, C, Dp, Hp, Wp = x.shape
+    for n in range(B * C * Dp * Hp):
+        yy = n % Hp
+        t = n // Hp
+        z = t % Dp
+        t = t // Dp
+        c = t % C
+        b = t // C
+        if z >= ext[b, 0] or yy >= ext[b, 1]:
+            continue
+        s = beta[b, c]
+        for xx in range(ext[b, 2]):
+            if kind[b, z, yy, xx] == 2:
+                y[b, c, z, yy, xx] = x[b, c, z, yy, xx] + s * y[b, c, z, yy, xx]
 
 
 @njit(**_OPTS)

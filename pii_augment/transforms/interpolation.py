@@ -292,6 +292,11 @@ class _PatchInterpolation(nn.Module):
                 f"images is a single image of shape {tuple(images.shape)}: pass an explicit "
                 f"source image of the same shape (the source is otherwise another image of the batch)"
             )
+        elif x.shape[0] == 1:
+            raise ValueError(
+                f"images is a batch of one image, shape {tuple(x.shape)}: pass an explicit source "
+                f"batch of the same shape (the source is otherwise another image of the batch)"
+            )
         return x, src, single
 
     def _check_params(self, params: Any, shape: tuple[int, ...], src: Any) -> None:

@@ -1,0 +1,662 @@
+"""The CUDA kernels of ``kernels/*.cu`` behind the backend interface: cupy, or emulated with g++.
+
+Two backends share one class, :class:`CudaKernelBackend`, which holds everything but memory and
+launches: argument checks, launch geometry and argument marshalling for every primitive of
+:data:`pii_augment.ops._backends.PRIMITIVES`, plus the ``smooth`` composite. The subclasses
+differ only in how arrays are allocated and how a launch is carried out:
+
+- :class:`CupyBackend` (``backend="cupy"``): cupy arrays; the sources are compiled with NVRTC
+  through ``cupy.RawModule`` once per device and field type, and launched on cupy's current stream.
+- :class:`EmulatedCudaBackend` (``backend="cuda-emulated"``): numpy arrays; the *same* sources are
+  compiled with g++ behind ``kernels/cuda_emulation.h`` (CUDA qualifiers become plain C++, the
+  launch becomes loops over blocks and threads) into a shared library cached on disk, and called
+  through ctypes (which releases the GIL, so the batch chunks of the driver run in parallel).
+
+Every kernel ``name`` is a template on the field type ``T``; the Python side asks for
+``name<float>`` or ``name<double>``. Kernels are launched "row-mapped" (see ``kernels/common.cuh``):
+one thread per cell of a ``(b, c, z, y)`` row, block ``(bx, by)``, grid ``(rows / by, width / bx)``.
+
+Nothing here imports cupy at module import time.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ._backends import host_threads
+
+__all__ = [
+    "CudaKernelBackend",
+    "CupyBackend",
+    "EmulatedCudaBackend",
+    "kernels_dir",
+    "kernel_names",
+    "cuda_source",
+    "name_expressions",
+    "launch_geometry",
+    "torch_stream",
+]
+
+#: C++ spelling of the field types the kernels are instantiated for.
+CTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+
+#: Options of the NVRTC build. ``--fmad=false`` keeps a*b+c as two roundings, as on the CPU, so
+#: the GPU computes the same iterates as the Numba and emulated backends (the kernels are memory
+#: bound; fused multiply-adds would buy nothing).
+NVRTC_OPTIONS = ("-std=c++17", "--fmad=false")
+
+#: Flags of the g++ emulation build (no FMA contraction, for the same reason).
+CXX_FLAGS = ("-O2", "-std=c++17", "-shared", "-fPIC", "-ffp-contract=off", "-Wall")
+
+#: Threads per block of a row-mapped launch.
+BLOCK_THREADS = 256
+
+_INCLUDE_RE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*"([^"]+)"[ \t]*$', re.M)
+_KERNEL_RE = re.compile(r"template\s*<\s*typename\s+T\s*>\s*__global__\s+void\s+(\w+)\s*\(")
+
+
+# ------------------------------------------------------------------------------------------------
+# Sources
+# ------------------------------------------------------------------------------------------------
+
+
+def kernels_dir() -> Path:
+    """Directory of the ``.cu`` sources: the installed ``pii_augment.kernels``, else the checkout's.
+
+    Raises ``FileNotFoundError`` when neither holds ``common.cuh``.
+    """
+    try:
+        from importlib.resources import files
+
+        d = Path(str(files("pii_augment.kernels")))
+        if (d / "common.cuh").is_file():
+            return d
+    except (ModuleNotFoundError, TypeError):
+        pass
+    d = Path(__file__).resolve().parents[2] / "kernels"
+    if (d / "common.cuh").is_file():
+        return d
+    raise FileNotFoundError(
+        "pii_augment's CUDA sources (kernels/*.cu) are missing: neither the installed package "
+        f"pii_augment.kernels nor {d} holds them; reinstall pii_augment"
+    )
+
+
+def _inline(name: str, directory: Path, seen: set[str]) -> str:
+    """Text of ``name`` with its local ``#include "..."`` files inlined once, ``#line``-marked."""
+    text = (directory / name).read_text()
+
+    def sub(m: re.Match) -> str:
+        inc = m.group(1)
+        line = text.count("\n", 0, m.start()) + 2  # line number after the #include
+        if inc in seen:
+            return f"// {inc}: already included"
+        if not (directory / inc).is_file():
+            raise FileNotFoundError(f"{name} includes {inc!r}, which is not in {directory}")
+        seen.add(inc)
+        body = _inline(inc, directory, seen)
+        return f'#line 1 "{inc}"\n{body}\n#line {line} "{name}"'
+
+    return f'#line 1 "{name}"\n' + _INCLUDE_RE.sub(sub, text)
+
+
+@lru_cache(maxsize=None)
+def _sources(directory: str) -> tuple[tuple[str, ...], str, tuple[str, ...]]:
+    d = Path(directory)
+    files = tuple(sorted(p.name for p in d.glob("*.cu")))
+    if not files:
+        raise FileNotFoundError(f"no .cu files in {d}")
+    seen: set[str] = set()
+    code = "\n".join(_inline(f, d, seen) for f in files) + "\n"
+    names = tuple(_KERNEL_RE.findall(code))
+    return files, code, names
+
+
+def cuda_source() -> str:
+    """All ``kernels/*.cu`` (sorted by name) as one translation unit, local includes inlined.
+
+    One string, so cupy's compile cache (keyed on the code) sees any change to any file.
+    """
+    return _sources(str(kernels_dir()))[1]
+
+
+def kernel_names() -> tuple[str, ...]:
+    """Names of the ``template <typename T> __global__`` kernels in the sources, in source order."""
+    return _sources(str(kernels_dir()))[2]
+
+
+def name_expressions(ctype: str) -> list[str]:
+    """``["build_kind<float>", ...]``: every kernel instantiated for the C++ type ``ctype``."""
+    return [f"{n}<{ctype}>" for n in kernel_names()]
+
+
+def _ctype(dtype: Any, what: str) -> str:
+    try:
+        return CTYPES[np.dtype(dtype)]
+    except (KeyError, TypeError):
+        raise TypeError(f"{what} must be float32 or float64; got dtype {dtype}") from None
+
+
+# ------------------------------------------------------------------------------------------------
+# Launch geometry and argument checks (shared by both backends)
+# ------------------------------------------------------------------------------------------------
+
+_MAX_ROWS = 2**31 - 1 - BLOCK_THREADS
+
+
+def launch_geometry(rows: int, width: int) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+    """(grid, block) of a row-mapped launch over ``rows`` rows of ``width`` threads each.
+
+    The block is ``(bx, by)`` with ``bx`` the power of two >= ``width`` capped at 32 (a warp spans
+    one row where rows are long, several short rows otherwise) and ``bx * by`` = 256 threads.
+    """
+    if rows > _MAX_ROWS:
+        raise ValueError(
+            f"the problem has {rows} rows (batch x channels x depth x height of the crop); the "
+            f"CUDA kernels handle at most {_MAX_ROWS}: split the batch"
+        )
+    bx = 1
+    while bx < width and bx < 32:
+        bx *= 2
+    by = BLOCK_THREADS // bx
+    grid = (max(1, -(-rows // by)), max(1, -(-width // bx)), 1)
+    if grid[1] > 65535:
+        raise ValueError(f"a row of {width} cells is too long for one launch (at most {65535 * bx})")
+    return grid, (bx, by, 1)
+
+
+_U8 = np.dtype(np.uint8)
+_I64 = np.dtype(np.int64)
+_F64 = np.dtype(np.float64)
+_BOOL = np.dtype(bool)
+
+
+def _check(kernel: str, arg: str, a: Any, dtype: Any, ndim: int) -> None:
+    """Raise a clear error unless ``a`` is a C-contiguous ``dtype`` array of ``ndim`` dimensions."""
+    if not hasattr(a, "dtype") or not hasattr(a, "flags"):
+        raise TypeError(f"{kernel}: {arg} must be an array; got {type(a).__name__}")
+    if a.dtype != dtype:
+        raise TypeError(f"{kernel}: {arg} must have dtype {np.dtype(dtype)}; got {a.dtype}")
+    if a.ndim != ndim:
+        raise ValueError(f"{kernel}: {arg} must have {ndim} dimensions; got shape {tuple(a.shape)}")
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{kernel}: {arg} must be C-contiguous (shape {tuple(a.shape)})")
+
+
+def _check_batch(kernel: str, B: int, **tables: Any) -> None:
+    for arg, t in tables.items():
+        _check(kernel, arg, t, _I64, 2)
+        if tuple(t.shape) != (B, 3):
+            raise ValueError(f"{kernel}: {arg} must have shape (B, 3) = ({B}, 3); got {tuple(t.shape)}")
+
+
+def _check_field(kernel: str, arg: str, a: Any, shape: tuple | None = None, dtype: Any = None) -> None:
+    _check(kernel, arg, a, a.dtype if dtype is None else dtype, 5)
+    _ctype(a.dtype, f"{kernel}: {arg}")
+    if shape is not None and tuple(a.shape) != tuple(shape):
+        raise ValueError(f"{kernel}: {arg} must have shape {tuple(shape)}; got {tuple(a.shape)}")
+
+
+def _check_kind(kernel: str, arg: str, kind: Any, shape: tuple) -> None:
+    _check(kernel, arg, kind, _U8, 4)
+    if tuple(kind.shape) != tuple(shape):
+        raise ValueError(f"{kernel}: {arg} must have shape {tuple(shape)}; got {tuple(kind.shape)}")
+
+
+def _i32(v: int) -> np.int32:
+    return np.int32(v)
+
+
+class CudaKernelBackend:
+    """The CUDA kernels behind the backend interface; subclasses supply memory and launches.
+
+    Each primitive checks its arguments, computes the launch geometry and calls
+    ``self._launch(kernel, ctype, grid, block, args)`` with arrays of the backend's kind and numpy
+    scalars of the exact C types (``np.int32`` for ``int``, ``np.float64`` for ``double``), the
+    array shapes appended after the Numba twin's arguments.
+    """
+
+    name = "cuda-kernels"
+    xp: Any = np
+    on_device = False
+
+    # -- memory and launches: the only things subclasses change ---------------------------------
+    def _launch(self, kernel: str, ctype: str, grid, block, args: Sequence[Any]) -> None:
+        raise NotImplementedError
+
+    def empty(self, shape, dtype):
+        """Uninitialised array of this backend's kind."""
+        return self.xp.empty(shape, dtype=dtype)
+
+    def zeros(self, shape, dtype):
+        """Zero-filled array of this backend's kind."""
+        return self.xp.zeros(shape, dtype=dtype)
+
+    def index_array(self, a):
+        """A small host int64/float64 table as a C-contiguous array of this backend's kind."""
+        return self.xp.ascontiguousarray(self.xp.asarray(np.ascontiguousarray(a)))
+
+    def to_host(self, x) -> np.ndarray:
+        """Copy to a numpy array (a device synchronisation point on the GPU)."""
+        return np.asarray(x)
+
+    def _run(self, kernel: str, ctype: str, rows: int, width: int, args: Sequence[Any]) -> None:
+        if rows <= 0 or width <= 0:
+            return
+        grid, block = launch_geometry(rows, width)
+        self._launch(kernel, ctype, grid, block, args)
+
+    # -- primitives (argument order of pii_augment.ops._numba_kernels) ---------------------------
+    def build_kind(self, mask, off, ext, kind):
+        """Label the padded crop cells from the full-image mask (see the Numba twin)."""
+        k = "build_kind"
+        _check(k, "kind", kind, _U8, 4)
+        B, Dp, Hp, Wp = kind.shape
+        if getattr(mask, "ndim", 0) != 4 or mask.shape[0] != B:
+            raise ValueError(f"{k}: mask must have shape (B, D, H, W) with B = {B}; got {tuple(mask.shape)}")
+        if mask.dtype not in (_BOOL, _U8):
+            raise TypeError(f"{k}: mask must have dtype bool; got {mask.dtype}")
+        _check(k, "mask", mask, mask.dtype, 4)
+        _check_batch(k, B, off=off, ext=ext)
+        _, D, H, W = mask.shape
+        self._run(k, "float", B * Dp * Hp, Wp,
+                  (mask, off, ext, kind, _i32(B), _i32(D), _i32(H), _i32(W), _i32(Dp), _i32(Hp), _i32(Wp)))
+
+    def gather_crop(self, full, off, ext, out):
+        """Copy each sample's crop of a full-size field into the padded crop array."""
+        k = "gather_crop"
+        _check_field(k, "out", out)
+        B, C, Dp, Hp, Wp = out.shape
+        _check_field(k, "full", full, dtype=out.dtype)
+        if tuple(full.shape[:2]) != (B, C):
+            raise ValueError(f"{k}: full must have shape ({B}, {C}, D, H, W); got {tuple(full.shape)}")
+        _check_batch(k, B, off=off, ext=ext)
+        _, _, D, H, W = full.shape
+        self._run(k, CTYPES[out.dtype], B * C * Dp * Hp, Wp,
+                  (full, off, ext, out, _i32(B), _i32(C), _i32(D), _i32(H), _i32(W),
+                   _i32(Dp), _i32(Hp), _i32(Wp)))
+
+    def guidance_rhs(self, dst, src, kind, ext, alpha, mode, rhs):
+        """Divergence of the guidance field on unknown cells (mode 0 pii, 1 mixed, 2 source)."""
+        k = "guidance_rhs"
+        _check_field(k, "rhs", rhs)
+        B, C, Dp, Hp, Wp = rhs.shape
+        _check_field(k, "dst", dst, rhs.shape, rhs.dtype)
+        _check_field(k, "src", src, rhs.shape, rhs.dtype)
+        _check_kind(k, "kind", kind, (B, Dp, Hp, Wp))
+        _check_batch(k, B, ext=ext)
+        _check(k, "alpha", alpha, _F64, 1)
+        if alpha.shape[0] != B:
+            raise ValueError(f"{k}: alpha must have shape ({B},); got {tuple(alpha.shape)}")
+        if int(mode) not in (0, 1, 2):
+            raise ValueError(f"{k}: mode must be 0 (pii), 1 (mixed) or 2 (source); got {mode!r}")
+        self._run(k, CTYPES[rhs.dtype], B * C * Dp * Hp, Wp,
+                  (dst, src, kind, ext, alpha, _i32(mode), rhs, _i32(B), _i32(C), _i32(Dp), _i32(Hp), _i32(Wp)))
+
+    def fill_unknowns(self, u, kind, ext, value):
+        """Set ``u`` to ``value`` on every unknown cell."""
+        k = "fill_unknowns"
+        _check_field(k, "u", u)
+        B, C, Dp, Hp, Wp = u.shape
+        _check_kind(k, "kind", kind, (B, Dp, Hp, Wp))
+        _check_batch(k, B, ext=ext)
+        self._run(k, CTYPES[u.dtype], B * C * Dp * Hp, Wp,
+                  (u, kind, ext, np.float64(value), _i32(B), _i32(C), _i32(Dp), _i32(Hp), _i32(Wp)))
+
+    def _stencil_args(self, k, u, rhs, kind, ext, w):
+        _check_field(k, "u", u)
+        B, C, Dp, Hp, Wp = u.shape
+        _check_field(k, "rhs", rhs, u.shape, u.dtype)
+        _check_kind(k, "kind", kind, (B, Dp, Hp, Wp))
+        _check_batch(k, B, ext=ext)
+        _check(k, "w", w, _F64, 1)
+        if w.shape[0] != 3:
+            raise ValueError(f"{k}: w must have shape (3,); got {tuple(w.shape)}")
+        return B, C, Dp, Hp, Wp
+
+    def rbgs_sweep(self, u, rhs, kind, ext, w, color):
+        """One red-black Gauss-Seidel half sweep on the unknowns with (z + y + x) % 2 == color."""
+        k = "rbgs_sweep"
+        B, C, Dp, Hp, Wp = self._stencil_args(k, u, rhs, kind, ext, w)
+        self._run(k, CTYPES[u.dtype], B * C * Dp * Hp, (Wp + 1) // 2,
+                  (u, rhs, kind, ext, w, _i32(int(color) & 1), _i32(B), _i32(C), _i32(Dp), _i32(Hp), _i32(Wp)))
+
+    def jacobi_sweep(self, u, rhs, kind, ext, w, omega, u_out):
+        """One weighted Jacobi sweep from ``u`` into ``u_out`` (non-unknown cells are copied)."""
+        k = "jacobi_sweep"
+        B, C, Dp, Hp, Wp = self._stencil_args(k, u, rhs, kind, ext, w)
+        _check_field(k, "u_out", u_out, u.shape, u.dtype)
+        self._run(k, CTYPES[u.dtype], B * C * Dp * Hp, Wp,
+                  (u, rhs, kind, ext, w, np.float64(omega), u_out, _i32(B), _i32(C), _i32(Dp), _i32(Hp), _i32(Wp)))
+
+    def residual(self, u, rhs, kind, ext, w, r):
+        """r = rhs - A(u) on unknown cells, 0 on the other cells of the crop."""
+        k = "residual"
+        B, C, Dp, Hp, Wp = self._stencil_args(k, u, rhs, kind, ext, w)
+        _check_field(k, "r", r, u.shape, u.dtype)
+        self._run(k, CTYPES[u.dtype], B * C * Dp * Hp, Wp,
+                  (u, rhs, kind, ext, w, r, _i32(B), _i32(C), _i32(Dp), _i32(Hp), _i32(Wp)))
+
+    def coarsen_kind(self, kind_f, ext_f, flags, kind_c, ext_c):
+        """Coarse cell labels by erosion (see the Numba twin)."""
+        k = "coarsen_kind"
+        _check(k, "kind_f", kind_f, _U8, 4)
+        _check(k, "kind_c", kind_c, _U8, 4)
+        B, Df, Hf, Wf = kind_f.shape
+        _, Dc, Hc, Wc = kind_c.shape
+        if kind_c.shape[0] != B:
+            raise ValueError(f"{k}: kind_c must have batch size {B}; got shape {tuple(kind_c.shape)}")
+        _check_batch(k, B, ext_f=ext_f, ext_c=ext_c)
+        self._check_flags(k, flags)
+        self._run(k, "float", B * Dc * Hc, Wc,
+                  (kind_f, ext_f, flags, kind_c, ext_c, _i32(B), _i32(Df), _i32(Hf), _i32(Wf),
+                   _i32(Dc), _i32(Hc), _i32(Wc)))
+
+    @staticmethod
+    def _check_flags(k, flags):
+        _check(k, "flags", flags, _I64, 1)
+        if flags.shape[0] != 3:
+            raise ValueError(f"{k}: flags must have shape (3,); got {tuple(flags.shape)}")
+
+    def restrict(self, r_f, ext_f, kind_c, ext_c, flags, rhs_c):
+        """Coarse right-hand side: the mean of the children's residuals on coarse unknowns."""
+        k = "restrict"
+        _check_field(k, "rhs_c", rhs_c)
+        B, C, Dc, Hc, Wc = rhs_c.shape
+        _check_field(k, "r_f", r_f, dtype=rhs_c.dtype)
+        _, _, Df, Hf, Wf = r_f.shape
+        _check_kind(k, "kind_c", kind_c, (B, Dc, Hc, Wc))
+        _check_batch(k, B, ext_f=ext_f, ext_c=ext_c)
+        self._check_flags(k, flags)
+        self._run(k, CTYPES[rhs_c.dtype], B * C * Dc * Hc, Wc,
+                  (r_f, ext_f, kind_c, ext_c, flags, rhs_c, _i32(B), _i32(C), _i32(Df), _i32(Hf), _i32(Wf),
+                   _i32(Dc), _i32(Hc), _i32(Wc)))
+
+    def prolong_add(self, e_c, kind_c, ext_c, kind_f, ext_f, flags, u_f):
+        """u_f += P e_c on fine unknowns (cell-centred bi/trilinear interpolation)."""
+        k = "prolong_add"
+        _check_field(k, "u_f", u_f)
+        B, C, Df, Hf, Wf = u_f.shape
+        _check_field(k, "e_c", e_c, dtype=u_f.dtype)
+        _, _, Dc, Hc, Wc = e_c.shape
+        _check_kind(k, "kind_c", kind_c, (B, Dc, Hc, Wc))
+        _check_kind(k, "kind_f", kind_f, (B, Df, Hf, Wf))
+        _check_batch(k, B, ext_c=ext_c, ext_f=ext_f)
+        self._check_flags(k, flags)
+        self._run(k, CTYPES[u_f.dtype], B * C * Df * Hf, Wf,
+                  (e_c, kind_c, ext_c, kind_f, ext_f, flags, u_f, _i32(B), _i32(C), _i32(Df), _i32(Hf),
+                   _i32(Wf), _i32(Dc), _i32(Hc), _i32(Wc)))
+
+    def sumsq_unknowns(self, x, kind, ext, out):
+        """out[b, c] = sum of x^2 over the unknown cells of system (b, c), in float64.
+
+        Two deterministic launches (row sums, then one thread per system summing its rows in
+        order); the result equals the Numba twin's up to float64 rounding order.
+        """
+        k = "sumsq_unknowns"
+        _check_field(k, "x", x)
+        B, C, Dp, Hp, Wp = x.shape
+        _check_kind(k, "kind", kind, (B, Dp, Hp, Wp))
+        _check_batch(k, B, ext=ext)
+        _check(k, "out", out, _F64, 2)
+        if tuple(out.shape) != (B, C):
+            raise ValueError(f"{k}: out must have shape ({B}, {C}); got {tuple(out.shape)}")
+        rows = B * C * Dp * Hp
+        if rows == 0:
+            return
+        ctype = CTYPES[x.dtype]
+        partial = self.empty((rows,), _F64)
+        self._run("sumsq_unknowns_rows", ctype, rows, 1,
+                  (x, kind, ext, partial, _i32(B), _i32(C), _i32(Dp), _i32(Hp), _i32(Wp)))
+        self._run("sumsq_unknowns_total", ctype, B * C, 1, (partial, out, _i32(B), _i32(C), _i32(Dp), _i32(Hp)))
+
+    def scatter_crop(self, u, kind, off, ext, lo, hi, do_clip, out):
+        """Write the unknown cells of the crop solution (clipped to [lo, hi]) into ``out``."""
+        k = "scatter_crop"
+        _check_field(k, "u", u)
+        B, C, Dp, Hp, Wp = u.shape
+        _check_kind(k, "kind", kind, (B, Dp, Hp, Wp))
+        _check_batch(k, B, off=off, ext=ext)
+        for arg, a in (("lo", lo), ("hi", hi)):
+            _check(k, arg, a, u.dtype, 2)
+            if tuple(a.shape) != (B, C):
+                raise ValueError(f"{k}: {arg} must have shape ({B}, {C}); got {tuple(a.shape)}")
+        _check_field(k, "out", out, dtype=u.dtype)
+        if tuple(out.shape[:2]) != (B, C):
+            raise ValueError(f"{k}: out must have shape ({B}, {C}, D, H, W); got {tuple(out.shape)}")
+        _, _, D, H, W = out.shape
+        self._run(k, CTYPES[u.dtype], B * C * Dp * Hp, Wp,
+                  (u, kind, off, ext, lo, hi, _i32(1 if do_clip else 0), out, _i32(B), _i32(C),
+                   _i32(D), _i32(H), _i32(W), _i32(Dp), _i32(Hp), _i32(Wp)))
+
+    # -- composites --------------------------------------------------------------------------------
+    def smooth(self, u, rhs, kind, ext, w, sweeps, reverse):
+        """``sweeps`` red-black Gauss-Seidel sweeps (black first when ``reverse``): 2 launches each."""
+        first = 1 if reverse else 0
+        for _ in range(int(sweeps)):
+            self.rbgs_sweep(u, rhs, kind, ext, w, first)
+            self.rbgs_sweep(u, rhs, kind, ext, w, 1 - first)
+
+
+# ------------------------------------------------------------------------------------------------
+# cupy
+# ------------------------------------------------------------------------------------------------
+
+
+def _import_cupy():
+    try:
+        import cupy
+    except ImportError as e:
+        raise ImportError(
+            "backend='cupy' needs cupy: pip install cupy-cuda12x (or the cupy wheel matching your "
+            f"CUDA driver); import failed with: {e}"
+        ) from e
+    return cupy
+
+
+class CupyBackend(CudaKernelBackend):
+    """GPU backend: cupy arrays, ``kernels/*.cu`` compiled with NVRTC via ``cupy.RawModule``.
+
+    Modules are compiled once per (device, field type) and cached (cupy also keeps the binaries
+    on disk). Kernels run on cupy's *current* stream; to run on torch's current stream wrap the
+    call in ``with torch_stream():`` (see :func:`torch_stream`). The driver synchronises with the
+    host only to read convergence norms.
+
+    Raises ``ImportError`` when cupy is missing and ``RuntimeError`` when no CUDA GPU is visible.
+    """
+
+    name = "cupy"
+    on_device = True
+
+    def __init__(self) -> None:
+        cupy = _import_cupy()
+        try:
+            n = cupy.cuda.runtime.getDeviceCount()
+        except Exception as e:  # cupy raises CUDARuntimeError without a driver
+            raise RuntimeError(f"backend='cupy' found no usable CUDA device: {e}") from e
+        if n < 1:
+            raise RuntimeError("backend='cupy' found no CUDA device")
+        self.xp = cupy
+        self._cupy = cupy
+        self._functions: dict[tuple[int, str, str], Any] = {}
+        self._modules: dict[tuple[int, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def to_host(self, x) -> np.ndarray:
+        """Copy a cupy array to the host (synchronises the current stream)."""
+        return self._cupy.asnumpy(x)
+
+    def module(self, ctype: str):
+        """The ``cupy.RawModule`` of all kernels for ``ctype`` on the current device (cached)."""
+        dev = self._cupy.cuda.runtime.getDevice()
+        key = (dev, ctype)
+        mod = self._modules.get(key)
+        if mod is None:
+            with self._lock:
+                mod = self._modules.get(key)
+                if mod is None:
+                    mod = self._cupy.RawModule(
+                        code=cuda_source(), options=NVRTC_OPTIONS, name_expressions=name_expressions(ctype)
+                    )
+                    mod.compile()
+                    self._modules[key] = mod
+        return mod
+
+    def _launch(self, kernel, ctype, grid, block, args):
+        key = (self._cupy.cuda.runtime.getDevice(), ctype, kernel)
+        fn = self._functions.get(key)
+        if fn is None:
+            fn = self.module(ctype).get_function(f"{kernel}<{ctype}>")
+            self._functions[key] = fn
+        fn(grid, block, args)
+
+
+def torch_stream():
+    """A cupy stream context on torch's current CUDA stream (use ``with torch_stream(): ...``).
+
+    cupy launches on its current stream; wrap a call on CUDA torch tensors in this context so the
+    kernels are ordered with the caller's torch work without any synchronisation.
+    """
+    import torch
+
+    cupy = _import_cupy()
+    return cupy.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream)
+
+
+# ------------------------------------------------------------------------------------------------
+# g++ emulation
+# ------------------------------------------------------------------------------------------------
+
+
+def cache_dir() -> Path:
+    """Per-user cache of the emulation libraries: ``$PII_AUGMENT_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/pii_augment``, else ``~/.cache/pii_augment``."""
+    env = os.environ.get("PII_AUGMENT_CACHE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "pii_augment"
+
+
+def _symbol(kernel: str, ctype: str) -> str:
+    return f"pii_emu_{kernel}_{ctype}"
+
+
+def emulation_source() -> str:
+    """The C++ translation unit of the emulation: shim header, all kernels, extern "C" launchers."""
+    d = kernels_dir()
+    shim = _inline("cuda_emulation.h", d, {"cuda_emulation.h"})
+    lines = [shim, cuda_source(), '#line 1 "pii_augment_emulation_launchers"', 'extern "C" {']
+    sig = "unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, void** args"
+    for ctype in CTYPES.values():
+        for k in kernel_names():
+            lines.append(
+                f"void {_symbol(k, ctype)}({sig}) "
+                f"{{ pii_emu::launch<&{k}<{ctype}>>(gx, gy, gz, bx, by, bz, args); }}"
+            )
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _compiler() -> str:
+    cxx = os.environ.get("CXX") or shutil.which("g++")
+    if not cxx or not shutil.which(cxx):
+        raise RuntimeError(
+            "backend='cuda-emulated' compiles kernels/*.cu with a C++17 compiler, but g++ was not "
+            "found on PATH (install g++ or set CXX)"
+        )
+    return cxx
+
+
+_EMU_LOCK = threading.Lock()
+
+
+def build_emulation_library(force: bool = False) -> Path:
+    """Compile (or find in the cache) the emulation library; return its path.
+
+    The file name holds a hash of the translation unit, the compiler (path and version) and the
+    flags, so any change rebuilds. Concurrent builders each write a private temporary file and
+    ``os.replace`` it into place, so a reader never sees a half-written library.
+    """
+    cxx = _compiler()
+    try:
+        version = subprocess.run([cxx, "--version"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as e:
+        raise RuntimeError(f"backend='cuda-emulated': cannot run the C++ compiler {cxx!r}: {e}") from e
+    tu = emulation_source()
+    key = hashlib.sha256("\0".join([tu, cxx, version, *CXX_FLAGS, sys.platform]).encode()).hexdigest()[:20]
+    out_dir = cache_dir()
+    target = out_dir / f"cuda_emulated-{key}.so"
+    if target.is_file() and not force:
+        return target
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".build-") as tmp:
+        src = Path(tmp) / "pii_augment_emulation.cpp"
+        lib = Path(tmp) / "lib.so"
+        src.write_text(tu)
+        proc = subprocess.run([cxx, *CXX_FLAGS, str(src), "-o", str(lib)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(
+                f"backend='cuda-emulated': compiling kernels/*.cu with {cxx} failed "
+                f"(exit {proc.returncode}):\n{proc.stderr[-8000:]}"
+            )
+        os.replace(lib, target)
+    return target
+
+
+class EmulatedCudaBackend(CudaKernelBackend):
+    """CPU backend running the CUDA kernels of ``kernels/*.cu`` compiled with g++ (numpy arrays).
+
+    For testing the CUDA path without a GPU: same sources, same launch geometry and arguments as
+    :class:`CupyBackend`; each launch loops over the grid's blocks and threads. The batch is split
+    into ``threads`` chunks solved in parallel (ctypes releases the GIL). Raises ``RuntimeError``
+    when no C++ compiler is available.
+    """
+
+    name = "cuda-emulated"
+    on_device = False
+    xp = np
+
+    def __init__(self) -> None:
+        with _EMU_LOCK:
+            self.library_path = build_emulation_library()
+            self._lib = ctypes.CDLL(str(self.library_path))
+        self._fns: dict[tuple[str, str], Any] = {}
+
+    @property
+    def threads(self) -> int:
+        """Host threads the driver splits the batch over (as :class:`NumbaBackend`)."""
+        return host_threads()
+
+    def _launch(self, kernel, ctype, grid, block, args):
+        fn = self._fns.get((kernel, ctype))
+        if fn is None:
+            fn = getattr(self._lib, _symbol(kernel, ctype))
+            fn.restype = None
+            fn.argtypes = [ctypes.c_uint] * 6 + [ctypes.c_void_p]
+            self._fns[(kernel, ctype)] = fn
+        holders = []
+        for a in args:
+            if isinstance(a, np.ndarray):
+                holders.append(ctypes.c_void_p(a.ctypes.data))
+            elif isinstance(a, np.int32):
+                holders.append(ctypes.c_int32(int(a)))
+            elif isinstance(a, np.float64):
+                holders.append(ctypes.c_double(float(a)))
+            else:
+                raise TypeError(f"{kernel}: cannot pass {type(a).__name__} to the emulated kernel")
+        ptrs = (ctypes.c_void_p * len(holders))(*[ctypes.addressof(h) for h in holders])
+        fn(*grid, *block, ptrs)
