@@ -1,0 +1,315 @@
+"""PoissonImageInterpolation / ForeignPatchInterpolation: one common test class, run for both."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pii_augment import (
+    ForeignPatchInterpolation,
+    InterpolationParams,
+    PoissonImageInterpolation,
+    anomaly_label,
+    foreign_patch_interpolate,
+    poisson_interpolate,
+)
+
+MODULES = [PoissonImageInterpolation, ForeignPatchInterpolation]
+
+
+def _functional(cls, dst, src, mask, alpha):
+    if cls is PoissonImageInterpolation:
+        return poisson_interpolate(dst, src, mask, alpha)
+    return foreign_patch_interpolate(dst, src, mask, alpha)
+
+
+@pytest.fixture(params=MODULES, ids=["pii", "fpi"])
+def cls(request):
+    return request.param
+
+
+class TestCommon:
+    """Behaviour every patch-interpolation module shares."""
+
+    @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+    def test_shapes_dtypes_devices(self, cls, images, dtype):
+        x = images.to(dtype)
+        out, label = cls(seed=0)(x)
+        assert out.shape == x.shape and out.dtype == dtype and out.device == x.device
+        assert label.shape == (6, 1, 40, 48) and label.dtype == dtype and label.device == x.device
+        assert not torch.equal(out, x) and bool((label > 0).any())
+
+    def test_half_precision_computed_in_float32(self, cls, images):
+        out, label = cls(seed=0)(images.half())
+        ref, ref_label = cls(seed=0)(images.half().float())
+        assert out.dtype == label.dtype == torch.float16
+        torch.testing.assert_close(out, ref.half())
+        torch.testing.assert_close(label, ref_label.half())
+
+    def test_volumes(self, cls):
+        x = torch.rand(4, 1, 12, 20, 24, generator=torch.Generator().manual_seed(0))
+        for shape in ("cube", "cuboid", "ellipsoid"):
+            aug = cls(shape=shape, half_width=(0.2, 0.4), seed=1)
+            out, label = aug(x)
+            assert out.shape == x.shape and label.shape == (4, 1, 12, 20, 24)
+            masks = torch.from_numpy(aug._params.masks())
+            assert bool(((label[:, 0] > 0) <= masks).all()) and bool((label > 0).any())
+
+    def test_single_image_with_source(self, cls, images):
+        out, label = cls(seed=0)(images[0], images[1])
+        assert out.shape == images[0].shape and label.shape == (1, 40, 48)
+        batched, batched_label = cls(seed=0)(images[:1], images[1:2])
+        assert torch.equal(out, batched[0]) and torch.equal(label, batched_label[0])
+
+    def test_single_volume_needs_spatial_dims(self, cls):
+        vol = torch.rand(2, 1, 8, 16, 16, generator=torch.Generator().manual_seed(0))
+        out, label = cls(spatial_dims=3, seed=0)(vol[0], vol[1])
+        assert out.shape == (1, 8, 16, 16) and label.shape == (1, 8, 16, 16)
+
+    def test_p0_is_identity_with_zero_label(self, cls, images):
+        out, label = cls(p=0.0, seed=0)(images)
+        assert torch.equal(out, images) and out is not images
+        assert not bool(label.any())
+
+    def test_p_gates_samples(self, cls, images):
+        aug = cls(p=0.5, seed=3)
+        out, label = aug(images)
+        apply = torch.from_numpy(aug._params.apply)
+        assert 0 < int(apply.sum()) < 6  # this seed gates some samples off
+        off = ~apply
+        assert torch.equal(out[off], images[off]) and not bool(label[off].any())
+        assert bool((label[apply] > 0).flatten(1).any(1).all())
+
+    def test_same_seed_same_output(self, cls, images):
+        a = cls(seed=5)(images)
+        b = cls(seed=5)(images)
+        c = cls()(images, generator=torch.Generator().manual_seed(5))
+        d = cls()(images, generator=torch.Generator().manual_seed(5))
+        for x, y in ((a, b), (c, d)):
+            assert torch.equal(x[0], y[0]) and torch.equal(x[1], y[1])
+        torch.manual_seed(7)
+        e = cls()(images)
+        torch.manual_seed(7)
+        f = cls()(images)
+        assert torch.equal(e[0], f[0])
+        assert not torch.equal(cls(seed=6)(images)[0], a[0])
+
+    def test_seed_stream_advances(self, cls, images):
+        aug = cls(seed=0)
+        first, second = aug(images)[0], aug(images)[0]
+        assert not torch.equal(first, second)
+
+    def test_replayed_params_same_output(self, cls, images):
+        aug = cls(p=0.7)
+        out, label = aug(images, generator=torch.Generator().manual_seed(0))
+        params = aug._params
+        again, again_label = cls(p=0.7, seed=99)(images, params=params)
+        assert torch.equal(again, out) and torch.equal(again_label, label)
+        replay, _ = aug(images * 2, params=aug._params)  # same patches on other images
+        masks = torch.from_numpy(params.masks())[:, None].expand_as(images)
+        assert torch.equal(replay[~masks], (images * 2)[~masks])
+
+    def test_forward_parameters_seed_and_generator(self, cls):
+        aug = cls(p=0.5)
+        a = aug.forward_parameters((6, 1, 64, 64), seed=11)
+        b = aug.forward_parameters(torch.Size([6, 1, 64, 64]), np.random.default_rng(11))
+        for p in (a, b):
+            assert isinstance(p, InterpolationParams) and p.batch_size == 6
+        assert (a.masks() == aug.forward_parameters((6, 1, 64, 64), seed=11).masks()).all()
+        assert a.source_index is not None and (a.source_index != np.arange(6)).all()
+        assert aug.forward_parameters((6, 1, 64, 64), seed=11, explicit_source=True).source_index is None
+
+    def test_inputs_not_modified(self, cls, images):
+        x, src = images.clone(), images.flip(0).clone()
+        cls(seed=0)(x)
+        cls(seed=0)(x, src)
+        assert torch.equal(x, images) and torch.equal(src, images.flip(0))
+
+    def test_matches_functional_and_label(self, cls, images):
+        """The module is the functional call on its params; the label is anomaly_label's."""
+        aug = cls(p=0.6, seed=2)
+        out, label = aug(images)
+        p = aug._params
+        src = images[torch.from_numpy(p.source_index)]
+        mask = torch.from_numpy(p.masks())
+        ref = _functional(cls, images, src, mask, p.alpha)
+        assert torch.equal(out, ref)
+        assert torch.equal(label, anomaly_label(images, ref, mask, p.alpha))
+        assert torch.equal(label > 0, anomaly_label(images, out, mask, p.alpha) > 0)
+
+    def test_explicit_source_batch(self, cls, images):
+        src = torch.rand(images.shape, generator=torch.Generator().manual_seed(3))
+        aug = cls(seed=4)
+        out, label = aug(images, src)
+        p = aug._params
+        assert p.source_index is None
+        mask = torch.from_numpy(p.masks())
+        assert torch.equal(out, _functional(cls, images, src, mask, p.alpha))
+        assert torch.equal(aug(images, src, params=p)[0], out)
+
+    def test_non_contiguous_and_requires_grad(self, cls, images):
+        x = images.transpose(-1, -2).requires_grad_()
+        out, label = cls(seed=0)(x)
+        ref, _ = cls(seed=0)(x.detach().contiguous())
+        assert torch.equal(out, ref) and not out.requires_grad
+
+    def test_empty_batch(self, cls):
+        out, label = cls(seed=0)(torch.zeros(0, 1, 16, 16))
+        assert out.shape == (0, 1, 16, 16) and label.shape == (0, 1, 16, 16)
+
+    def test_pickle(self, cls, images):
+        aug = cls(p=0.8, seed=9)
+        clone = pickle.loads(pickle.dumps(aug))
+        assert torch.equal(aug(images)[0], clone(images)[0])
+        assert "p=0.8" in repr(aug)
+
+
+def test_batch_source_pairs_share_patch():
+    p = PoissonImageInterpolation().forward_parameters((7, 1, 64, 64), seed=0)
+    idx = p.source_index
+    assert (idx != np.arange(7)).all() and sorted(idx) == list(range(7))
+    np.testing.assert_array_equal(p.patches.centers, p.patches.centers[idx])
+    np.testing.assert_array_equal(p.alpha, p.alpha[idx])
+    r = PoissonImageInterpolation(source="random").forward_parameters((7, 1, 64, 64), seed=0)
+    assert (r.source_index != np.arange(7)).all()
+
+
+def test_default_patches_are_the_originals():
+    p = PoissonImageInterpolation().forward_parameters((256, 1, 256, 256), seed=0)
+    lo, hi = p.patches.boxes()
+    assert lo.min() >= 1 and hi.max() <= 255
+    w = p.patches.half_widths
+    assert w.min() >= 13 and w.max() < 51 and (w[:, 0] == w[:, 1]).all()
+    assert p.alpha.min() >= 0.05 and p.alpha.max() <= 0.95 and p.apply.all()
+
+
+def test_gradient_modes(images):
+    outs = [PoissonImageInterpolation(gradient=g, seed=0)(images)[0] for g in ("pii", "mixed", "source")]
+    assert not torch.equal(outs[0], outs[2])
+
+
+@settings(max_examples=15, deadline=None)
+@given(p=st.floats(0, 1), seed=st.integers(0, 2**32), tolerance=st.sampled_from([None, 1e-3, 0.5]))
+def test_label_lives_in_gated_masks(p, seed, tolerance):
+    x = torch.rand(3, 1, 16, 16, generator=torch.Generator().manual_seed(seed))
+    aug = ForeignPatchInterpolation(p=p, tolerance=tolerance, seed=seed)
+    out, label = aug(x)
+    par = aug._params
+    mask = torch.from_numpy(par.masks())
+    alpha = torch.from_numpy(par.alpha).float()[:, None, None]
+    assert torch.equal(label, anomaly_label(x, out, mask, par.alpha, tolerance=tolerance))
+    assert bool(((label[:, 0] > 0) <= (out != x).any(1)).all()) or tolerance is None
+    assert bool(((label[:, 0] == alpha) | (label[:, 0] == 0)).all())
+    assert bool(((label[:, 0] > 0) <= mask).all())
+    if tolerance is None:
+        assert torch.equal(label[:, 0] > 0, mask & (alpha > 0))
+
+
+class TestBadInputs:
+    def test_wrong_rank(self):
+        aug = PoissonImageInterpolation()
+        with pytest.raises(ValueError, match=r"images must have shape .*got 2 dimensions"):
+            aug(torch.zeros(8, 8))
+        with pytest.raises(ValueError, match=r"images must have shape .*got 6 dimensions"):
+            aug(torch.zeros(2, 1, 2, 2, 8, 8))
+        with pytest.raises(ValueError, match=r"images must have shape \(B, C, H, W\) or a single"):
+            PoissonImageInterpolation(spatial_dims=2)(torch.zeros(2, 1, 4, 8, 8))
+
+    def test_batch_of_one_needs_source(self):
+        with pytest.raises(ValueError, match="explicit source"):
+            PoissonImageInterpolation()(torch.zeros(1, 1, 16, 16))
+        with pytest.raises(ValueError, match="single image .* pass an explicit source"):
+            PoissonImageInterpolation()(torch.zeros(1, 16, 16))
+
+    @pytest.mark.parametrize("dtype", [torch.uint8, torch.int64, torch.bool, torch.complex64])
+    def test_integer_images_refused(self, dtype):
+        with pytest.raises(TypeError, match=r"images must be a floating point tensor.*ToDtype"):
+            PoissonImageInterpolation()(torch.zeros(2, 1, 16, 16, dtype=dtype))
+
+    def test_not_a_tensor(self):
+        with pytest.raises(TypeError, match="images must be a torch.Tensor; got ndarray"):
+            PoissonImageInterpolation()(np.zeros((2, 1, 16, 16), np.float32))
+
+    def test_mismatched_devices(self):
+        x = torch.zeros(2, 1, 16, 16)
+        with pytest.raises(ValueError, match="source is on meta but images is on cpu"):
+            PoissonImageInterpolation()(x, torch.zeros(2, 1, 16, 16, device="meta"))
+
+    def test_mismatched_source(self):
+        x = torch.zeros(2, 1, 16, 16)
+        with pytest.raises(ValueError, match="source must have the shape of images"):
+            PoissonImageInterpolation()(x, torch.zeros(2, 1, 16, 17))
+        with pytest.raises(TypeError, match="source must have the dtype of images"):
+            PoissonImageInterpolation()(x, torch.zeros(2, 1, 16, 16, dtype=torch.float64))
+
+    def test_bad_params(self, images):
+        aug = PoissonImageInterpolation(seed=0)
+        p = aug.forward_parameters((4, 2, 40, 48))
+        with pytest.raises(ValueError, match="params were drawn for a batch of shape"):
+            aug(images, params=p)
+        p = aug.forward_parameters(images.shape, explicit_source=True)
+        with pytest.raises(ValueError, match="drawn for an explicit source"):
+            aug(images, params=p)
+        with pytest.raises(TypeError, match="params must be InterpolationParams"):
+            aug(images, params={"alpha": 0.5})
+        with pytest.raises(ValueError, match="batch_shape must be"):
+            aug.forward_parameters((4, 40, 48))
+
+    def test_bad_generator(self, images):
+        with pytest.raises(TypeError, match="generator must be a torch.Generator"):
+            PoissonImageInterpolation()(images, generator=3)
+        with pytest.raises(ValueError, match="either generator or seed"):
+            PoissonImageInterpolation().forward_parameters(images.shape, np.random.default_rng(), seed=1)
+
+    @pytest.mark.parametrize(
+        "kwargs, match",
+        [
+            ({"p": 1.5}, "p must be a probability"),
+            ({"shape": "star"}, "shape must be one of"),
+            ({"source": "other"}, "source must be one of"),
+            ({"gradient": "laplace"}, "gradient must be one of"),
+            ({"alpha": (0.9, 0.1)}, "alpha must satisfy"),
+            ({"half_width": 0.1}, "half_width must be a"),
+            ({"tolerance": 0}, "tolerance must be positive"),
+            ({"spatial_dims": 4}, "spatial_dims must be"),
+            ({"border": -1}, "border must be"),
+        ],
+    )
+    def test_bad_options(self, kwargs, match):
+        with pytest.raises((ValueError, TypeError), match=match):
+            PoissonImageInterpolation(**kwargs)
+
+    def test_fpi_has_no_gradient_option(self):
+        with pytest.raises(TypeError):
+            ForeignPatchInterpolation(gradient="pii")
+
+
+def _has_cuda_backend() -> bool:
+    if not torch.cuda.is_available():
+        return False
+    try:
+        import cupy  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _has_cuda_backend(), reason="needs a CUDA GPU, torch with CUDA and cupy")
+@pytest.mark.parametrize("cls", MODULES, ids=["pii", "fpi"])
+def test_cuda_matches_cpu(cls, images):
+    cuda = images.cuda()
+    out, label = cls(p=0.8, seed=0)(cuda)
+    ref, ref_label = cls(p=0.8, seed=0)(images)
+    assert out.device == label.device == cuda.device and out.dtype == torch.float32
+    span = float(images.max() - images.min())
+    torch.testing.assert_close(out.cpu(), ref, atol=2e-4 * span, rtol=0)
+    # The label quantises values: a pixel at a quantisation edge may flip; all else agrees.
+    assert float(((label.cpu() > 0) != (ref_label > 0)).float().mean()) < 1e-3
+    single, _ = cls(seed=0)(cuda[0], cuda[1])
+    assert single.device == cuda.device
