@@ -232,6 +232,10 @@ class CudaKernelBackend:
     name = "cuda-kernels"
     xp: Any = np
     on_device = False
+    #: Iterations between convergence checks (each check is one host synchronisation on the GPU);
+    #: read by :func:`pii_augment.ops.solver.solve_crop` when its ``check_every`` is None. Shared
+    #: by the emulation so that it performs exactly the iterations the GPU does.
+    check_every = 2
 
     # -- memory and launches: the only things subclasses change ---------------------------------
     def _launch(self, kernel: str, ctype: str, grid, block, args: Sequence[Any]) -> None:
@@ -372,7 +376,7 @@ class CudaKernelBackend:
             raise ValueError(f"{k}: flags must have shape (3,); got {tuple(flags.shape)}")
 
     def restrict(self, r_f, ext_f, kind_c, ext_c, flags, rhs_c):
-        """Coarse right-hand side: the mean of the children's residuals on coarse unknowns."""
+        """Coarse right-hand side on coarse unknowns: the scaled transpose of :meth:`prolong_add`."""
         k = "restrict"
         _check_field(k, "rhs_c", rhs_c)
         B, C, Dc, Hc, Wc = rhs_c.shape
@@ -400,15 +404,16 @@ class CudaKernelBackend:
                   (e_c, kind_c, ext_c, kind_f, ext_f, flags, u_f, _i32(B), _i32(C), _i32(Df), _i32(Hf),
                    _i32(Wf), _i32(Dc), _i32(Hc), _i32(Wc)))
 
-    def sumsq_unknowns(self, x, kind, ext, out):
-        """out[b, c] = sum of x^2 over the unknown cells of system (b, c), in float64.
+    def dot_unknowns(self, x, y, kind, ext, out):
+        """out[b, c] = sum of x * y over the unknown cells of system (b, c), in float64.
 
         Two deterministic launches (row sums, then one thread per system summing its rows in
-        order); the result equals the Numba twin's up to float64 rounding order.
+        order); the result equals the Numba twin's up to the float64 summation order.
         """
-        k = "sumsq_unknowns"
+        k = "dot_unknowns"
         _check_field(k, "x", x)
         B, C, Dp, Hp, Wp = x.shape
+        _check_field(k, "y", y, x.shape, x.dtype)
         _check_kind(k, "kind", kind, (B, Dp, Hp, Wp))
         _check_batch(k, B, ext=ext)
         _check(k, "out", out, _F64, 2)
@@ -419,9 +424,34 @@ class CudaKernelBackend:
             return
         ctype = CTYPES[x.dtype]
         partial = self.empty((rows,), _F64)
-        self._run("sumsq_unknowns_rows", ctype, rows, 1,
-                  (x, kind, ext, partial, _i32(B), _i32(C), _i32(Dp), _i32(Hp), _i32(Wp)))
-        self._run("sumsq_unknowns_total", ctype, B * C, 1, (partial, out, _i32(B), _i32(C), _i32(Dp), _i32(Hp)))
+        self._run("dot_unknowns_rows", ctype, rows, 1,
+                  (x, y, kind, ext, partial, _i32(B), _i32(C), _i32(Dp), _i32(Hp), _i32(Wp)))
+        self._run("dot_unknowns_total", ctype, B * C, 1, (partial, out, _i32(B), _i32(C), _i32(Dp), _i32(Hp)))
+
+    def _vector_args(self, k, coef_name, coef, x, y, kind, ext):
+        _check_field(k, "x", x)
+        B, C, Dp, Hp, Wp = x.shape
+        _check_field(k, "y", y, x.shape, x.dtype)
+        _check_kind(k, "kind", kind, (B, Dp, Hp, Wp))
+        _check_batch(k, B, ext=ext)
+        _check(k, coef_name, coef, _F64, 2)
+        if tuple(coef.shape) != (B, C):
+            raise ValueError(f"{k}: {coef_name} must have shape ({B}, {C}); got {tuple(coef.shape)}")
+        return B, C, Dp, Hp, Wp
+
+    def axpy_unknowns(self, a, x, y, kind, ext):
+        """y += a[b, c] * x on the unknown cells of every system (b, c); a: (B, C) float64."""
+        k = "axpy_unknowns"
+        B, C, Dp, Hp, Wp = self._vector_args(k, "a", a, x, y, kind, ext)
+        self._run(k, CTYPES[x.dtype], B * C * Dp * Hp, Wp,
+                  (a, x, y, kind, ext, _i32(B), _i32(C), _i32(Dp), _i32(Hp), _i32(Wp)))
+
+    def xpby_unknowns(self, x, beta, y, kind, ext):
+        """y = x + beta[b, c] * y on the unknown cells of every system (b, c); beta: (B, C) float64."""
+        k = "xpby_unknowns"
+        B, C, Dp, Hp, Wp = self._vector_args(k, "beta", beta, x, y, kind, ext)
+        self._run(k, CTYPES[x.dtype], B * C * Dp * Hp, Wp,
+                  (x, beta, y, kind, ext, _i32(B), _i32(C), _i32(Dp), _i32(Hp), _i32(Wp)))
 
     def scatter_crop(self, u, kind, off, ext, lo, hi, do_clip, out):
         """Write the unknown cells of the crop solution (clipped to [lo, hi]) into ``out``."""

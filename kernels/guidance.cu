@@ -1,0 +1,56 @@
+// Guidance field divergence: guidance_rhs.
+// CUDA twin of the Numba function of the same name (pii_augment/ops/_numba_kernels.py): same
+// arguments in the same order, followed by the array shapes. One thread per crop cell.
+#include "common.cuh"
+
+namespace pii {
+
+// v_pq for one neighbour pair; mode 0: PII (alpha-weighted mixed), 1: mixed, 2: source.
+// Differences are taken in T and widened to double, exactly as the Numba twin does.
+template <typename T>
+__device__ __forceinline__ double pick_guidance(T dp, T dq, T sp, T sq, double al, int mode) {
+    const T dd = dp - dq;
+    const T ds = sp - sq;
+    if (mode == 2) return (double)ds;
+    if (mode == 0) {
+        const double a = (1.0 - al) * (double)dd;
+        const double s = al * (double)ds;
+        return absval(a) > absval(s) ? a : s;
+    }
+    return (double)(absval(dd) > absval(ds) ? dd : ds);
+}
+
+}  // namespace pii
+
+// rhs_p = sum over present neighbours q (kind_q != 0) of v_pq on unknown cells, 0 on the other
+// cells of the crop extent; cells beyond the extent are left alone.
+// dst, src, rhs: (B, C, Dp, Hp, Wp); kind: (B, Dp, Hp, Wp); ext: (B, 3); alpha: (B,) float64.
+// Launch: rows = B * C * Dp * Hp, width = Wp.
+template <typename T>
+__global__ void guidance_rhs(const T* __restrict__ dst, const T* __restrict__ src,
+                             const unsigned char* __restrict__ kind, const long long* __restrict__ ext,
+                             const double* __restrict__ alpha, int mode, T* __restrict__ rhs,
+                             int B, int C, int Dp, int Hp, int Wp) {
+    int row, x, b, c, z, y;
+    if (!pii::row_and_x(B * C * Dp * Hp, Wp, row, x)) return;
+    pii::split_row(row, C, Dp, Hp, b, c, z, y);
+    const long long ez = ext[3 * b], ey = ext[3 * b + 1], ex = ext[3 * b + 2];
+    if (z >= ez || y >= ey || x >= ex) return;
+    const long long sy = Wp, sz = (long long)Hp * Wp;
+    const long long k = ((long long)(b * Dp + z) * Hp + y) * Wp + x;
+    const long long f = (long long)row * Wp + x;
+    if (kind[k] != 2) {
+        rhs[f] = T(0);
+        return;
+    }
+    const T dp = dst[f], sp = src[f];
+    const double al = alpha[b];
+    double acc = 0.0;
+    if (x > 0 && kind[k - 1] != 0) acc += pii::pick_guidance(dp, dst[f - 1], sp, src[f - 1], al, mode);
+    if (x + 1 < ex && kind[k + 1] != 0) acc += pii::pick_guidance(dp, dst[f + 1], sp, src[f + 1], al, mode);
+    if (y > 0 && kind[k - sy] != 0) acc += pii::pick_guidance(dp, dst[f - sy], sp, src[f - sy], al, mode);
+    if (y + 1 < ey && kind[k + sy] != 0) acc += pii::pick_guidance(dp, dst[f + sy], sp, src[f + sy], al, mode);
+    if (z > 0 && kind[k - sz] != 0) acc += pii::pick_guidance(dp, dst[f - sz], sp, src[f - sz], al, mode);
+    if (z + 1 < ez && kind[k + sz] != 0) acc += pii::pick_guidance(dp, dst[f + sz], sp, src[f + sz], al, mode);
+    rhs[f] = (T)acc;
+}
