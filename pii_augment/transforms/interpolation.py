@@ -103,6 +103,13 @@ def _take(patches: PatchParams, idx: np.ndarray) -> PatchParams:
     )
 
 
+def _gather(x: torch.Tensor, index: np.ndarray) -> torch.Tensor:
+    """``x[index]`` along the batch axis (on the host through NumPy, several times faster)."""
+    if x.device.type == "cpu":
+        return torch.from_numpy(np.take(x.detach().numpy(), index, axis=0))
+    return x[torch.as_tensor(index, device=x.device)]
+
+
 def _cycle_representatives(source_index: np.ndarray) -> np.ndarray:
     """For a permutation made of short cycles, the smallest index of each sample's cycle."""
     rep = np.arange(source_index.shape[0])
@@ -337,19 +344,19 @@ class _PatchInterpolation(nn.Module):
         if idx.size == 0:
             return images.clone(), images.new_zeros((B, 1) + spatial)
         everyone = idx.size == B
-        idx_dev = None if everyone else torch.as_tensor(idx, device=images.device)
         if source is None:
-            src = work[torch.as_tensor(params.source_index[idx], device=images.device)]
+            src = _gather(work, params.source_index[idx])
         else:
             src = source.float() if source.dtype in _HALF_DTYPES else source
-            src = src if everyone else src[idx_dev]
-        dst = work if everyone else work[idx_dev]
+            src = src if everyone else _gather(src, idx)
+        dst = work if everyone else _gather(work, idx)
         patches = params.patches if everyone else _take(params.patches, idx)
         mask = torch.from_numpy(patches.masks()).to(images.device)
         alpha = patches.alpha
         out = self._blend(dst, src, mask, alpha)
         label = anomaly_label(dst, out, mask, alpha, tolerance=self.tolerance)
         if not everyone:
+            idx_dev = torch.as_tensor(idx, device=images.device)
             full_out = work.clone()
             full_out[idx_dev] = out
             full_label = work.new_zeros((B, 1) + spatial)
