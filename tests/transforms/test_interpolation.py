@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import pickle
 
 import numpy as np
@@ -290,13 +291,7 @@ class TestBadInputs:
 
 
 def _has_cuda_backend() -> bool:
-    if not torch.cuda.is_available():
-        return False
-    try:
-        import cupy  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return torch.cuda.is_available() and importlib.util.find_spec("cupy") is not None
 
 
 @pytest.mark.gpu
