@@ -6,6 +6,7 @@ kind on the same device. Inputs are never modified.
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -139,6 +140,8 @@ def _solve(bk, d, m, make_rhs, *, clip: bool, on_unconverged: str, **solver_kw):
 
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
+# A forked child (DataLoader worker) inherits the pool objects but not their threads: start anew.
+os.register_at_fork(after_in_child=_POOLS.clear)
 
 
 def _pool(n: int) -> ThreadPoolExecutor:

@@ -64,14 +64,13 @@ class PatchParams:
         """The (B, *spatial_shape) bool masks these parameters describe."""
         B, nd = self.centers.shape
         lo, hi = self.boxes()
-        grids = np.meshgrid(*[np.arange(s) for s in self.spatial_shape], indexing="ij")
-        out = np.ones((B,) + tuple(self.spatial_shape), bool)
-        sl = (slice(None),) + (None,) * nd
-        for a in range(nd):
-            g = grids[a][None]
-            out &= (g >= lo[:, a][sl]) & (g < hi[:, a][sl])
+        out = np.zeros((B,) + tuple(self.spatial_shape), bool)
+        for b in range(B):  # writing B boxes is cheaper than comparing B full grids
+            out[(b,) + tuple(slice(int(lo[b, a]), int(hi[b, a])) for a in range(nd))] = True
         if self.shape in ("square", "rectangle"):
             return out
+        grids = np.meshgrid(*[np.arange(s) for s in self.spatial_shape], indexing="ij")
+        sl = (slice(None),) + (None,) * nd
         # Normalised coordinates relative to the (unclipped) box: the box is [-1, 1) per axis.
         w = np.maximum(self.half_widths, 1).astype(np.float64)
         rel = [(grids[a][None] + 0.5 - self.centers[:, a][sl]) / w[:, a][sl] for a in range(nd)]

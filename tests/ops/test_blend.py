@@ -299,3 +299,26 @@ def test_guidance_ties_go_to_the_source():
         return np.where(np.abs(a) >= np.abs(s_), a, s_)
 
     assert np.abs(out[0, 0] - exact_solve(dst[0, 0], mask[0], dst_on_ties)).max() > 0.5
+
+
+def _solve_in_child(queue):
+    dst, src, mask, alpha = random_problem(1, 4, 1, (16, 16), ["rect"], np.float32)
+    queue.put(float(pa.poisson_interpolate(dst, src, mask, alpha).sum()))
+
+
+def test_batched_solve_works_in_a_forked_child():
+    """DataLoader workers are forked after the parent used the thread pool."""
+    import multiprocessing as mp
+
+    dst, src, mask, alpha = random_problem(1, 4, 1, (16, 16), ["rect"], np.float32)
+    expected = float(pa.poisson_interpolate(dst, src, mask, alpha).sum())  # parent starts the pool
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_solve_in_child, args=(queue,))
+    child.start()
+    child.join(timeout=120)
+    alive = child.is_alive()
+    if alive:
+        child.kill()
+    assert not alive, "the solve hung in the forked child"
+    assert queue.get(timeout=5) == expected
