@@ -108,7 +108,7 @@ def _inline(name: str, directory: Path, seen: set[str]) -> str:
             raise FileNotFoundError(f"{name} includes {inc!r}, which is not in {directory}")
         seen.add(inc)
         body = _inline(inc, directory, seen)
-        return f'#line 1 "{inc}"\n{body}\n#line {line} "{name}"'
+        return f'{body}\n#line {line} "{name}"'
 
     return f'#line 1 "{name}"\n' + _INCLUDE_RE.sub(sub, text)
 
@@ -157,6 +157,7 @@ def _ctype(dtype: Any, what: str) -> str:
 _MAX_ROWS = 2**31 - 1 - BLOCK_THREADS
 
 
+@lru_cache(maxsize=4096)
 def launch_geometry(rows: int, width: int) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
     """(grid, block) of a row-mapped launch over ``rows`` rows of ``width`` threads each.
 
@@ -186,14 +187,17 @@ _BOOL = np.dtype(bool)
 
 def _check(kernel: str, arg: str, a: Any, dtype: Any, ndim: int) -> None:
     """Raise a clear error unless ``a`` is a C-contiguous ``dtype`` array of ``ndim`` dimensions."""
-    if not hasattr(a, "dtype") or not hasattr(a, "flags"):
-        raise TypeError(f"{kernel}: {arg} must be an array; got {type(a).__name__}")
+    try:
+        ok = a.dtype == dtype and a.ndim == ndim and a.flags.c_contiguous
+    except AttributeError:
+        raise TypeError(f"{kernel}: {arg} must be an array; got {type(a).__name__}") from None
+    if ok:
+        return
     if a.dtype != dtype:
         raise TypeError(f"{kernel}: {arg} must have dtype {np.dtype(dtype)}; got {a.dtype}")
     if a.ndim != ndim:
         raise ValueError(f"{kernel}: {arg} must have {ndim} dimensions; got shape {tuple(a.shape)}")
-    if not a.flags.c_contiguous:
-        raise ValueError(f"{kernel}: {arg} must be C-contiguous (shape {tuple(a.shape)})")
+    raise ValueError(f"{kernel}: {arg} must be C-contiguous (shape {tuple(a.shape)})")
 
 
 def _check_batch(kernel: str, B: int, **tables: Any) -> None:
@@ -216,6 +220,7 @@ def _check_kind(kernel: str, arg: str, kind: Any, shape: tuple) -> None:
         raise ValueError(f"{kernel}: {arg} must have shape {tuple(shape)}; got {tuple(kind.shape)}")
 
 
+@lru_cache(maxsize=65536)
 def _i32(v: int) -> np.int32:
     return np.int32(v)
 
@@ -308,7 +313,7 @@ class CudaKernelBackend:
         if int(mode) not in (0, 1, 2):
             raise ValueError(f"{k}: mode must be 0 (pii), 1 (mixed) or 2 (source); got {mode!r}")
         self._run(k, CTYPES[rhs.dtype], B * C * Dp * Hp, Wp,
-                  (dst, src, kind, ext, alpha, _i32(mode), rhs, _i32(B), _i32(C), _i32(Dp), _i32(Hp), _i32(Wp)))
+                  (dst, src, kind, ext, alpha, _i32(int(mode)), rhs, _i32(B), _i32(C), _i32(Dp), _i32(Hp), _i32(Wp)))
 
     def fill_unknowns(self, u, kind, ext, value):
         """Set ``u`` to ``value`` on every unknown cell."""
