@@ -306,9 +306,11 @@ def _solve_in_child(queue):
     queue.put(float(pa.poisson_interpolate(dst, src, mask, alpha).sum()))
 
 
-def test_batched_solve_works_in_a_forked_child():
+def test_batched_solve_works_in_a_forked_child(monkeypatch):
     """DataLoader workers are forked after the parent used the thread pool."""
     import multiprocessing as mp
+
+    monkeypatch.setenv("PII_AUGMENT_NUM_THREADS", "2")  # two chunks: the pool is used
 
     dst, src, mask, alpha = random_problem(1, 4, 1, (16, 16), ["rect"], np.float32)
     expected = float(pa.poisson_interpolate(dst, src, mask, alpha).sum())  # parent starts the pool
