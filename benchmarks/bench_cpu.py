@@ -1,0 +1,346 @@
+"""CPU benchmark: pii_augment's Poisson Image Interpolation next to its peers, in one run.
+
+Times, on the DESIGN.md reference workload (see ``workload.py``):
+
+* ``pii_augment.poisson_interpolate`` on the whole batch (numba backend by default), after one
+  warm-up call whose extra time is reported as JIT compile time; and the plain-Jacobi solver
+  (``method="jacobi"``) if the library has that keyword ("n/a" otherwise);
+* the peers of ``peers.py``, one sample at a time (that is how they are called): PIE-torch's DST
+  blend, OpenCV's seamlessClone, and the original PII's whole-image sparse LU. The sparse solve is
+  slow, so it is timed on an evenly spaced subset of the batch and its per-sample rate is
+  extrapolated (the output says so);
+* with ``--sizes``, a scaling sweep of pii_augment alone: seconds and ns per unknown from 64x64 to
+  1024x1024 (or cubes with ``--3d``); a multigrid solver should show a flat ns per unknown.
+
+Correctness column: max |out - exact| / (range of dst) per sample, maximised over the sparse
+subset, where "exact" is ``original_sparse`` (the exact PII answer). The peers solve the same
+unknowns but not the same equation (no alpha weighting, different guidance), so their error is
+large by design; it is shown so nobody mistakes them for drop-in replacements.
+
+Examples::
+
+    python benchmarks/bench_cpu.py                      # batch 64 of 256x256, with peers
+    python benchmarks/bench_cpu.py --no-peers --sizes 64 128 256 512 1024
+    python benchmarks/bench_cpu.py --3d --sizes 32 48 64 96 128
+    python benchmarks/bench_cpu.py --markdown results_cpu.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from peers import opencv_seamless, original_sparse, pietorch_dst  # noqa: E402
+from workload import reference_workload  # noqa: E402
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+
+
+def import_pii_augment():
+    """Import ``pii_augment``: the installed one, else the checkout this script lives in."""
+    try:
+        import pii_augment
+    except ImportError:
+        sys.path.insert(0, str(HERE.parent))
+        import pii_augment
+    return pii_augment
+
+
+def best_of(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
+    """Run ``fn`` ``repeats`` times; return (best wall time in s, result of the last run)."""
+    best, result = float("inf"), None
+    for _ in range(max(1, repeats)):
+        t0 = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, result
+
+
+def rel_err(out: np.ndarray, exact: np.ndarray, dst: np.ndarray) -> float:
+    """max |out - exact| / (max dst - min dst), for one sample."""
+    rng = float(np.ptp(dst))
+    return float(np.abs(np.asarray(out, np.float64) - exact).max() / (rng if rng > 0 else 1.0))
+
+
+class Table:
+    """A tiny table that prints as aligned text and as markdown."""
+
+    def __init__(self, title: str, columns: list[str]):
+        self.title, self.columns, self.rows = title, columns, []
+
+    def add(self, *cells: object) -> None:
+        self.rows.append([str(c) for c in cells])
+
+    def text(self) -> str:
+        widths = [max(len(c), *(len(r[i]) for r in self.rows)) if self.rows else len(c)
+                  for i, c in enumerate(self.columns)]
+        last = len(self.columns) - 1  # first and last columns are text: left-aligned
+        line = lambda cells: "  ".join(c.ljust(w) if i in (0, last) else c.rjust(w)
+                                       for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+        out = [self.title, line(self.columns), line(["-" * w for w in widths])]
+        out += [line(r) for r in self.rows]
+        return "\n".join(out)
+
+    def markdown(self) -> str:
+        out = [f"### {self.title}", "", "| " + " | ".join(self.columns) + " |",
+               "|" + "|".join("---" for _ in self.columns) + "|"]
+        out += ["| " + " | ".join(r) + " |" for r in self.rows]
+        return "\n".join(out)
+
+
+def fmt_rate(r: float | None) -> str:
+    if r is None:
+        return "n/a"
+    return f"{r:,.0f}" if r >= 100 else f"{r:.3g}"
+
+
+def fmt_err(e: float | None) -> str:
+    return "n/a" if e is None else f"{e:.1e}"
+
+
+def environment(pii) -> list[str]:
+    """One-line facts about the machine and the library versions."""
+    import numba
+    import scipy
+
+    lines = [
+        f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} logical CPUs,"
+        f" numba {numba.__version__} ({numba.config.NUMBA_NUM_THREADS} threads),"
+        f" numpy {np.__version__}, scipy {scipy.__version__}",
+    ]
+    if hasattr(os, "getloadavg"):  # other work on the same cores skews every number below
+        lines.append("load average at start: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
+    try:
+        import cv2
+        import pietorch  # noqa: F401
+        from importlib.metadata import version
+
+        lines.append(f"opencv {cv2.__version__}, pie-torch {version('pie-torch')}")
+    except Exception as exc:  # peers are optional for --no-peers runs
+        lines.append(f"peers not importable: {exc}")
+    if pii is not None:
+        lines.append(f"pii_augment {getattr(pii, '__version__', '?')} from {Path(pii.__file__).parent}")
+    return lines
+
+
+# --------------------------------------------------------------------------------------------
+# the runs
+# --------------------------------------------------------------------------------------------
+
+
+def time_ours(pii, wl: dict, args, **kwargs) -> dict:
+    """Time ``poisson_interpolate`` on the whole batch: first call, then best of ``repeats``."""
+    call = lambda: np.asarray(pii.poisson_interpolate(wl["dst"], wl["src"], wl["mask"], wl["alpha"],
+                                                      backend=args.backend, **kwargs))
+    t0 = time.perf_counter()
+    call()
+    first = time.perf_counter() - t0
+    best, out = best_of(call, args.repeats)
+    return {"first": first, "best": best, "out": out}
+
+
+def time_jacobi(pii, wl: dict, args) -> dict | None:
+    """Time the plain-Jacobi solve, if the library offers ``method="jacobi"`` (else None).
+
+    Warm-up on one sample (compile), then ONE timed run on the whole batch: Jacobi is slow.
+    """
+    one = {k: v[:1] for k, v in wl.items()}
+    try:
+        pii.poisson_interpolate(one["dst"], one["src"], one["mask"], one["alpha"],
+                                backend=args.backend, method="jacobi")
+    except (TypeError, ValueError) as exc:  # keyword or value unknown to this version
+        print(f"  jacobi: n/a ({exc})")
+        return None
+    try:
+        best, out = best_of(lambda: np.asarray(pii.poisson_interpolate(
+            wl["dst"], wl["src"], wl["mask"], wl["alpha"], backend=args.backend, method="jacobi")), 1)
+    except Exception as exc:  # e.g. the library's ConvergenceError: report it, keep benchmarking
+        return {"error": f"{type(exc).__name__}: {str(exc)[:120]}"}
+    return {"best": best, "out": out}
+
+
+def time_peer(fn: Callable, wl: dict, idx: np.ndarray, repeats: int) -> tuple[float, list]:
+    """Time ``fn`` looped over samples ``idx`` (one warm-up call first); best of ``repeats``."""
+    dst, src, mask, alpha = wl["dst"][:, 0], wl["src"][:, 0], wl["mask"], wl["alpha"]
+    fn(dst[idx[0]], src[idx[0]], mask[idx[0]], float(alpha[idx[0]]))  # imports, caches
+    run = lambda: [fn(dst[i], src[i], mask[i], float(alpha[i])) for i in idx]
+    best, outs = best_of(run, repeats)
+    return best, outs
+
+
+def run_main(pii, args, ndim: int, size: int, report: list) -> None:
+    """The side-by-side table at one size."""
+    print(f"\nbuilding reference workload: batch {args.batch}, {size}^{ndim}, seed {args.seed} ...")
+    wl = reference_workload(batch=args.batch, size=size, seed=args.seed, ndim=ndim)
+    B = args.batch
+    unknowns = int(wl["mask"].sum())
+    k = min(args.sparse_samples, B)
+    subset = np.unique(np.linspace(0, B - 1, k).round().astype(int))
+    dst0 = wl["dst"][:, 0]
+
+    rows = []  # (name, samples/s, err, note)
+    ours_rate = None
+    exact = None
+    if args.peers or pii is not None:
+        # The exact answer on the subset: also the "original" timing.
+        print(f"  original_sparse on {len(subset)} of {B} samples ...")
+        t_sparse, exact_list = time_peer(original_sparse, wl, subset, args.repeats)
+        exact = {int(i): e.astype(np.float64) for i, e in zip(subset, exact_list)}
+
+    def err_on_subset(out_of: Callable[[int], np.ndarray]) -> float:
+        return max(rel_err(out_of(int(i)), exact[int(i)], dst0[i]) for i in subset)
+
+    if pii is not None:
+        print("  pii_augment.poisson_interpolate ...")
+        r = time_ours(pii, wl, args)
+        ours_rate = B / r["best"]
+        compile_s = max(0.0, r["first"] - r["best"])
+        rows.append((f"pii_augment ({args.backend})", ours_rate,
+                     err_on_subset(lambda i: r["out"][i, 0]),
+                     f"whole batch, best of {args.repeats}; first call {r['first']:.2f} s"
+                     f" (~{compile_s:.2f} s JIT compile or numba cache load)"))
+        if args.jacobi:
+            print("  pii_augment method='jacobi' ...")
+            j = time_jacobi(pii, wl, args)
+            if j is None:
+                rows.append(("pii_augment (jacobi)", None, None, "n/a: no method='jacobi'"))
+            elif "error" in j:
+                rows.append(("pii_augment (jacobi)", None, None, f"failed: {j['error']}"))
+            else:
+                rows.append(("pii_augment (jacobi)", B / j["best"],
+                             err_on_subset(lambda i: j["out"][i, 0]), "whole batch, 1 timed run"))
+
+    if args.peers:
+        rows.append(("original PII: whole-image sparse LU", len(subset) / t_sparse, 0.0,
+                     f"timed on {len(subset)} of {B} samples, rate extrapolated; is the exact reference"))
+        peer_list = [
+            ("pie-torch blend_dst_numpy (source grad)", pietorch_dst),
+            ("pie-torch blend_dst_numpy (mixed grad)",
+             lambda d, s, m, a: pietorch_dst(d, s, m, a, mix_gradients=True)),
+        ]
+        if ndim == 2:
+            peer_list.append(("OpenCV seamlessClone NORMAL_CLONE", opencv_seamless))
+        for name, fn in peer_list:
+            print(f"  {name} ...")
+            idx = np.arange(B)
+            t, outs = time_peer(fn, wl, idx, args.repeats)
+            rows.append((name, B / t, err_on_subset(lambda i: outs[i]),
+                         "per-sample loop" + (", incl. 8-bit conversions" if "OpenCV" in name else "")))
+        if ndim == 3:
+            rows.append(("OpenCV seamlessClone NORMAL_CLONE", None, None, "n/a: 2D only"))
+
+    title = (f"CPU, batch {B} of {'x'.join([str(size)] * ndim)}, {unknowns:,} unknowns"
+             f" ({unknowns / B:,.0f} per sample)")
+    table = Table(title, ["method", "samples/s", "pii_augment speed-up",
+                          f"max err/range vs exact ({len(subset)} samples)", "notes"])
+    for name, rate, err, note in rows:
+        speedup = "n/a" if (ours_rate is None or rate is None) else f"{ours_rate / rate:.3g}x"
+        table.add(name, fmt_rate(rate), speedup, fmt_err(err), note)
+    print()
+    print(table.text())
+    report.append(table)
+
+
+def run_sweep(pii, args, ndim: int, report: list) -> None:
+    """Scaling sweep of pii_augment alone over ``args.sizes``."""
+    ref_pixels = args.batch * args.size ** ndim
+    table = Table(f"Scaling sweep, pii_augment ({args.backend}), {ndim}D, best of {args.repeats}",
+                  ["size", "batch", "unknowns per batch", "seconds", "samples/s", "ns per unknown"])
+    for size in args.sizes:
+        batch = args.sweep_batch or max(1, round(ref_pixels / size ** ndim))
+        print(f"\nsweep: batch {batch} of {size}^{ndim} ...")
+        wl = reference_workload(batch=batch, size=size, seed=args.seed, ndim=ndim)
+        pii.poisson_interpolate(wl["dst"], wl["src"], wl["mask"], wl["alpha"], backend=args.backend)  # warm-up
+        best, _ = best_of(lambda: pii.poisson_interpolate(wl["dst"], wl["src"], wl["mask"], wl["alpha"],
+                                                          backend=args.backend), args.repeats)
+        unknowns = int(wl["mask"].sum())
+        table.add(size, batch, f"{unknowns:,}", f"{best:.4f}", fmt_rate(batch / best),
+                  f"{best / unknowns * 1e9:.1f}")
+        print(table.text().splitlines()[-1])
+    print()
+    print(table.text())
+    report.append(table)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description="Time pii_augment's CPU Poisson Image Interpolation next to its peers "
+                    "(PIE-torch, OpenCV seamlessClone, the original whole-image sparse solve).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--batch", type=int, default=64, help="samples per batch")
+    p.add_argument("--size", type=int, default=None,
+                   help="image side (default 256 in 2D, 64 with --3d)")
+    p.add_argument("--3d", dest="three_d", action="store_true", help="cubes (B, 1, N, N, N) instead of images")
+    p.add_argument("--repeats", type=int, default=3, help="timed repeats; the best is reported")
+    p.add_argument("--seed", type=int, default=0, help="workload seed")
+    p.add_argument("--backend", default="numba", help="pii_augment backend")
+    p.add_argument("--peers", action=argparse.BooleanOptionalAction, default=True,
+                   help="time the peer solvers")
+    p.add_argument("--ours", action=argparse.BooleanOptionalAction, default=True,
+                   help="time pii_augment (--no-ours: peers only, e.g. before the library exists)")
+    p.add_argument("--jacobi", action=argparse.BooleanOptionalAction, default=True,
+                   help="also time method='jacobi' (if the library has it)")
+    p.add_argument("--sparse-samples", type=int, default=8,
+                   help="samples on which the slow original sparse solve is timed (rate extrapolated)")
+    p.add_argument("--sizes", type=int, nargs="+", default=None,
+                   help="scaling sweep of pii_augment over these sizes, e.g. 64 128 256 512 1024")
+    p.add_argument("--sweep-batch", type=int, default=None,
+                   help="batch for the sweep (default: keep batch*size^ndim equal to the main run's)")
+    p.add_argument("--main", action=argparse.BooleanOptionalAction, default=True,
+                   help="the side-by-side table (--no-main: sweep only)")
+    p.add_argument("--markdown", type=Path, default=None, help="also write the tables to this file")
+    args = p.parse_args(argv)
+    if args.size is None:
+        args.size = 64 if args.three_d else 256
+    if args.sizes and not args.ours:
+        p.error("--sizes times pii_augment only; it cannot be combined with --no-ours")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    ndim = 3 if args.three_d else 2
+    pii = None
+    if args.ours:
+        try:
+            pii = import_pii_augment()
+            pii.poisson_interpolate  # noqa: B018  (fail early if the API is missing)
+        except (ImportError, AttributeError) as exc:
+            print(f"error: cannot use pii_augment.poisson_interpolate ({exc}); "
+                  "run with --no-ours to time the peers only", file=sys.stderr)
+            return 2
+    env = environment(pii)
+    print("\n".join(env))
+
+    report: list = []
+    if args.main:
+        run_main(pii, args, ndim, args.size, report)
+    if args.sizes:
+        run_sweep(pii, args, ndim, report)
+
+    if args.markdown:
+        text = ["# pii_augment CPU benchmark", "", *[f"- {line}" for line in env],
+                f"- command: `python benchmarks/bench_cpu.py {' '.join(sys.argv[1:] if argv is None else argv)}`",
+                ""]
+        for t in report:
+            text += [t.markdown(), ""]
+        args.markdown.write_text("\n".join(text))
+        print(f"\nwrote {args.markdown}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
