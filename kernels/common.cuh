@@ -40,6 +40,26 @@ __device__ __forceinline__ T absval(T v) {
     return v < T(0) ? -v : v;
 }
 
+// The canonical stencil of rbgs_sweep and residual, in the field type T, exactly as the Numba
+// twins compute it (pii_augment/ops/_numba_kernels.py, _stencil): per axis the sum of the present
+// neighbours, nb = (wx * sx + wy * sy) + wz * sz, and diag the sum of the present weights.
+template <typename T>
+__device__ __forceinline__ void stencil_t(const T* __restrict__ u, const unsigned char* __restrict__ kind,
+                                          long long f, long long k, int z, int y, int x,
+                                          long long ez, long long ey, long long ex,
+                                          long long sy, long long sz, T wz, T wy, T wx,
+                                          T& nb, T& diag) {
+    T sx_ = T(0), sy_ = T(0), sz_ = T(0);
+    diag = T(0);
+    if (x > 0 && kind[k - 1] != 0) { sx_ += u[f - 1]; diag += wx; }
+    if (x + 1 < ex && kind[k + 1] != 0) { sx_ += u[f + 1]; diag += wx; }
+    if (y > 0 && kind[k - sy] != 0) { sy_ += u[f - sy]; diag += wy; }
+    if (y + 1 < ey && kind[k + sy] != 0) { sy_ += u[f + sy]; diag += wy; }
+    if (z > 0 && kind[k - sz] != 0) { sz_ += u[f - sz]; diag += wz; }
+    if (z + 1 < ez && kind[k + sz] != 0) { sz_ += u[f + sz]; diag += wz; }
+    nb = (wx * sx_ + wy * sy_) + wz * sz_;
+}
+
 }  // namespace pii
 
 #endif  // PII_AUGMENT_COMMON_CUH

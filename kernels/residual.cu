@@ -3,7 +3,8 @@
 // arguments in the same order, followed by the array shapes.
 #include "common.cuh"
 
-// r = rhs - A(u) on unknown cells, 0 on the other cells of the extent (cells beyond it untouched).
+// r = rhs - A(u) on unknown cells, 0 on the other cells of the extent (cells beyond it untouched);
+// A(u)_p = diag_p u_p - nb_p in the field type (see stencil_t).
 // Launch: rows = B * C * Dp * Hp, width = Wp.
 template <typename T>
 __global__ void residual(const T* __restrict__ u, const T* __restrict__ rhs,
@@ -22,14 +23,7 @@ __global__ void residual(const T* __restrict__ u, const T* __restrict__ rhs,
         r[f] = T(0);
         return;
     }
-    const double wz = w[0], wy = w[1], wx = w[2];
-    const double up = (double)u[f];
-    double acc = 0.0;
-    if (x > 0 && kind[k - 1] != 0) acc += wx * (up - (double)u[f - 1]);
-    if (x + 1 < ex && kind[k + 1] != 0) acc += wx * (up - (double)u[f + 1]);
-    if (y > 0 && kind[k - sy] != 0) acc += wy * (up - (double)u[f - sy]);
-    if (y + 1 < ey && kind[k + sy] != 0) acc += wy * (up - (double)u[f + sy]);
-    if (z > 0 && kind[k - sz] != 0) acc += wz * (up - (double)u[f - sz]);
-    if (z + 1 < ez && kind[k + sz] != 0) acc += wz * (up - (double)u[f + sz]);
-    r[f] = (T)((double)rhs[f] - acc);
+    T nb, diag;
+    pii::stencil_t(u, kind, f, k, z, y, x, ez, ey, ex, sy, sz, (T)w[0], (T)w[1], (T)w[2], nb, diag);
+    r[f] = rhs[f] - (diag * u[f] - nb);
 }

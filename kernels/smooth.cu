@@ -5,8 +5,8 @@
 
 namespace pii {
 
-// Weighted neighbour sum of u over present neighbours (kind != 0) and its diagonal; the order of
-// the terms (x-, x+, y-, y+, z-, z+) matches the Numba twins, so the rounding does too.
+// Weighted neighbour sum of u over present neighbours (kind != 0) and its diagonal, in double;
+// the order of the terms (x-, x+, y-, y+, z-, z+) matches the Numba jacobi_sweep twin.
 template <typename T>
 __device__ __forceinline__ void gather_neighbours(const T* __restrict__ u, const unsigned char* __restrict__ kind,
                                                   long long f, long long k, int z, int y, int x,
@@ -35,7 +35,8 @@ __global__ void fill_unknowns(T* __restrict__ u, const unsigned char* __restrict
     if (kind[((long long)(b * Dp + z) * Hp + y) * Wp + x] == 2) u[(long long)row * Wp + x] = (T)value;
 }
 
-// One red-black Gauss-Seidel half sweep in place: unknowns with (z + y + x) % 2 == color.
+// One red-black Gauss-Seidel half sweep in place: unknowns with (z + y + x) % 2 == color,
+// u_p = (rhs_p + nb_p) / diag_p in the field type (see stencil_t).
 // u, rhs: (B, C, Dp, Hp, Wp); w: (3,) float64 axis weights (z, y, x).
 // Launch: rows = B * C * Dp * Hp, width = (Wp + 1) / 2 (thread i of a row takes x = 2 i + parity).
 template <typename T>
@@ -51,11 +52,10 @@ __global__ void rbgs_sweep(T* __restrict__ u, const T* __restrict__ rhs,
     const long long k = ((long long)(b * Dp + z) * Hp + y) * Wp + x;
     if (kind[k] != 2) return;
     const long long f = (long long)row * Wp + x;
-    double diag = 0.0;
-    double acc = (double)rhs[f];
-    pii::gather_neighbours(u, kind, f, k, z, y, x, ez, ey, ex, (long long)Wp, (long long)Hp * Wp,
-                           w[0], w[1], w[2], acc, diag);
-    if (diag > 0.0) u[f] = (T)(acc / diag);
+    T nb, diag;
+    pii::stencil_t(u, kind, f, k, z, y, x, ez, ey, ex, (long long)Wp, (long long)Hp * Wp,
+                   (T)w[0], (T)w[1], (T)w[2], nb, diag);
+    if (diag > T(0)) u[f] = (rhs[f] + nb) / diag;
 }
 
 // One weighted Jacobi sweep from u into u_out; non-unknown cells of the extent are copied.

@@ -108,21 +108,26 @@ __global__ void restrict(const T* __restrict__ r_f, const long long* __restrict_
     const long long efz = ext_f[3 * b], efy = ext_f[3 * b + 1], efx = ext_f[3 * b + 2];
     const double scale = 1.0 / (double)(1 << (fz + fy + fx));
     const T* base = r_f + (b * (long long)C + c) * Df * Hf * Wf;
+    // Same order as the Numba twin: per fine column x, the (z, y)-weighted sum of the fine
+    // residuals; then the x-weighted sum of those columns.
     double s = 0.0;
     const int z_lo = (Z << fz) - fz > 0 ? (Z << fz) - fz : 0;
     const int y_lo = (Y << fy) - fy > 0 ? (Y << fy) - fy : 0;
     const int x_lo = (X << fx) - fx > 0 ? (X << fx) - fx : 0;
-    for (int z = z_lo; z < (Z << fz) + 1 + 2 * fz && z < efz; ++z) {
-        const double wz = pii::restrict_weight(Z, z, fz, ecz);
-        if (wz == 0.0) continue;
-        for (int y = y_lo; y < (Y << fy) + 1 + 2 * fy && y < efy; ++y) {
-            const double wy = pii::restrict_weight(Y, y, fy, ecy);
-            if (wy == 0.0) continue;
-            for (int x = x_lo; x < (X << fx) + 1 + 2 * fx && x < efx; ++x) {
-                const double wx = pii::restrict_weight(X, x, fx, ecx);
-                if (wx != 0.0) s += wz * wy * wx * (double)base[((long long)z * Hf + y) * Wf + x];
+    for (int x = x_lo; x < (X << fx) + 1 + 2 * fx && x < efx; ++x) {
+        const double wx = pii::restrict_weight(X, x, fx, ecx);
+        if (wx == 0.0) continue;
+        double col = 0.0;
+        for (int z = z_lo; z < (Z << fz) + 1 + 2 * fz && z < efz; ++z) {
+            const double wz = pii::restrict_weight(Z, z, fz, ecz);
+            if (wz == 0.0) continue;
+            for (int y = y_lo; y < (Y << fy) + 1 + 2 * fy && y < efy; ++y) {
+                const double wzy = wz * pii::restrict_weight(Y, y, fy, ecy);
+                if (wzy == 0.0) continue;
+                col += wzy * (double)base[((long long)z * Hf + y) * Wf + x];
             }
         }
+        s += wx * col;
     }
     rhs_c[fc] = (T)(s * scale);
 }
@@ -149,12 +154,13 @@ __global__ void prolong_add(const T* __restrict__ e_c, const unsigned char* __re
     pii::axis_pair(y, flags[1], ext_c[3 * b + 1], y0, y1, wy0, wy1);
     pii::axis_pair(x, flags[2], ext_c[3 * b + 2], x0, x1, wx0, wx1);
     const T* e = e_c + (b * (long long)C + c) * Dc * Hc * Wc;
-    double acc = wz0 * (wy0 * (wx0 * pii::at(e, Hc, Wc, z0, y0, x0) + wx1 * pii::at(e, Hc, Wc, z0, y0, x1)) +
-                        wy1 * (wx0 * pii::at(e, Hc, Wc, z0, y1, x0) + wx1 * pii::at(e, Hc, Wc, z0, y1, x1)));
-    if (wz1 != 0.0) {
-        acc += wz1 * (wy0 * (wx0 * pii::at(e, Hc, Wc, z1, y0, x0) + wx1 * pii::at(e, Hc, Wc, z1, y0, x1)) +
-                      wy1 * (wx0 * pii::at(e, Hc, Wc, z1, y1, x0) + wx1 * pii::at(e, Hc, Wc, z1, y1, x1)));
-    }
+    // Same order as the Numba twin: the coarse columns x0 and x1 interpolated in (z, y), then in x.
+    const double w00 = wz0 * wy0, w01 = wz0 * wy1, w10 = wz1 * wy0, w11 = wz1 * wy1;
+    const double c0 = (w00 * pii::at(e, Hc, Wc, z0, y0, x0) + w01 * pii::at(e, Hc, Wc, z0, y1, x0)) +
+                      (w10 * pii::at(e, Hc, Wc, z1, y0, x0) + w11 * pii::at(e, Hc, Wc, z1, y1, x0));
+    const double c1 = (w00 * pii::at(e, Hc, Wc, z0, y0, x1) + w01 * pii::at(e, Hc, Wc, z0, y1, x1)) +
+                      (w10 * pii::at(e, Hc, Wc, z1, y0, x1) + w11 * pii::at(e, Hc, Wc, z1, y1, x1));
+    const double acc = wx0 * c0 + wx1 * c1;
     const long long f = (long long)row * Wf + x;
     u_f[f] = (T)((double)u_f[f] + acc);
 }

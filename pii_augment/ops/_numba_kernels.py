@@ -16,8 +16,8 @@ Array conventions (all C-contiguous):
 
 The operator on unknown cell p is ``A(u)_p = sum_axis w_a sum_{q = p +- e_a, kind_q >= 1} (u_p - u_q)``.
 Each function is serial and releases the GIL: the host backend runs the driver on chunks of the
-batch in parallel threads (see :mod:`pii_augment.ops._backends`). Loops run over flattened rows
-``(b, c, z, y)`` exactly as the CUDA twins map rows to threads; red-black colouring makes the
+batch in parallel threads (see :mod:`pii_augment.ops._backends`). Loops run over the rows
+``(b, c, z, y)``, the rows the CUDA twins map to threads; red-black colouring makes the
 Gauss-Seidel sweeps order-independent, so every backend computes the same iterates.
 """
 
@@ -37,20 +37,18 @@ def build_kind(mask, off, ext, kind):
     """
     B, Dp, Hp, Wp = kind.shape
     D, H, W = mask.shape[1], mask.shape[2], mask.shape[3]
-    for n in range(B * Dp * Hp):
-        y = n % Hp
-        t = n // Hp
-        z = t % Dp
-        b = t // Dp
-        iz = off[b, 0] + z
-        iy = off[b, 1] + y
-        row_ok = z < ext[b, 0] and y < ext[b, 1] and 0 <= iz < D and 0 <= iy < H
-        for x in range(Wp):
-            ix = off[b, 2] + x
-            k = 0
-            if row_ok and x < ext[b, 2] and 0 <= ix < W:
-                k = 2 if mask[b, iz, iy, ix] else 1
-            kind[b, z, y, x] = k
+    for b in range(B):
+        for z in range(Dp):
+            for y in range(Hp):
+                iz = off[b, 0] + z
+                iy = off[b, 1] + y
+                row_ok = z < ext[b, 0] and y < ext[b, 1] and 0 <= iz < D and 0 <= iy < H
+                for x in range(Wp):
+                    ix = off[b, 2] + x
+                    k = 0
+                    if row_ok and x < ext[b, 2] and 0 <= ix < W:
+                        k = 2 if mask[b, iz, iy, ix] else 1
+                    kind[b, z, y, x] = k
 
 
 @njit(**_OPTS)
@@ -61,22 +59,19 @@ def gather_crop(full, off, ext, out):
     """
     B, C, Dp, Hp, Wp = out.shape
     D, H, W = full.shape[2], full.shape[3], full.shape[4]
-    for n in range(B * C * Dp * Hp):
-        y = n % Hp
-        t = n // Hp
-        z = t % Dp
-        t = t // Dp
-        c = t % C
-        b = t // C
-        iz = off[b, 0] + z
-        iy = off[b, 1] + y
-        row_ok = z < ext[b, 0] and y < ext[b, 1] and 0 <= iz < D and 0 <= iy < H
-        for x in range(Wp):
-            ix = off[b, 2] + x
-            if row_ok and x < ext[b, 2] and 0 <= ix < W:
-                out[b, c, z, y, x] = full[b, c, iz, iy, ix]
-            else:
-                out[b, c, z, y, x] = 0
+    for b in range(B):
+        for c in range(C):
+            for z in range(Dp):
+                for y in range(Hp):
+                    iz = off[b, 0] + z
+                    iy = off[b, 1] + y
+                    row_ok = z < ext[b, 0] and y < ext[b, 1] and 0 <= iz < D and 0 <= iy < H
+                    for x in range(Wp):
+                        ix = off[b, 2] + x
+                        if row_ok and x < ext[b, 2] and 0 <= ix < W:
+                            out[b, c, z, y, x] = full[b, c, iz, iy, ix]
+                        else:
+                            out[b, c, z, y, x] = 0
 
 
 @njit(inline="always")
@@ -103,97 +98,160 @@ def guidance_rhs(dst, src, kind, ext, alpha, mode, rhs):
     dst, src, rhs: (B, C, Dp, Hp, Wp) crops; alpha: (B,) float64; mode: 0 pii, 1 mixed, 2 source.
     """
     B, C, Dp, Hp, Wp = rhs.shape
-    for n in range(B * C * Dp * Hp):
-        y = n % Hp
-        t = n // Hp
-        z = t % Dp
-        t = t // Dp
-        c = t % C
-        b = t // C
-        ez, ey, ex = ext[b, 0], ext[b, 1], ext[b, 2]
-        if z >= ez or y >= ey:
-            continue
-        al = alpha[b]
-        for x in range(ex):
-            if kind[b, z, y, x] != 2:
-                rhs[b, c, z, y, x] = 0
-                continue
-            dp = dst[b, c, z, y, x]
-            sp = src[b, c, z, y, x]
-            acc = 0.0
-            if x > 0 and kind[b, z, y, x - 1] != 0:
-                acc += _pick(dp, dst[b, c, z, y, x - 1], sp, src[b, c, z, y, x - 1], al, mode)
-            if x + 1 < ex and kind[b, z, y, x + 1] != 0:
-                acc += _pick(dp, dst[b, c, z, y, x + 1], sp, src[b, c, z, y, x + 1], al, mode)
-            if y > 0 and kind[b, z, y - 1, x] != 0:
-                acc += _pick(dp, dst[b, c, z, y - 1, x], sp, src[b, c, z, y - 1, x], al, mode)
-            if y + 1 < ey and kind[b, z, y + 1, x] != 0:
-                acc += _pick(dp, dst[b, c, z, y + 1, x], sp, src[b, c, z, y + 1, x], al, mode)
-            if z > 0 and kind[b, z - 1, y, x] != 0:
-                acc += _pick(dp, dst[b, c, z - 1, y, x], sp, src[b, c, z - 1, y, x], al, mode)
-            if z + 1 < ez and kind[b, z + 1, y, x] != 0:
-                acc += _pick(dp, dst[b, c, z + 1, y, x], sp, src[b, c, z + 1, y, x], al, mode)
-            rhs[b, c, z, y, x] = acc
+    for b in range(B):
+        for c in range(C):
+            for z in range(Dp):
+                for y in range(Hp):
+                    ez, ey, ex = ext[b, 0], ext[b, 1], ext[b, 2]
+                    if z >= ez or y >= ey:
+                        continue
+                    al = alpha[b]
+                    for x in range(ex):
+                        if kind[b, z, y, x] != 2:
+                            rhs[b, c, z, y, x] = 0
+                            continue
+                        dp = dst[b, c, z, y, x]
+                        sp = src[b, c, z, y, x]
+                        acc = 0.0
+                        if x > 0 and kind[b, z, y, x - 1] != 0:
+                            acc += _pick(dp, dst[b, c, z, y, x - 1], sp, src[b, c, z, y, x - 1], al, mode)
+                        if x + 1 < ex and kind[b, z, y, x + 1] != 0:
+                            acc += _pick(dp, dst[b, c, z, y, x + 1], sp, src[b, c, z, y, x + 1], al, mode)
+                        if y > 0 and kind[b, z, y - 1, x] != 0:
+                            acc += _pick(dp, dst[b, c, z, y - 1, x], sp, src[b, c, z, y - 1, x], al, mode)
+                        if y + 1 < ey and kind[b, z, y + 1, x] != 0:
+                            acc += _pick(dp, dst[b, c, z, y + 1, x], sp, src[b, c, z, y + 1, x], al, mode)
+                        if z > 0 and kind[b, z - 1, y, x] != 0:
+                            acc += _pick(dp, dst[b, c, z - 1, y, x], sp, src[b, c, z - 1, y, x], al, mode)
+                        if z + 1 < ez and kind[b, z + 1, y, x] != 0:
+                            acc += _pick(dp, dst[b, c, z + 1, y, x], sp, src[b, c, z + 1, y, x], al, mode)
+                        rhs[b, c, z, y, x] = acc
 
 
 @njit(**_OPTS)
 def fill_unknowns(u, kind, ext, value):
     """Set ``u`` to ``value`` on every unknown cell."""
     B, C, Dp, Hp, Wp = u.shape
-    for n in range(B * C * Dp * Hp):
-        y = n % Hp
-        t = n // Hp
-        z = t % Dp
-        t = t // Dp
-        b = t // C
-        c = t % C
-        if z >= ext[b, 0] or y >= ext[b, 1]:
+    for b in range(B):
+        for c in range(C):
+            for z in range(Dp):
+                for y in range(Hp):
+                    if z >= ext[b, 0] or y >= ext[b, 1]:
+                        continue
+                    for x in range(ext[b, 2]):
+                        if kind[b, z, y, x] == 2:
+                            u[b, c, z, y, x] = value
+
+
+@njit(inline="always")
+def _row_is_interior(kind, b, z, y, ez, ey, ex):
+    """True when every unknown of row (b, z, y) has all its axis neighbours present: the rows
+    around it exist and hold no kind-0 cell, and its first and last cells are not unknown.
+    Such rows take the branch-free (vectorisable) path; the result is the same as the generic one.
+    """
+    if y == 0 or y + 1 >= ey or ex < 3:
+        return False
+    if ez > 1 and (z == 0 or z + 1 >= ez):
+        return False
+    kr = kind[b, z, y]
+    if kr[0] == 2 or kr[ex - 1] == 2:
+        return False
+    kn = kind[b, z, y - 1]
+    ks = kind[b, z, y + 1]
+    lowest = kr[0]
+    for x in range(ex):  # a min over uint8 rows vectorises
+        lowest = min(lowest, min(kr[x], min(kn[x], ks[x])))
+    if ez > 1:
+        kd = kind[b, z - 1, y]
+        ku = kind[b, z + 1, y]
+        for x in range(ex):
+            lowest = min(lowest, min(kd[x], ku[x]))
+    return lowest > 0
+
+
+@njit(inline="always")
+def _stencil(u, kind, b, c, z, y, x, ez, ey, ex, wz, wy, wx, zero):
+    """(neighbour term, diagonal) of cell (z, y, x), in the field dtype, in the canonical order the
+    CUDA twins use: ``(wx * (W + E) + wy * (N + S)) + wz * (D + U)`` over present neighbours."""
+    sx = zero
+    sy = zero
+    sz = zero
+    diag = zero
+    if x > 0 and kind[b, z, y, x - 1] != 0:
+        sx += u[b, c, z, y, x - 1]
+        diag += wx
+    if x + 1 < ex and kind[b, z, y, x + 1] != 0:
+        sx += u[b, c, z, y, x + 1]
+        diag += wx
+    if y > 0 and kind[b, z, y - 1, x] != 0:
+        sy += u[b, c, z, y - 1, x]
+        diag += wy
+    if y + 1 < ey and kind[b, z, y + 1, x] != 0:
+        sy += u[b, c, z, y + 1, x]
+        diag += wy
+    if z > 0 and kind[b, z - 1, y, x] != 0:
+        sz += u[b, c, z - 1, y, x]
+        diag += wz
+    if z + 1 < ez and kind[b, z + 1, y, x] != 0:
+        sz += u[b, c, z + 1, y, x]
+        diag += wz
+    return (wx * sx + wy * sy) + wz * sz, diag
+
+
+@njit(inline="always")
+def _rbgs_row(u, rhs, kind, b, c, z, y, ez, ey, ex, wz, wy, wx, zero, color, tmp):
+    """Red-black update of the cells of colour ``color`` in row (b, c, z, y)."""
+    par = (color + z + y) & 1
+    if _row_is_interior(kind, b, z, y, ez, ey, ex):
+        # interior cells 1 .. ex-2 as views starting at cell 1, so every index is >= 0
+        m = ex - 2
+        uc = u[b, c, z, y, 1:ex - 1]
+        uw = u[b, c, z, y, 0:m]
+        ue = u[b, c, z, y, 2:ex]
+        un = u[b, c, z, y - 1, 1:ex - 1]
+        us = u[b, c, z, y + 1, 1:ex - 1]
+        rr = rhs[b, c, z, y, 1:ex - 1]
+        kr = kind[b, z, y, 1:ex - 1]
+        if ez > 1:
+            ud = u[b, c, z - 1, y, 1:ex - 1]
+            uu = u[b, c, z + 1, y, 1:ex - 1]
+            diag = ((wx + wx) + (wy + wy)) + (wz + wz)
+            for i in range(m):
+                tmp[i] = (rr[i] + ((wx * (uw[i] + ue[i]) + wy * (un[i] + us[i]))
+                                   + wz * (ud[i] + uu[i]))) / diag
+        else:
+            diag = (wx + wx) + (wy + wy)
+            for i in range(m):
+                tmp[i] = (rr[i] + (wx * (uw[i] + ue[i]) + wy * (un[i] + us[i]))) / diag
+        for i in range(1 - par, m, 2):  # view index i is cell i + 1
+            uc[i] = tmp[i] if kr[i] == 2 else uc[i]
+        return
+    for x in range(par, ex, 2):
+        if kind[b, z, y, x] != 2:
             continue
-        for x in range(ext[b, 2]):
-            if kind[b, z, y, x] == 2:
-                u[b, c, z, y, x] = value
+        nb, diag = _stencil(u, kind, b, c, z, y, x, ez, ey, ex, wz, wy, wx, zero)
+        if diag > zero:
+            u[b, c, z, y, x] = (rhs[b, c, z, y, x] + nb) / diag
 
 
 @njit(**_OPTS)
 def rbgs_sweep(u, rhs, kind, ext, w, color):
-    """One red-black Gauss-Seidel half sweep: update unknowns with (z + y + x) % 2 == color."""
+    """One red-black Gauss-Seidel half sweep: update unknowns with (z + y + x) % 2 == color.
+
+    u_p = (rhs_p + (wx (u_W + u_E) + wy (u_N + u_S)) + wz (u_D + u_U)) / diag_p over the present
+    neighbours, computed in the field's dtype.
+    """
     B, C, Dp, Hp, Wp = u.shape
-    wz, wy, wx = w[0], w[1], w[2]
-    for n in range(B * C * Dp * Hp):
-        y = n % Hp
-        t = n // Hp
-        z = t % Dp
-        t = t // Dp
-        c = t % C
-        b = t // C
+    wt = w.astype(u.dtype)
+    wz, wy, wx = wt[0], wt[1], wt[2]
+    zero = wx - wx
+    tmp = np.empty(Wp, u.dtype)
+    for b in range(B):
         ez, ey, ex = ext[b, 0], ext[b, 1], ext[b, 2]
-        if z >= ez or y >= ey:
-            continue
-        for x in range((color + z + y) & 1, ex, 2):
-            if kind[b, z, y, x] != 2:
-                continue
-            diag = 0.0
-            acc = 1.0 * rhs[b, c, z, y, x]
-            if x > 0 and kind[b, z, y, x - 1] != 0:
-                diag += wx
-                acc += wx * u[b, c, z, y, x - 1]
-            if x + 1 < ex and kind[b, z, y, x + 1] != 0:
-                diag += wx
-                acc += wx * u[b, c, z, y, x + 1]
-            if y > 0 and kind[b, z, y - 1, x] != 0:
-                diag += wy
-                acc += wy * u[b, c, z, y - 1, x]
-            if y + 1 < ey and kind[b, z, y + 1, x] != 0:
-                diag += wy
-                acc += wy * u[b, c, z, y + 1, x]
-            if z > 0 and kind[b, z - 1, y, x] != 0:
-                diag += wz
-                acc += wz * u[b, c, z - 1, y, x]
-            if z + 1 < ez and kind[b, z + 1, y, x] != 0:
-                diag += wz
-                acc += wz * u[b, c, z + 1, y, x]
-            if diag > 0.0:
-                u[b, c, z, y, x] = acc / diag
+        for c in range(C):
+            for z in range(ez):
+                for y in range(ey):
+                    _rbgs_row(u, rhs, kind, b, c, z, y, ez, ey, ex, wz, wy, wx, zero, color, tmp)
 
 
 @njit(**_OPTS)
@@ -201,81 +259,93 @@ def jacobi_sweep(u, rhs, kind, ext, w, omega, u_out):
     """One weighted Jacobi sweep from ``u`` into ``u_out`` (non-unknown cells are copied)."""
     B, C, Dp, Hp, Wp = u.shape
     wz, wy, wx = w[0], w[1], w[2]
-    for n in range(B * C * Dp * Hp):
-        y = n % Hp
-        t = n // Hp
-        z = t % Dp
-        t = t // Dp
-        c = t % C
-        b = t // C
-        ez, ey, ex = ext[b, 0], ext[b, 1], ext[b, 2]
-        if z >= ez or y >= ey:
-            continue
-        for x in range(ex):
-            up = u[b, c, z, y, x]
-            if kind[b, z, y, x] != 2:
-                u_out[b, c, z, y, x] = up
-                continue
-            diag = 0.0
-            acc = 1.0 * rhs[b, c, z, y, x]
-            if x > 0 and kind[b, z, y, x - 1] != 0:
-                diag += wx
-                acc += wx * u[b, c, z, y, x - 1]
-            if x + 1 < ex and kind[b, z, y, x + 1] != 0:
-                diag += wx
-                acc += wx * u[b, c, z, y, x + 1]
-            if y > 0 and kind[b, z, y - 1, x] != 0:
-                diag += wy
-                acc += wy * u[b, c, z, y - 1, x]
-            if y + 1 < ey and kind[b, z, y + 1, x] != 0:
-                diag += wy
-                acc += wy * u[b, c, z, y + 1, x]
-            if z > 0 and kind[b, z - 1, y, x] != 0:
-                diag += wz
-                acc += wz * u[b, c, z - 1, y, x]
-            if z + 1 < ez and kind[b, z + 1, y, x] != 0:
-                diag += wz
-                acc += wz * u[b, c, z + 1, y, x]
-            if diag > 0.0:
-                u_out[b, c, z, y, x] = (1.0 - omega) * up + omega * (acc / diag)
-            else:
-                u_out[b, c, z, y, x] = up
+    for b in range(B):
+        for c in range(C):
+            for z in range(Dp):
+                for y in range(Hp):
+                    ez, ey, ex = ext[b, 0], ext[b, 1], ext[b, 2]
+                    if z >= ez or y >= ey:
+                        continue
+                    for x in range(ex):
+                        up = u[b, c, z, y, x]
+                        if kind[b, z, y, x] != 2:
+                            u_out[b, c, z, y, x] = up
+                            continue
+                        diag = 0.0
+                        acc = 1.0 * rhs[b, c, z, y, x]
+                        if x > 0 and kind[b, z, y, x - 1] != 0:
+                            diag += wx
+                            acc += wx * u[b, c, z, y, x - 1]
+                        if x + 1 < ex and kind[b, z, y, x + 1] != 0:
+                            diag += wx
+                            acc += wx * u[b, c, z, y, x + 1]
+                        if y > 0 and kind[b, z, y - 1, x] != 0:
+                            diag += wy
+                            acc += wy * u[b, c, z, y - 1, x]
+                        if y + 1 < ey and kind[b, z, y + 1, x] != 0:
+                            diag += wy
+                            acc += wy * u[b, c, z, y + 1, x]
+                        if z > 0 and kind[b, z - 1, y, x] != 0:
+                            diag += wz
+                            acc += wz * u[b, c, z - 1, y, x]
+                        if z + 1 < ez and kind[b, z + 1, y, x] != 0:
+                            diag += wz
+                            acc += wz * u[b, c, z + 1, y, x]
+                        if diag > 0.0:
+                            u_out[b, c, z, y, x] = (1.0 - omega) * up + omega * (acc / diag)
+                        else:
+                            u_out[b, c, z, y, x] = up
 
 
 @njit(**_OPTS)
 def residual(u, rhs, kind, ext, w, r):
-    """r = rhs - A(u) on unknown cells, 0 on the other cells of the crop."""
+    """r = rhs - A(u) on unknown cells, 0 on the other cells of the crop.
+
+    A(u)_p = diag_p u_p - ((wx (u_W + u_E) + wy (u_N + u_S)) + wz (u_D + u_U)), in the field dtype.
+    """
     B, C, Dp, Hp, Wp = u.shape
-    wz, wy, wx = w[0], w[1], w[2]
-    for n in range(B * C * Dp * Hp):
-        y = n % Hp
-        t = n // Hp
-        z = t % Dp
-        t = t // Dp
-        c = t % C
-        b = t // C
-        ez, ey, ex = ext[b, 0], ext[b, 1], ext[b, 2]
-        if z >= ez or y >= ey:
-            continue
-        for x in range(ex):
-            if kind[b, z, y, x] != 2:
-                r[b, c, z, y, x] = 0
-                continue
-            up = 1.0 * u[b, c, z, y, x]
-            acc = 0.0
-            if x > 0 and kind[b, z, y, x - 1] != 0:
-                acc += wx * (up - u[b, c, z, y, x - 1])
-            if x + 1 < ex and kind[b, z, y, x + 1] != 0:
-                acc += wx * (up - u[b, c, z, y, x + 1])
-            if y > 0 and kind[b, z, y - 1, x] != 0:
-                acc += wy * (up - u[b, c, z, y - 1, x])
-            if y + 1 < ey and kind[b, z, y + 1, x] != 0:
-                acc += wy * (up - u[b, c, z, y + 1, x])
-            if z > 0 and kind[b, z - 1, y, x] != 0:
-                acc += wz * (up - u[b, c, z - 1, y, x])
-            if z + 1 < ez and kind[b, z + 1, y, x] != 0:
-                acc += wz * (up - u[b, c, z + 1, y, x])
-            r[b, c, z, y, x] = rhs[b, c, z, y, x] - acc
+    wt = w.astype(u.dtype)
+    wz, wy, wx = wt[0], wt[1], wt[2]
+    zero = wx - wx
+    for b in range(B):
+        for c in range(C):
+            for z in range(Dp):
+                for y in range(Hp):
+                    ez, ey, ex = ext[b, 0], ext[b, 1], ext[b, 2]
+                    if z >= ez or y >= ey:
+                        continue
+                    if _row_is_interior(kind, b, z, y, ez, ey, ex):
+                        m = ex - 2
+                        uc = u[b, c, z, y, 1:ex - 1]
+                        uw = u[b, c, z, y, 0:m]
+                        ue = u[b, c, z, y, 2:ex]
+                        un = u[b, c, z, y - 1, 1:ex - 1]
+                        us = u[b, c, z, y + 1, 1:ex - 1]
+                        rr = rhs[b, c, z, y, 1:ex - 1]
+                        kr = kind[b, z, y, 1:ex - 1]
+                        ro = r[b, c, z, y, 1:ex - 1]
+                        r[b, c, z, y, 0] = zero
+                        r[b, c, z, y, ex - 1] = zero
+                        if ez > 1:
+                            ud = u[b, c, z - 1, y, 1:ex - 1]
+                            uu = u[b, c, z + 1, y, 1:ex - 1]
+                            diag = ((wx + wx) + (wy + wy)) + (wz + wz)
+                            for i in range(m):
+                                v = rr[i] - (diag * uc[i] - ((wx * (uw[i] + ue[i]) + wy * (un[i] + us[i]))
+                                                             + wz * (ud[i] + uu[i])))
+                                ro[i] = v if kr[i] == 2 else zero
+                        else:
+                            diag = (wx + wx) + (wy + wy)
+                            for i in range(m):
+                                v = rr[i] - (diag * uc[i] - (wx * (uw[i] + ue[i]) + wy * (un[i] + us[i])))
+                                ro[i] = v if kr[i] == 2 else zero
+                        continue
+                    for x in range(ex):
+                        if kind[b, z, y, x] != 2:
+                            r[b, c, z, y, x] = zero
+                            continue
+                        nb, diag = _stencil(u, kind, b, c, z, y, x, ez, ey, ex, wz, wy, wx, zero)
+                        r[b, c, z, y, x] = rhs[b, c, z, y, x] - (diag * u[b, c, z, y, x] - nb)
 
 
 @njit(**_OPTS)
@@ -287,39 +357,37 @@ def coarsen_kind(kind_f, ext_f, flags, kind_c, ext_c):
     """
     B, Dc, Hc, Wc = kind_c.shape
     fz, fy, fx = flags[0], flags[1], flags[2]
-    for n in range(B * Dc * Hc):
-        Y = n % Hc
-        t = n // Hc
-        Z = t % Dc
-        b = t // Dc
-        row_ok = Z < ext_c[b, 0] and Y < ext_c[b, 1]
-        for X in range(Wc):
-            k = 0
-            if row_ok and X < ext_c[b, 2]:
-                has1 = False
-                has2 = False
-                for dz in range(1 + fz):
-                    z = (Z << fz) + dz
-                    if z >= ext_f[b, 0]:
-                        continue
-                    for dy in range(1 + fy):
-                        y = (Y << fy) + dy
-                        if y >= ext_f[b, 1]:
-                            continue
-                        for dx in range(1 + fx):
-                            x = (X << fx) + dx
-                            if x >= ext_f[b, 2]:
+    for b in range(B):
+        for Z in range(Dc):
+            for Y in range(Hc):
+                row_ok = Z < ext_c[b, 0] and Y < ext_c[b, 1]
+                for X in range(Wc):
+                    k = 0
+                    if row_ok and X < ext_c[b, 2]:
+                        has1 = False
+                        has2 = False
+                        for dz in range(1 + fz):
+                            z = (Z << fz) + dz
+                            if z >= ext_f[b, 0]:
                                 continue
-                            kf = kind_f[b, z, y, x]
-                            if kf == 1:
-                                has1 = True
-                            elif kf == 2:
-                                has2 = True
-                if has1:
-                    k = 1
-                elif has2:
-                    k = 2
-            kind_c[b, Z, Y, X] = k
+                            for dy in range(1 + fy):
+                                y = (Y << fy) + dy
+                                if y >= ext_f[b, 1]:
+                                    continue
+                                for dx in range(1 + fx):
+                                    x = (X << fx) + dx
+                                    if x >= ext_f[b, 2]:
+                                        continue
+                                    kf = kind_f[b, z, y, x]
+                                    if kf == 1:
+                                        has1 = True
+                                    elif kf == 2:
+                                        has2 = True
+                        if has1:
+                            k = 1
+                        elif has2:
+                            k = 2
+                    kind_c[b, Z, Y, X] = k
 
 
 @njit(inline="always")
@@ -354,38 +422,49 @@ def restrict(r_f, ext_f, kind_c, ext_c, flags, rhs_c):
     2^-k (k coarsened axes) so that it averages; 0 on the other coarse cells.
 
     Being the exact (scaled) transpose of the prolongation keeps the V-cycle symmetric, as the
-    conjugate-gradient driver needs.
+    conjugate-gradient driver needs. Computed as a weighted sum of fine rows (z, y weights), then
+    the x weights along the summed row.
     """
     B, C, Dc, Hc, Wc = rhs_c.shape
+    Wf = r_f.shape[4]
     fz, fy, fx = flags[0], flags[1], flags[2]
     scale = 1.0 / (1 << (fz + fy + fx))
-    for n in range(B * C * Dc * Hc):
-        Y = n % Hc
-        t = n // Hc
-        Z = t % Dc
-        t = t // Dc
-        c = t % C
-        b = t // C
-        if Z >= ext_c[b, 0] or Y >= ext_c[b, 1]:
-            continue
-        for X in range(ext_c[b, 2]):
-            if kind_c[b, Z, Y, X] != 2:
-                rhs_c[b, c, Z, Y, X] = 0
-                continue
-            s = 0.0
-            for z in range(max((Z << fz) - fz, 0), min((Z << fz) + 1 + 2 * fz, ext_f[b, 0])):
-                wz_ = _restrict_weight(Z, z, fz, ext_c[b, 0])
-                if wz_ == 0.0:
-                    continue
-                for y in range(max((Y << fy) - fy, 0), min((Y << fy) + 1 + 2 * fy, ext_f[b, 1])):
-                    wy_ = _restrict_weight(Y, y, fy, ext_c[b, 1])
-                    if wy_ == 0.0:
+    acc = np.empty(Wf)
+    for b in range(B):
+        for c in range(C):
+            for Z in range(Dc):
+                for Y in range(Hc):
+                    if Z >= ext_c[b, 0] or Y >= ext_c[b, 1]:
                         continue
-                    for x in range(max((X << fx) - fx, 0), min((X << fx) + 1 + 2 * fx, ext_f[b, 2])):
-                        wx_ = _restrict_weight(X, x, fx, ext_c[b, 2])
-                        if wx_ != 0.0:
-                            s += wz_ * wy_ * wx_ * r_f[b, c, z, y, x]
-            rhs_c[b, c, Z, Y, X] = s * scale
+                    exf = ext_f[b, 2]
+                    nxc = ext_c[b, 2]
+                    acc[:exf] = 0.0
+                    for z in range(max((Z << fz) - fz, 0), min((Z << fz) + 1 + 2 * fz, ext_f[b, 0])):
+                        wz_ = _restrict_weight(Z, z, fz, ext_c[b, 0])
+                        if wz_ == 0.0:
+                            continue
+                        for y in range(max((Y << fy) - fy, 0), min((Y << fy) + 1 + 2 * fy, ext_f[b, 1])):
+                            wzy = wz_ * _restrict_weight(Y, y, fy, ext_c[b, 1])
+                            if wzy == 0.0:
+                                continue
+                            row = r_f[b, c, z, y]
+                            for x in range(exf):
+                                acc[x] += wzy * row[x]
+                    out = rhs_c[b, c, Z, Y]
+                    kc = kind_c[b, Z, Y]
+                    for X in range(nxc):
+                        if kc[X] != 2:
+                            out[X] = 0
+                            continue
+                        if fx == 0:
+                            s = acc[X]
+                        elif X >= 1 and X + 2 <= nxc and 2 * X + 2 < exf:
+                            s = 0.25 * acc[2 * X - 1] + 0.75 * acc[2 * X] + 0.75 * acc[2 * X + 1] + 0.25 * acc[2 * X + 2]
+                        else:
+                            s = 0.0
+                            for x in range(max(2 * X - 1, 0), min(2 * X + 3, exf)):
+                                s += _restrict_weight(X, x, 1, nxc) * acc[x]
+                        out[X] = s * scale
 
 
 @njit(**_OPTS)
@@ -397,82 +476,86 @@ def prolong_add(e_c, kind_c, ext_c, kind_f, ext_f, flags, u_f):
     of the signature for symmetry with :func:`restrict`).
     """
     B, C, Df, Hf, Wf = u_f.shape
+    Wc = e_c.shape[4]
     fz, fy, fx = flags[0], flags[1], flags[2]
-    for n in range(B * C * Df * Hf):
-        y = n % Hf
-        t = n // Hf
-        z = t % Df
-        t = t // Df
-        c = t % C
-        b = t // C
-        if z >= ext_f[b, 0] or y >= ext_f[b, 1]:
-            continue
-        z0, z1, wz0, wz1 = _axis_pair(z, fz, ext_c[b, 0])
-        y0, y1, wy0, wy1 = _axis_pair(y, fy, ext_c[b, 1])
-        for x in range(ext_f[b, 2]):
-            if kind_f[b, z, y, x] != 2:
-                continue
-            x0, x1, wx0, wx1 = _axis_pair(x, fx, ext_c[b, 2])
-            acc = wz0 * (wy0 * (wx0 * e_c[b, c, z0, y0, x0] + wx1 * e_c[b, c, z0, y0, x1])
-                         + wy1 * (wx0 * e_c[b, c, z0, y1, x0] + wx1 * e_c[b, c, z0, y1, x1]))
-            if wz1 != 0.0:
-                acc += wz1 * (wy0 * (wx0 * e_c[b, c, z1, y0, x0] + wx1 * e_c[b, c, z1, y0, x1])
-                              + wy1 * (wx0 * e_c[b, c, z1, y1, x0] + wx1 * e_c[b, c, z1, y1, x1]))
-            u_f[b, c, z, y, x] += acc
+    ec = np.empty(Wc)
+    for b in range(B):
+        for c in range(C):
+            for z in range(Df):
+                for y in range(Hf):
+                    if z >= ext_f[b, 0] or y >= ext_f[b, 1]:
+                        continue
+                    nxc = ext_c[b, 2]
+                    z0, z1, wz0, wz1 = _axis_pair(z, fz, ext_c[b, 0])
+                    y0, y1, wy0, wy1 = _axis_pair(y, fy, ext_c[b, 1])
+                    # the coarse row interpolated in z and y, then along x
+                    a00 = e_c[b, c, z0, y0]
+                    a01 = e_c[b, c, z0, y1]
+                    a10 = e_c[b, c, z1, y0]
+                    a11 = e_c[b, c, z1, y1]
+                    w00, w01, w10, w11 = wz0 * wy0, wz0 * wy1, wz1 * wy0, wz1 * wy1
+                    for X in range(nxc):
+                        ec[X] = (w00 * a00[X] + w01 * a01[X]) + (w10 * a10[X] + w11 * a11[X])
+                    uf = u_f[b, c, z, y]
+                    kf = kind_f[b, z, y]
+                    for x in range(ext_f[b, 2]):
+                        if kf[x] != 2:
+                            continue
+                        x0, x1, wx0, wx1 = _axis_pair(x, fx, nxc)
+                        uf[x] += wx0 * ec[x0] + wx1 * ec[x1]
 
 
 @njit(**_OPTS)
 def dot_unknowns(x, y, kind, ext, out):
     """out[b, c] = sum of x * y over the unknown cells of system (b, c), in float64."""
     B, C, Dp, Hp, Wp = x.shape
-    for n in range(B * C):
-        c = n % C
-        b = n // C
-        s = 0.0
-        for z in range(ext[b, 0]):
-            for yy in range(ext[b, 1]):
-                for xx in range(ext[b, 2]):
-                    if kind[b, z, yy, xx] == 2:
-                        s += 1.0 * x[b, c, z, yy, xx] * y[b, c, z, yy, xx]
-        out[b, c] = s
+    for b in range(B):
+        for c in range(C):
+            s = 0.0
+            for z in range(ext[b, 0]):
+                for yy in range(ext[b, 1]):
+                    xr = x[b, c, z, yy]
+                    yr = y[b, c, z, yy]
+                    kr = kind[b, z, yy]
+                    for xx in range(ext[b, 2]):
+                        s += 1.0 * xr[xx] * yr[xx] if kr[xx] == 2 else 0.0
+            out[b, c] = s
 
 
 @njit(**_OPTS)
 def axpy_unknowns(a, x, y, kind, ext):
     """y += a[b, c] * x on the unknown cells of every system (b, c); a: (B, C) float64."""
     B, C, Dp, Hp, Wp = x.shape
-    for n in range(B * C * Dp * Hp):
-        yy = n % Hp
-        t = n // Hp
-        z = t % Dp
-        t = t // Dp
-        c = t % C
-        b = t // C
-        if z >= ext[b, 0] or yy >= ext[b, 1]:
-            continue
-        s = a[b, c]
-        for xx in range(ext[b, 2]):
-            if kind[b, z, yy, xx] == 2:
-                y[b, c, z, yy, xx] += s * x[b, c, z, yy, xx]
+    for b in range(B):
+        for c in range(C):
+            for z in range(Dp):
+                for yy in range(Hp):
+                    if z >= ext[b, 0] or yy >= ext[b, 1]:
+                        continue
+                    s = a[b, c]
+                    xr = x[b, c, z, yy]
+                    yr = y[b, c, z, yy]
+                    kr = kind[b, z, yy]
+                    for xx in range(ext[b, 2]):
+                        yr[xx] = yr[xx] + s * xr[xx] if kr[xx] == 2 else yr[xx]
 
 
 @njit(**_OPTS)
 def xpby_unknowns(x, beta, y, kind, ext):
     """y = x + beta[b, c] * y on the unknown cells of every system (b, c); beta: (B, C) float64."""
     B, C, Dp, Hp, Wp = x.shape
-    for n in range(B * C * Dp * Hp):
-        yy = n % Hp
-        t = n // Hp
-        z = t % Dp
-        t = t // Dp
-        c = t % C
-        b = t // C
-        if z >= ext[b, 0] or yy >= ext[b, 1]:
-            continue
-        s = beta[b, c]
-        for xx in range(ext[b, 2]):
-            if kind[b, z, yy, xx] == 2:
-                y[b, c, z, yy, xx] = x[b, c, z, yy, xx] + s * y[b, c, z, yy, xx]
+    for b in range(B):
+        for c in range(C):
+            for z in range(Dp):
+                for yy in range(Hp):
+                    if z >= ext[b, 0] or yy >= ext[b, 1]:
+                        continue
+                    s = beta[b, c]
+                    xr = x[b, c, z, yy]
+                    yr = y[b, c, z, yy]
+                    kr = kind[b, z, yy]
+                    for xx in range(ext[b, 2]):
+                        yr[xx] = xr[xx] + s * yr[xx] if kr[xx] == 2 else yr[xx]
 
 
 @njit(**_OPTS)
@@ -482,33 +565,51 @@ def scatter_crop(u, kind, off, ext, lo, hi, do_clip, out):
     u: (B, C, Dp, Hp, Wp); out: (B, C, D, H, W), already holding dst; lo, hi: (B, C) clip bounds.
     """
     B, C, Dp, Hp, Wp = u.shape
-    for n in range(B * C * Dp * Hp):
-        y = n % Hp
-        t = n // Hp
-        z = t % Dp
-        t = t // Dp
-        c = t % C
-        b = t // C
-        if z >= ext[b, 0] or y >= ext[b, 1]:
-            continue
-        iz = off[b, 0] + z
-        iy = off[b, 1] + y
-        for x in range(ext[b, 2]):
-            if kind[b, z, y, x] != 2:
-                continue
-            v = u[b, c, z, y, x]
-            if do_clip:
-                if v < lo[b, c]:
-                    v = lo[b, c]
-                elif v > hi[b, c]:
-                    v = hi[b, c]
-            out[b, c, iz, iy, off[b, 2] + x] = v
+    for b in range(B):
+        for c in range(C):
+            for z in range(Dp):
+                for y in range(Hp):
+                    if z >= ext[b, 0] or y >= ext[b, 1]:
+                        continue
+                    iz = off[b, 0] + z
+                    iy = off[b, 1] + y
+                    for x in range(ext[b, 2]):
+                        if kind[b, z, y, x] != 2:
+                            continue
+                        v = u[b, c, z, y, x]
+                        if do_clip:
+                            if v < lo[b, c]:
+                                v = lo[b, c]
+                            elif v > hi[b, c]:
+                                v = hi[b, c]
+                        out[b, c, iz, iy, off[b, 2] + x] = v
 
 
 @njit(**_OPTS)
 def smooth(u, rhs, kind, ext, w, sweeps, reverse):
-    """``sweeps`` red-black Gauss-Seidel sweeps (black first when ``reverse``), in one call."""
+    """``sweeps`` red-black Gauss-Seidel sweeps (black first when ``reverse``), in one call.
+
+    Same result as ``rbgs_sweep(first)`` then ``rbgs_sweep(1 - first)``, repeated, but both
+    colours go through the rows of a system in one pass: the second colour trails the first by
+    the rows it depends on (one row in 2D, one plane in 3D), while they are still in cache.
+    """
+    B, C, Dp, Hp, Wp = u.shape
+    wt = w.astype(u.dtype)
+    wz, wy, wx = wt[0], wt[1], wt[2]
+    zero = wx - wx
+    tmp = np.empty(Wp, u.dtype)
     first = 1 if reverse else 0
-    for _ in range(sweeps):
-        rbgs_sweep(u, rhs, kind, ext, w, first)
-        rbgs_sweep(u, rhs, kind, ext, w, 1 - first)
+    for b in range(B):
+        ez, ey, ex = ext[b, 0], ext[b, 1], ext[b, 2]
+        rows = ez * ey
+        lag = ey if ez > 1 else 1
+        for c in range(C):
+            for _ in range(sweeps):
+                for r in range(rows + lag):
+                    if r < rows:
+                        _rbgs_row(u, rhs, kind, b, c, r // ey, r % ey, ez, ey, ex, wz, wy, wx, zero,
+                                  first, tmp)
+                    q = r - lag
+                    if q >= 0:
+                        _rbgs_row(u, rhs, kind, b, c, q // ey, q % ey, ez, ey, ex, wz, wy, wx, zero,
+                                  1 - first, tmp)

@@ -139,10 +139,12 @@ def _hierarchy(bk, crop: CropProblem, coarsest: int, max_levels: int) -> list[_L
 
 def _relative_residual(bk, u, rhs, lev: _Level, r, bnorm2: np.ndarray) -> np.ndarray:
     bk.residual(u, rhs, lev.kind, lev.ext_dev, lev.w, r)
-    rr = bk.to_host(_dot(bk, r, r, lev))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rel = np.sqrt(np.where(bnorm2 > 0, rr / np.where(bnorm2 > 0, bnorm2, 1.0), 0.0))
-    return rel
+    return _relative(bk.to_host(_dot(bk, r, r, lev)), bnorm2)
+
+
+def _relative(rr: np.ndarray, bnorm2: np.ndarray) -> np.ndarray:
+    """sqrt(||r||^2 / ||b||^2) per system, 0 where b = 0 (nothing to solve)."""
+    return np.sqrt(np.where(bnorm2 > 0, rr / np.where(bnorm2 > 0, bnorm2, 1.0), 0.0))
 
 
 def solve_crop(
@@ -227,7 +229,7 @@ def solve_crop(
     else:
         levels = _hierarchy(bk, crop, coarsest, max_levels)
         max_iter = 30 if max_iter is None else max_iter
-        rel, it = _pcg(bk, u, rhs, levels, check, tol, max_iter, check_every,
+        rel, it = _pcg(bk, u, rhs, levels, check, bnorm2, tol, max_iter, check_every,
                        pre_smooth, post_smooth, coarse_sweeps)
 
     converged = rel <= tol
@@ -242,7 +244,7 @@ def _dot(bk, x, y, lev: _Level):
     return out
 
 
-def _pcg(bk, u, rhs, levels, check, tol, max_iter, check_every, nu1, nu2, coarse_sweeps):
+def _pcg(bk, u, rhs, levels, check, bnorm2, tol, max_iter, check_every, nu1, nu2, coarse_sweeps):
     """Conjugate gradients on every system of the batch at once, preconditioned by one V-cycle.
 
     The V-cycle is symmetric (red-black pre-smoothing, black-red post-smoothing, restriction the
@@ -282,9 +284,12 @@ def _pcg(bk, u, rhs, levels, check, tol, max_iter, check_every, nu1, nu2, coarse
         bk.axpy_unknowns(alpha, q, r, fine.kind, fine.ext_dev)  # r -= alpha A p
         it += 1
         if it % check_every == 0 or it == max_iter:
-            rel = check(u)  # the true residual, not the recursively updated one
-            if rel.max(initial=0.0) <= tol:
-                break
+            # the recursively updated residual is a free estimate; confirm with the true one
+            rel = _relative(bk.to_host(_dot(bk, r, r, fine)), bnorm2)
+            if rel.max(initial=0.0) <= tol or it == max_iter:
+                rel = check(u)
+                if rel.max(initial=0.0) <= tol:
+                    break
         precondition()
         rz_new = _dot(bk, r, z, fine)
         pos = rz > 0
