@@ -388,7 +388,8 @@ def write_chestxray14_lists(csv_path: str | os.PathLike, out_dir: str | os.PathL
     rows = []
     with open(csv_path, newline="") as f:
         for r in csv.DictReader(f):
-            if r["Patient Gender"].strip() == gender and r["View Position"].strip() == view:
+            sex = r.get("Patient Gender", r.get("Patient Sex", ""))  # the 2020 csv renames it
+            if sex.strip() == gender and r["View Position"].strip() == view:
                 rows.append((r["Image Index"].strip(), r["Finding Labels"].strip(), r["Patient ID"].strip()))
     if not rows:
         raise ValueError(f"no rows with gender {gender!r} and view {view!r} in {csv_path}")
