@@ -199,10 +199,11 @@ def _stencil(u, kind, b, c, z, y, x, ez, ey, ex, wz, wy, wx, zero):
 
 
 @njit(inline="always")
-def _rbgs_row(u, rhs, kind, b, c, z, y, ez, ey, ex, wz, wy, wx, zero, color, tmp):
-    """Red-black update of the cells of colour ``color`` in row (b, c, z, y)."""
+def _rbgs_row(u, rhs, kind, b, c, z, y, ez, ey, ex, wz, wy, wx, zero, color, tmp, interior):
+    """Red-black update of the cells of colour ``color`` in row (b, c, z, y); ``interior`` is
+    :func:`_row_is_interior` of the row."""
     par = (color + z + y) & 1
-    if _row_is_interior(kind, b, z, y, ez, ey, ex):
+    if interior:
         # interior cells 1 .. ex-2 as views starting at cell 1, so every index is >= 0
         m = ex - 2
         uc = u[b, c, z, y, 1:ex - 1]
@@ -251,7 +252,8 @@ def rbgs_sweep(u, rhs, kind, ext, w, color):
         for c in range(C):
             for z in range(ez):
                 for y in range(ey):
-                    _rbgs_row(u, rhs, kind, b, c, z, y, ez, ey, ex, wz, wy, wx, zero, color, tmp)
+                    _rbgs_row(u, rhs, kind, b, c, z, y, ez, ey, ex, wz, wy, wx, zero, color, tmp,
+                              _row_is_interior(kind, b, z, y, ez, ey, ex))
 
 
 @njit(**_OPTS)
@@ -599,17 +601,20 @@ def smooth(u, rhs, kind, ext, w, sweeps, reverse):
     zero = wx - wx
     tmp = np.empty(Wp, u.dtype)
     first = 1 if reverse else 0
+    interior = np.empty(Dp * Hp, np.bool_)
     for b in range(B):
         ez, ey, ex = ext[b, 0], ext[b, 1], ext[b, 2]
         rows = ez * ey
         lag = ey if ez > 1 else 1
+        for r in range(rows):  # the same for every channel, sweep and colour
+            interior[r] = _row_is_interior(kind, b, r // ey, r % ey, ez, ey, ex)
         for c in range(C):
             for _ in range(sweeps):
                 for r in range(rows + lag):
                     if r < rows:
                         _rbgs_row(u, rhs, kind, b, c, r // ey, r % ey, ez, ey, ex, wz, wy, wx, zero,
-                                  first, tmp)
+                                  first, tmp, interior[r])
                     q = r - lag
                     if q >= 0:
                         _rbgs_row(u, rhs, kind, b, c, q // ey, q % ey, ez, ey, ex, wz, wy, wx, zero,
-                                  1 - first, tmp)
+                                  1 - first, tmp, interior[q])
