@@ -8,6 +8,8 @@ CUDA tensors through DLPack.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -171,3 +173,35 @@ def check_finite(x: Any, name: str) -> None:
     xp = get_xp(x)
     if not bool(xp.isfinite(x).all()):
         raise ValueError(f"{name} contains NaN or Inf; pass check_finite=False to skip this check")
+
+
+@contextlib.contextmanager
+def torch_cuda_context(kind: ArrayKind):
+    """Run cupy work on the torch tensor's device and on torch's current stream there.
+
+    The kernels are then ordered with the caller's torch work, with no synchronisation; for other
+    kinds of input this does nothing.
+    """
+    if kind.framework != "torch" or kind.device != "cuda":
+        yield
+        return
+    import cupy
+    import torch
+
+    dev = kind.torch_device
+    index = dev.index if dev.index is not None else torch.cuda.current_device()
+    with cupy.cuda.Device(index):
+        with cupy.cuda.ExternalStream(torch.cuda.current_stream(index).cuda_stream):
+            yield
+
+
+def on_torch_stream(fn):
+    """Decorator: run ``fn`` inside :func:`torch_cuda_context` of its first array argument."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        first = args[0] if args else kwargs.get("dst")
+        with torch_cuda_context(array_kind(first)):
+            return fn(*args, **kwargs)
+
+    return wrapper

@@ -20,6 +20,7 @@ from .._arrays import (
     get_xp,
     normalize_alpha,
     normalize_mask,
+    on_torch_stream,
     same_device_or_raise,
     to_backend_array,
 )
@@ -150,6 +151,7 @@ def _pool(n: int) -> ThreadPoolExecutor:
     return _POOLS[n]
 
 
+@on_torch_stream
 def poisson_interpolate(
     dst: Any,
     src: Any,
@@ -235,6 +237,7 @@ def poisson_interpolate(
     return (out, info) if return_info else out
 
 
+@on_torch_stream
 def solve_poisson(
     dst: Any,
     mask: Any,
@@ -302,6 +305,7 @@ def solve_poisson(
     return (out, info) if return_info else out
 
 
+@on_torch_stream
 def foreign_patch_interpolate(
     dst: Any, src: Any, mask: Any, alpha: Any, *, backend: str = "auto", check_finite: bool = True
 ):
@@ -339,6 +343,7 @@ def foreign_patch_interpolate(
     return from_backend_array(xp.ascontiguousarray(out.astype(d.dtype, copy=False)), kind)
 
 
+@on_torch_stream
 def anomaly_label(dst: Any, out: Any, mask: Any, alpha: Any, *, tolerance: float | None = 1e-3):
     """Per-pixel training label: ``alpha`` where the blend changed the image, 0 elsewhere.
 

@@ -1,0 +1,16 @@
+"""The runnable examples in the docstrings of the functional API and the sampler hold."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = ["pii_augment.ops.blend", "pii_augment.sampling.patches"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_examples(name):
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
