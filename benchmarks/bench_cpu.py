@@ -208,10 +208,15 @@ def run_main(pii, args, ndim: int, size: int, report: list) -> None:
         r = time_ours(pii, wl, args)
         ours_rate = B / r["best"]
         compile_s = max(0.0, r["first"] - r["best"])
-        rows.append((f"pii_augment ({args.backend})", ours_rate,
+        rows.append((f"pii_augment ({args.backend}, method='auto')", ours_rate,
                      err_on_subset(lambda i: r["out"][i, 0]),
                      f"whole batch, best of {args.repeats}; first call {r['first']:.2f} s"
-                     f" (~{compile_s:.2f} s JIT compile or numba cache load)"))
+                     f" (~{compile_s:.2f} s JIT compile or numba cache load); boxes: exact DST-I"))
+        print("  pii_augment method='multigrid' ...")
+        mg = time_ours(pii, wl, args, method="multigrid")
+        rows.append((f"pii_augment ({args.backend}, method='multigrid')", B / mg["best"],
+                     err_on_subset(lambda i: mg["out"][i, 0]),
+                     f"whole batch, best of {args.repeats}; multigrid-preconditioned CG for every sample"))
         if args.jacobi:
             print("  pii_augment method='jacobi' ...")
             j = time_jacobi(pii, wl, args)
@@ -257,15 +262,18 @@ def run_main(pii, args, ndim: int, size: int, report: list) -> None:
 def run_sweep(pii, args, ndim: int, report: list) -> None:
     """Scaling sweep of pii_augment alone over ``args.sizes``."""
     ref_pixels = args.batch * args.size ** ndim
-    table = Table(f"Scaling sweep, pii_augment ({args.backend}), {ndim}D, best of {args.repeats}",
+    table = Table(f"Scaling sweep, pii_augment ({args.backend}, method={args.method!r}), {ndim}D, "
+                  f"best of {args.repeats}",
                   ["size", "batch", "unknowns per batch", "seconds", "samples/s", "ns per unknown"])
     for size in args.sizes:
         batch = args.sweep_batch or max(1, round(ref_pixels / size ** ndim))
         print(f"\nsweep: batch {batch} of {size}^{ndim} ...")
         wl = reference_workload(batch=batch, size=size, seed=args.seed, ndim=ndim)
-        pii.poisson_interpolate(wl["dst"], wl["src"], wl["mask"], wl["alpha"], backend=args.backend)  # warm-up
+        pii.poisson_interpolate(wl["dst"], wl["src"], wl["mask"], wl["alpha"], backend=args.backend,
+                                method=args.method)  # warm-up
         best, _ = best_of(lambda: pii.poisson_interpolate(wl["dst"], wl["src"], wl["mask"], wl["alpha"],
-                                                          backend=args.backend), args.repeats)
+                                                          backend=args.backend, method=args.method),
+                          args.repeats)
         unknowns = int(wl["mask"].sum())
         table.add(size, batch, f"{unknowns:,}", f"{best:.4f}", fmt_rate(batch / best),
                   f"{best / unknowns * 1e9:.1f}")
@@ -287,6 +295,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=3, help="timed repeats; the best is reported")
     p.add_argument("--seed", type=int, default=0, help="workload seed")
     p.add_argument("--backend", default="numba", help="pii_augment backend")
+    p.add_argument("--method", default="auto",
+                   help="pii_augment method of the scaling sweep: 'auto' (boxes: exact DST-I) or 'multigrid'")
     p.add_argument("--peers", action=argparse.BooleanOptionalAction, default=True,
                    help="time the peer solvers")
     p.add_argument("--ours", action=argparse.BooleanOptionalAction, default=True,

@@ -25,7 +25,7 @@ from .._arrays import (
     to_backend_array,
 )
 from ._backends import get_backend
-from .solver import MODES, SolveInfo, prepare_crop, report_unconverged, solve_crop
+from .solver import METHODS, MODES, SolveInfo, prepare_crop, report_unconverged, solve_crop
 
 __all__ = [
     "poisson_interpolate",
@@ -101,43 +101,105 @@ def _merge_infos(infos: list[SolveInfo]) -> SolveInfo:
     )
 
 
-def _solve(bk, d, m, make_rhs, *, clip: bool, on_unconverged: str, **solver_kw):
+def _solve(bk, d, m, make_rhs, *, clip: bool, on_unconverged: str, method: str, spectral: dict,
+           check_finite: bool, **solver_kw):
     """Shared path of :func:`poisson_interpolate` and :func:`solve_poisson` on backend arrays.
 
-    ``make_rhs(crop, dst_c, sl)`` returns the crop right-hand side of batch slice ``sl``.
+    ``make_rhs(crop, dst_c, sl)`` returns the crop right-hand side of batch slice ``sl``;
+    ``spectral`` holds what the exact box solve needs (``src``, ``rhs``, ``alpha``, ``mode``).
+    With ``method="auto"`` on the Numba backend, samples whose mask is a box with its ring inside
+    the image are solved exactly by :mod:`pii_augment.ops._spectral`; all others by multigrid.
     """
     if on_unconverged not in ("raise", "warn", "ignore"):
         raise ValueError(f"on_unconverged must be 'raise', 'warn' or 'ignore'; got {on_unconverged!r}")
+    if method not in ("auto",) + METHODS:
+        raise ValueError(f"method must be one of {('auto',) + METHODS}; got {method!r}")
     xp = bk.xp
     shape = d.shape
     ndim = d.ndim - 2
     d5 = _as_5d(d, xp)
     m5 = _mask_5d(m, xp)
-    _check_not_full(m5, xp)
     B, C = d5.shape[:2]
+    box_idx = np.zeros(0, np.int64)
+    box_res = None
+    mg_boxes = None  # per-sample boxes for multigrid (host backends compute them in one pass)
     flat = d5.reshape(B, C, -1)
-    lo = xp.ascontiguousarray(flat.min(axis=2))
-    hi = xp.ascontiguousarray(flat.max(axis=2))
-    out = d5.copy()
+    if bk.on_device:
+        out = d5.copy()
+        lo = xp.ascontiguousarray(flat.min(axis=2))  # clip range; NaN/Inf show here too
+        hi = xp.ascontiguousarray(flat.max(axis=2))
+    else:  # numpy releases the GIL: copy and reduce the chunks of the batch in parallel
+        out = np.empty_like(d5)
+        lo = np.empty((B, C), d5.dtype)
+        hi = np.empty((B, C), d5.dtype)
+
+        def prepare(sl: slice) -> None:
+            out[sl] = d5[sl]
+            np.min(flat[sl], axis=2, out=lo[sl])
+            np.max(flat[sl], axis=2, out=hi[sl])
+
+        _map(bk, prepare, B)
+    if check_finite and not (bool(xp.isfinite(lo).all()) and bool(xp.isfinite(hi).all())):
+        raise ValueError("dst contains NaN or Inf; pass check_finite=False to skip this check")
+    if bk.on_device:
+        _check_not_full(m5, xp)
+    else:
+        from ._spectral import box_samples, mask_boxes, spectral_box_solve
+
+        blo, bhi, filled = mask_boxes(m5.view(np.uint8))
+        full = filled & (blo == 0).all(axis=1) & (bhi == np.array(m5.shape[1:])).all(axis=1)
+        if full.any():
+            raise ValueError(
+                f"mask covers the whole image in samples {np.flatnonzero(full)[:5].tolist()}: the "
+                f"Poisson problem then has no boundary and no unique solution; leave at least one "
+                f"pixel outside the mask"
+            )
+        if method == "auto" and bk.name == "numba":
+            box_idx = np.flatnonzero(box_samples(blo, bhi, filled, m5.shape[1:], ndim))
+        if box_idx.size:
+            box_res = np.zeros((B, C))
+            args = (spectral["dst"], spectral["src"], spectral["rhs"], spectral["alpha"], spectral["mode"])
+
+            def run_boxes(part: np.ndarray) -> None:
+                spectral_box_solve(*args, part, blo, bhi, ndim, lo, hi, bool(clip), out, box_res)
+
+            parts = np.array_split(box_idx, min(box_idx.size, getattr(bk, "threads", 1)))
+            list(_pool(len(parts)).map(run_boxes, parts)) if len(parts) > 1 else run_boxes(parts[0])
+        mlo, mhi = blo.copy(), bhi.copy()
+        mlo[box_idx] = 0  # multigrid gets the other samples only
+        mhi[box_idx] = 0
+        mg_boxes = (mlo, mhi)
+    mg_method = "multigrid" if method == "auto" else method
 
     def run(sl: slice) -> SolveInfo:
-        crop = prepare_crop(bk, m5[sl], ndim)
+        crop = prepare_crop(bk, m5[sl], ndim, None if mg_boxes is None else (mg_boxes[0][sl], mg_boxes[1][sl]))
         dst_c = bk.empty((sl.stop - sl.start, C) + crop.shape, d5.dtype)
         bk.gather_crop(d5[sl], crop.off_dev, crop.ext_dev, dst_c)
         rhs = make_rhs(crop, dst_c, sl)
         u = dst_c  # initial guess: the destination; fixed cells hold the Dirichlet values
-        info = solve_crop(bk, u, rhs, crop, on_unconverged="ignore", **solver_kw)
+        info = solve_crop(bk, u, rhs, crop, method=mg_method, on_unconverged="ignore", **solver_kw)
         bk.scatter_crop(u, crop.kind, crop.off_dev, crop.ext_dev, lo[sl], hi[sl], bool(clip), out[sl])
         return info
 
-    parts = _chunks(bk, B)
-    if len(parts) == 1:
-        infos = [run(parts[0])]
-    else:
-        infos = list(_pool(len(parts)).map(run, parts))
-    info = _merge_infos(infos)
+    if box_idx.size < B:
+        info = _merge_infos(_map(bk, run, B))
+    else:  # every sample was a box
+        info = SolveInfo(mg_method, solver_kw["tol"], 0, 0, (0, 0, 0), np.zeros((B, C)), np.ones((B, C), bool))
+    if box_res is not None:
+        info.residual[box_idx] = box_res[box_idx]
+        info.converged[box_idx] = box_res[box_idx] <= solver_kw["tol"]
+    info.method = method
+    info.spectral_samples = int(box_idx.size)
     report_unconverged(info, on_unconverged)
     return out.reshape(shape), info
+
+
+def _map(bk, fn, batch: int) -> list:
+    """``fn(slice)`` over the batch chunks of :func:`_chunks`, in the host thread pool."""
+    parts = _chunks(bk, batch)
+    if len(parts) == 1:
+        return [fn(parts[0])]
+    return list(_pool(len(parts)).map(fn, parts))
 
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
@@ -161,7 +223,7 @@ def poisson_interpolate(
     gradient: str = "pii",
     clip: bool = True,
     tol: float = DEFAULT_TOL,
-    method: str = "multigrid",
+    method: str = "auto",
     max_iter: int | None = None,
     backend: str = "auto",
     check_finite: bool = True,
@@ -184,7 +246,10 @@ def poisson_interpolate(
         gradient: ``"pii"``, ``"mixed"`` or ``"source"``.
         clip: clip the result to [min, max] of ``dst`` per sample and channel (as the original).
         tol: relative residual ``||b - A f|| / ||b||`` at which a system is converged.
-        method: ``"multigrid"`` (V-cycles) or ``"jacobi"`` (plain weighted Jacobi, for comparison).
+        method: ``"auto"`` (the default: on the CPU, samples whose mask is a box with its one-pixel
+            ring inside the image, as the original's patches, get an exact DST-I solve; all others
+            multigrid), ``"multigrid"`` (conjugate gradients preconditioned by a V-cycle, for every
+            sample), ``"vcycle"`` (plain V-cycles) or ``"jacobi"`` (weighted Jacobi, for comparison).
         max_iter: V-cycles (multigrid, default 50) or sweeps (jacobi, default 20000).
         backend: ``"auto"`` (by where the arrays live), ``"numba"`` or ``"cupy"``.
         check_finite: reject NaN/Inf in ``dst``/``src`` with a ``ValueError``.
@@ -216,8 +281,7 @@ def poisson_interpolate(
         info = SolveInfo(method, tol, 0, 0, (0, 0, 0), np.zeros((0, d.shape[1])), np.ones((0, d.shape[1]), bool))
         return (from_backend_array(out, kind), info) if return_info else from_backend_array(out, kind)
     if check_finite:
-        _check_finite(d, "dst")
-        _check_finite(s, "src")
+        _check_finite(s, "src")  # dst: checked by the solve from its min and max
     s5 = _as_5d(s, xp)
     alpha_dev = bk.index_array(a)
     mode = MODES[gradient]
@@ -229,9 +293,10 @@ def poisson_interpolate(
         bk.guidance_rhs(dst_c, src_c, crop.kind, crop.ext_dev, alpha_dev[sl], mode, rhs)
         return rhs
 
+    spectral = dict(dst=_as_5d(d, xp), src=s5, rhs=s5, alpha=a, mode=mode)
     out, info = _solve(
         bk, d, m, make_rhs, clip=clip, tol=tol, method=method, max_iter=max_iter,
-        on_unconverged=on_unconverged,
+        on_unconverged=on_unconverged, spectral=spectral, check_finite=check_finite,
     )
     out = from_backend_array(out, kind)
     return (out, info) if return_info else out
@@ -245,7 +310,7 @@ def solve_poisson(
     *,
     clip: bool = False,
     tol: float = DEFAULT_TOL,
-    method: str = "multigrid",
+    method: str = "auto",
     max_iter: int | None = None,
     backend: str = "auto",
     check_finite: bool = True,
@@ -284,10 +349,8 @@ def solve_poisson(
         out = d.copy()
         info = SolveInfo(method, tol, 0, 0, (0, 0, 0), np.zeros((0, d.shape[1])), np.ones((0, d.shape[1]), bool))
         return (from_backend_array(out, kind), info) if return_info else from_backend_array(out, kind)
-    if check_finite:
-        _check_finite(d, "dst")
-        if r is not None:
-            _check_finite(r, "rhs")
+    if check_finite and r is not None:
+        _check_finite(r, "rhs")  # dst: checked by the solve from its min and max
 
     r5 = None if r is None else _as_5d(r, xp)
 
@@ -297,9 +360,12 @@ def solve_poisson(
             bk.gather_crop(r5[sl], crop.off_dev, crop.ext_dev, out)
         return out
 
+    d5 = _as_5d(d, xp)
+    spectral = dict(dst=d5, src=d5, rhs=r5 if r5 is not None else xp.zeros_like(d5), alpha=np.zeros(d.shape[0]),
+                    mode=-1)
     out, info = _solve(
         bk, d, m, make_rhs, clip=clip, tol=tol, method=method, max_iter=max_iter,
-        on_unconverged=on_unconverged,
+        on_unconverged=on_unconverged, spectral=spectral, check_finite=check_finite,
     )
     out = from_backend_array(out, kind)
     return (out, info) if return_info else out

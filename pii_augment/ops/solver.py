@@ -39,7 +39,8 @@ class SolveInfo:
 
     ``residual``: (B, C) final relative residual per system; ``converged``: (B, C) bool;
     ``iterations``: V-cycles (multigrid) or sweeps (jacobi) performed; ``levels``: grid levels
-    used; ``crop_shape``: the padded crop (D, H, W) the solve ran on.
+    used; ``crop_shape``: the padded crop (D, H, W) the solve ran on; ``spectral_samples``: how
+    many samples ``method="auto"`` solved exactly by the box (DST-I) solve instead.
     """
 
     method: str
@@ -49,6 +50,7 @@ class SolveInfo:
     crop_shape: tuple[int, int, int]
     residual: np.ndarray = field(repr=False)
     converged: np.ndarray = field(repr=False)
+    spectral_samples: int = 0
 
     @property
     def max_residual(self) -> float:
@@ -93,9 +95,13 @@ def _bounding_boxes(mask5: Any, ndim: int, xp) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
-def prepare_crop(bk, mask5: Any, ndim: int) -> CropProblem:
-    """Bounding boxes, offsets, extents and cell labels for a (B, D, H, W) bool mask."""
-    lo, hi = _bounding_boxes(mask5, ndim, bk.xp)
+def prepare_crop(bk, mask5: Any, ndim: int, boxes: tuple[np.ndarray, np.ndarray] | None = None) -> CropProblem:
+    """Bounding boxes, offsets, extents and cell labels for a (B, D, H, W) bool mask.
+
+    ``boxes`` = (lo, hi) host (B, 3) bounding boxes when the caller has them already (an empty
+    box, lo = hi, leaves that sample out of the solve).
+    """
+    lo, hi = _bounding_boxes(mask5, ndim, bk.xp) if boxes is None else boxes
     halo = np.array([1 if ndim == 3 else 0, 1, 1], np.int64)
     nonempty = (hi > lo).all(axis=1)
     off = np.where(nonempty[:, None], lo - halo, 0)

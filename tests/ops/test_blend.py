@@ -78,20 +78,21 @@ FAST = settings(max_examples=30, deadline=None, suppress_health_check=[HealthChe
 
 
 @FAST
-@given(problem_2d, st.sampled_from(["pii", "mixed", "source"]), st.sampled_from([np.float32, np.float64]))
-def test_matches_exact_solve_2d(problem, gradient, dtype):
+@given(problem_2d, st.sampled_from(["pii", "mixed", "source"]), st.sampled_from([np.float32, np.float64]),
+       st.sampled_from(["auto", "multigrid"]))
+def test_matches_exact_solve_2d(problem, gradient, dtype, method):
     dst, src, mask, alpha = random_problem(*problem, dtype=dtype)
-    out = pa.poisson_interpolate(dst, src, mask, alpha, gradient=gradient)
+    out = pa.poisson_interpolate(dst, src, mask, alpha, gradient=gradient, method=method)
     ref = exact_blend(dst, src, mask, alpha, gradient=gradient)
     assert out.dtype == dtype and out.shape == dst.shape
     assert np.all(np.abs(out - ref) <= 1e-4 * image_range(dst) + 1e-12)
 
 
 @FAST
-@given(problem_3d, st.sampled_from(["pii", "mixed", "source"]))
-def test_matches_exact_solve_3d(problem, gradient):
+@given(problem_3d, st.sampled_from(["pii", "mixed", "source"]), st.sampled_from(["auto", "multigrid"]))
+def test_matches_exact_solve_3d(problem, gradient, method):
     dst, src, mask, alpha = random_problem(*problem, dtype=np.float32)
-    out = pa.poisson_interpolate(dst, src, mask, alpha, gradient=gradient)
+    out = pa.poisson_interpolate(dst, src, mask, alpha, gradient=gradient, method=method)
     ref = exact_blend(dst, src, mask, alpha, gradient=gradient)
     assert np.all(np.abs(out - ref) <= 1e-4 * image_range(dst))
 

@@ -1,0 +1,82 @@
+"""The exact DST-I solve that method="auto" uses for box masks (pii_augment/ops/_spectral.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from reference_solvers import exact_blend, exact_solve, image_range
+
+import pii_augment as pa
+
+
+def _boxes(batch, shape, rng, ring=True):
+    m = np.zeros((batch,) + shape, bool)
+    for b in range(batch):
+        lo = [int(rng.integers(1 if ring else 0, s - 2)) for s in shape]
+        hi = [int(rng.integers(l + 1, s - (1 if ring else 0))) for l, s in zip(lo, shape)]
+        m[(b,) + tuple(slice(l, h) for l, h in zip(lo, hi))] = True
+    return m
+
+
+@pytest.mark.parametrize("shape", [(23, 31), (9, 11, 13)])
+@pytest.mark.parametrize("gradient", ["pii", "mixed", "source"])
+def test_box_solve_is_exact(shape, gradient):
+    rng = np.random.default_rng(len(shape))
+    dst = rng.standard_normal((5, 2) + shape)
+    src = rng.standard_normal((5, 2) + shape)
+    mask = _boxes(5, shape, rng)
+    alpha = rng.uniform(0.05, 0.95, 5)
+    out, info = pa.poisson_interpolate(dst, src, mask, alpha, gradient=gradient, clip=False, return_info=True)
+    assert info.spectral_samples == 5 and info.method == "auto"
+    ref = exact_blend(dst, src, mask, alpha, gradient=gradient, clip=False)
+    np.testing.assert_allclose(out, ref, atol=1e-10)
+    assert info.converged.all() and info.max_residual < 1e-12
+
+
+def test_float32_box_solve_and_clip():
+    rng = np.random.default_rng(3)
+    dst = rng.standard_normal((4, 1, 40, 40)).astype(np.float32)
+    src = 3 * rng.standard_normal((4, 1, 40, 40)).astype(np.float32)
+    mask = _boxes(4, (40, 40), rng)
+    out = pa.poisson_interpolate(dst, src, mask, 0.9)
+    ref = exact_blend(dst, src, mask, [0.9] * 4)
+    assert out.dtype == np.float32
+    assert np.all(np.abs(out - ref) <= 1e-5 * image_range(dst))
+    assert (out.min(axis=(2, 3)) >= dst.min(axis=(2, 3))).all() and (out.max(axis=(2, 3)) <= dst.max(axis=(2, 3))).all()
+
+
+def test_auto_mixes_spectral_and_multigrid_and_agrees_with_multigrid():
+    rng = np.random.default_rng(5)
+    dst = rng.standard_normal((6, 1, 32, 32))
+    src = rng.standard_normal((6, 1, 32, 32))
+    mask = _boxes(6, (32, 32), rng)
+    mask[1] = False
+    mask[1, 0:10, 5:20] = True  # touches the image edge: multigrid
+    mask[2, 10, 10] = False  # a hole: not a box, multigrid
+    out, info = pa.poisson_interpolate(dst, src, mask, 0.5, return_info=True)
+    assert info.spectral_samples == 4
+    mg, info_mg = pa.poisson_interpolate(dst, src, mask, 0.5, method="multigrid", tol=1e-10, return_info=True)
+    assert info_mg.spectral_samples == 0
+    np.testing.assert_allclose(out, mg, atol=1e-4 * image_range(dst).max())
+    np.testing.assert_allclose(out, exact_blend(dst, src, mask, [0.5] * 6), atol=1e-4 * image_range(dst).max())
+
+
+def test_solve_poisson_with_rhs_on_boxes():
+    rng = np.random.default_rng(9)
+    dst = rng.standard_normal((2, 1, 20, 24))
+    mask = _boxes(2, (20, 24), rng)
+    rhs = rng.standard_normal(dst.shape)
+    f, info = pa.solve_poisson(dst, mask, rhs, return_info=True)
+    assert info.spectral_samples == 2
+    for b in range(2):
+        r = rhs[b, 0].ravel()
+        ref = exact_solve(dst[b, 0], mask[b], lambda p, q: r[p] / 4.0)  # 4 in-image neighbours each
+        np.testing.assert_allclose(f[b, 0], ref, atol=1e-10)
+
+
+def test_emulated_backend_never_takes_the_spectral_path():
+    rng = np.random.default_rng(2)
+    dst = rng.standard_normal((2, 1, 16, 16)).astype(np.float32)
+    mask = _boxes(2, (16, 16), rng)
+    _, info = pa.poisson_interpolate(dst, dst[::-1].copy(), mask, 0.5, backend="cuda-emulated", return_info=True)
+    assert info.spectral_samples == 0 and info.converged.all()
