@@ -144,7 +144,8 @@ def _solve(bk, d, m, make_rhs, *, clip: bool, on_unconverged: str, method: str, 
     if bk.on_device:
         _check_not_full(m5, xp)
     else:
-        from ._spectral import box_samples, mask_boxes, spectral_box_solve
+        from ._host_kernels import mask_boxes
+        from ._spectral import box_samples, spectral_box_solve
 
         blo, bhi, filled = mask_boxes(m5.view(np.uint8))
         full = filled & (blo == 0).all(axis=1) & (bhi == np.array(m5.shape[1:])).all(axis=1)
@@ -404,7 +405,14 @@ def foreign_patch_interpolate(
     if check_finite and d.shape[0]:
         _check_finite(d, "dst")
         _check_finite(s, "src")
-    a = xp.asarray(a.astype(d.dtype)).reshape((-1,) + (1,) * (d.ndim - 1))
+    a = a.astype(d.dtype)
+    if xp is np:  # one pass, no temporaries
+        from ._host_kernels import fpi_host
+
+        out = np.empty(_as_5d(d, np).shape, d.dtype)
+        fpi_host(_as_5d(d, np), _as_5d(s, np), _mask_5d(m, np), a, (1 - a).astype(d.dtype), out)
+        return from_backend_array(out.reshape(d.shape), kind)
+    a = xp.asarray(a).reshape((-1,) + (1,) * (d.ndim - 1))
     out = xp.where(m[:, None], (1 - a) * d + a * s, d)
     return from_backend_array(xp.ascontiguousarray(out.astype(d.dtype, copy=False)), kind)
 
@@ -438,11 +446,19 @@ def anomaly_label(dst: Any, out: Any, mask: Any, alpha: Any, *, tolerance: float
     kind, d, o, m = _prepare(dst, out, mask, names=("dst", "out"))
     xp = get_xp(d)
     a = normalize_alpha(alpha, d.shape[0], xp)
+    if tolerance is not None and not tolerance > 0:
+        raise ValueError(f"tolerance must be positive or None; got {tolerance}")
+    if xp is np:  # one pass, no temporaries
+        from ._host_kernels import label_host
+
+        d5 = _as_5d(d, np)
+        label = np.empty((d5.shape[0], 1) + d5.shape[2:], d.dtype)
+        tol = d.dtype.type(tolerance if tolerance is not None else 1)
+        label_host(d5, _as_5d(o, np), _mask_5d(m, np), a.astype(d.dtype), tol, tolerance is not None, label)
+        return from_backend_array(label.reshape((d.shape[0], 1) + d.shape[2:]), kind)
     a = xp.asarray(a.astype(d.dtype)).reshape((-1,) + (1,) * (d.ndim - 1))
     region = m[:, None]
     if tolerance is not None:
-        if not tolerance > 0:
-            raise ValueError(f"tolerance must be positive or None; got {tolerance}")
         changed = (xp.floor(d / tolerance) != xp.floor(o / tolerance)).any(axis=1, keepdims=True)
         region = region & changed
     label = xp.where(region, a, xp.zeros((), d.dtype)).astype(d.dtype, copy=False)

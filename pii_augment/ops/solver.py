@@ -6,8 +6,10 @@ that holds every sample's mask bounding box plus a one-cell halo, so the cost fo
 the patch, not of the image.
 
 Multigrid: cell-centred coarsening by 2 along every axis longer than one cell, coarse labels by
-erosion (a coarse cell is unknown iff all its present children are), mean restriction,
-(bi/tri)linear prolongation, red-black Gauss-Seidel smoothing, V-cycles until the relative residual
+erosion (a coarse cell is unknown iff it has an unknown child and no fixed one, so every coarse
+problem keeps a Dirichlet boundary), (bi/tri)linear prolongation and its scaled transpose as
+restriction, red-black Gauss-Seidel smoothing. ``method="multigrid"`` runs conjugate gradients on
+all systems at once, preconditioned by one symmetric V-cycle, until the relative residual
 ``||b - A f|| / ||b||`` of every system (sample, channel) is at most ``tol``.
 """
 
