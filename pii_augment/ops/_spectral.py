@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ._numba_kernels import _pick  # the guidance rule, shared with the multigrid path
+
 #: Boxes whose sides add up to more than this are left to multigrid (cost ~ volume * sides).
 MAX_SIDE_SUM = 640
 
@@ -76,21 +78,6 @@ def _transform(a, S, axis):
                     for k in range(N):
                         out[i, q, k] += s * a[j, q, k]
     return out
-
-
-@njit(inline="always")
-def _pick(dp, dq, sp, sq, al, mode):
-    if mode == 2:
-        return sp - sq
-    if mode == 0:
-        a = (1.0 - al) * (dp - dq)
-        s = al * (sp - sq)
-    else:
-        a = dp - dq
-        s = sp - sq
-    if abs(a) > abs(s):
-        return a
-    return s
 
 
 @njit(cache=True, nogil=True)
