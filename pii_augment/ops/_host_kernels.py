@@ -99,3 +99,4 @@ def fpi_host(dst, src, mask, alpha, one_minus_alpha, out):
                     m = mask[b, z, y]
                     for x in range(W):
                         o[x] = one_minus * d[x] + a * s[x] if m[x] else d[x]
+

@@ -35,11 +35,12 @@ def box_samples(lo: np.ndarray, hi: np.ndarray, full_box: np.ndarray, spatial_sh
 
 
 @njit(cache=True, nogil=True)
-def _sine_matrix(n):
-    # S[j, k] = sin(pi (j + 1) (k + 1) / (n + 1)), symmetric, from a table of one period
+def _sine_matrix(n, like):
+    # S[j, k] = sin(pi (j + 1) (k + 1) / (n + 1)), symmetric, from a table of one period, in the
+    # dtype of ``like``
     period = 2 * (n + 1)
-    tab = np.sin(np.pi * np.arange(period) / (n + 1))
-    S = np.empty((n, n))
+    tab = np.sin(np.pi * np.arange(period) / (n + 1)).astype(like.dtype)
+    S = np.empty((n, n), like.dtype)
     for j in range(n):
         t = (j + 1) * (j + 1) % period
         for k in range(j, n):
@@ -91,14 +92,15 @@ def spectral_box_solve(dst, src, rhs, alpha, mode, idx, lo, hi, ndim, clip_lo, c
     stored (rounded, unclipped) solution.
     """
     C = dst.shape[1]
+    work = np.empty(1, dst.dtype)  # the transforms run in the image dtype (float32 or float64)
     for t in range(idx.shape[0]):
         b = idx[t]
         z0, y0, x0 = lo[b, 0], lo[b, 1], lo[b, 2]
         P, M, N = hi[b, 0] - z0, hi[b, 1] - y0, hi[b, 2] - x0
-        Sz = _sine_matrix(P)
-        Sx = _sine_matrix(N)
+        Sz = _sine_matrix(P, work)
+        Sx = _sine_matrix(N, work)
         # eigenvalues of the transformed axes (x, and z in 3D); y is solved by Thomas' algorithm
-        lam = np.empty((P, N))
+        lam = np.empty((P, N), work.dtype)
         for i in range(P):
             lz = 2.0 - 2.0 * np.cos(np.pi * (i + 1) / (P + 1)) if ndim == 3 else 0.0
             for k in range(N):
@@ -106,11 +108,11 @@ def spectral_box_solve(dst, src, rhs, alpha, mode, idx, lo, hi, ndim, clip_lo, c
         scale = 2.0 / (N + 1)  # S S = (n + 1) / 2 per transformed axis
         if ndim == 3:
             scale *= 2.0 / (P + 1)
-        cp = np.empty((M, N))
+        cp = np.empty((M, N), work.dtype)
         al = alpha[b]
         for c in range(C):
             d = dst[b, c]
-            rb = np.zeros((P, M, N))
+            rb = np.zeros((P, M, N), work.dtype)
             for i in range(P):
                 z = z0 + i
                 for j in range(M):

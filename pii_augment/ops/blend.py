@@ -102,7 +102,7 @@ def _merge_infos(infos: list[SolveInfo]) -> SolveInfo:
 
 
 def _solve(bk, d, m, make_rhs, *, clip: bool, on_unconverged: str, method: str, spectral: dict,
-           check_finite: bool, **solver_kw):
+           check_finite: bool, also_finite: dict, **solver_kw):
     """Shared path of :func:`poisson_interpolate` and :func:`solve_poisson` on backend arrays.
 
     ``make_rhs(crop, dst_c, sl)`` returns the crop right-hand side of batch slice ``sl``;
@@ -128,17 +128,26 @@ def _solve(bk, d, m, make_rhs, *, clip: bool, on_unconverged: str, method: str, 
         out = d5.copy()
         lo = xp.ascontiguousarray(flat.min(axis=2))  # clip range; NaN/Inf show here too
         hi = xp.ascontiguousarray(flat.max(axis=2))
+        if check_finite:
+            for name, x in also_finite.items():
+                _check_finite(x, name)
     else:  # numpy releases the GIL: copy and reduce the chunks of the batch in parallel
         out = np.empty_like(d5)
         lo = np.empty((B, C), d5.dtype)
         hi = np.empty((B, C), d5.dtype)
 
-        def prepare(sl: slice) -> None:
+        def prepare(sl: slice) -> list[str]:
             out[sl] = d5[sl]
             np.min(flat[sl], axis=2, out=lo[sl])
             np.max(flat[sl], axis=2, out=hi[sl])
+            if not check_finite:
+                return []
+            # min and max propagate NaN and show infinities, without a temporary array
+            return [n for n, x in also_finite.items() if not (np.isfinite(x[sl].min()) and np.isfinite(x[sl].max()))]
 
-        _map(bk, prepare, B)
+        bad = sorted({n for names in _map(bk, prepare, B) for n in names})
+        if bad:
+            raise ValueError(f"{bad[0]} contains NaN or Inf; pass check_finite=False to skip this check")
     if check_finite and not (bool(xp.isfinite(lo).all()) and bool(xp.isfinite(hi).all())):
         raise ValueError("dst contains NaN or Inf; pass check_finite=False to skip this check")
     if bk.on_device:
@@ -164,7 +173,8 @@ def _solve(bk, d, m, make_rhs, *, clip: bool, on_unconverged: str, method: str, 
             def run_boxes(part: np.ndarray) -> None:
                 spectral_box_solve(*args, part, blo, bhi, ndim, lo, hi, bool(clip), out, box_res)
 
-            parts = np.array_split(box_idx, min(box_idx.size, getattr(bk, "threads", 1)))
+            n = min(box_idx.size, getattr(bk, "threads", 1))
+            parts = [box_idx[i::n] for i in range(n)]  # interleaved: patch sizes balance out
             list(_pool(len(parts)).map(run_boxes, parts)) if len(parts) > 1 else run_boxes(parts[0])
         mlo, mhi = blo.copy(), bhi.copy()
         mlo[box_idx] = 0  # multigrid gets the other samples only
@@ -281,8 +291,6 @@ def poisson_interpolate(
         out = d.copy()
         info = SolveInfo(method, tol, 0, 0, (0, 0, 0), np.zeros((0, d.shape[1])), np.ones((0, d.shape[1]), bool))
         return (from_backend_array(out, kind), info) if return_info else from_backend_array(out, kind)
-    if check_finite:
-        _check_finite(s, "src")  # dst: checked by the solve from its min and max
     s5 = _as_5d(s, xp)
     alpha_dev = bk.index_array(a)
     mode = MODES[gradient]
@@ -297,7 +305,7 @@ def poisson_interpolate(
     spectral = dict(dst=_as_5d(d, xp), src=s5, rhs=s5, alpha=a, mode=mode)
     out, info = _solve(
         bk, d, m, make_rhs, clip=clip, tol=tol, method=method, max_iter=max_iter,
-        on_unconverged=on_unconverged, spectral=spectral, check_finite=check_finite,
+        on_unconverged=on_unconverged, spectral=spectral, check_finite=check_finite, also_finite={"src": s5},
     )
     out = from_backend_array(out, kind)
     return (out, info) if return_info else out
@@ -350,9 +358,6 @@ def solve_poisson(
         out = d.copy()
         info = SolveInfo(method, tol, 0, 0, (0, 0, 0), np.zeros((0, d.shape[1])), np.ones((0, d.shape[1]), bool))
         return (from_backend_array(out, kind), info) if return_info else from_backend_array(out, kind)
-    if check_finite and r is not None:
-        _check_finite(r, "rhs")  # dst: checked by the solve from its min and max
-
     r5 = None if r is None else _as_5d(r, xp)
 
     def make_rhs(crop, dst_c, sl):
@@ -367,6 +372,7 @@ def solve_poisson(
     out, info = _solve(
         bk, d, m, make_rhs, clip=clip, tol=tol, method=method, max_iter=max_iter,
         on_unconverged=on_unconverged, spectral=spectral, check_finite=check_finite,
+        also_finite={} if r5 is None else {"rhs": r5},
     )
     out = from_backend_array(out, kind)
     return (out, info) if return_info else out
