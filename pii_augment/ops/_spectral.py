@@ -54,30 +54,38 @@ def _sine_matrix(n, like):
 
 @njit(cache=True, nogil=True)
 def _transform(a, S, axis):
-    """a (P, M, N) float64 -> the DST-I (unnormalised, matrix S) along ``axis``."""
+    """a (P, M, N) -> the DST-I (unnormalised, matrix S) along ``axis``; row views keep the
+    inner loops contiguous and vectorisable."""
     P, M, N = a.shape
     out = np.zeros_like(a)
     if axis == 2:
         for p in range(P):
             for i in range(M):
+                arow = a[p, i]
+                orow = out[p, i]
                 for j in range(N):
-                    v = a[p, i, j]
+                    v = arow[j]
+                    srow = S[j]
                     for k in range(N):
-                        out[p, i, k] += v * S[j, k]
+                        orow[k] += v * srow[k]
     elif axis == 1:
         for p in range(P):
             for i in range(M):
+                orow = out[p, i]
                 for j in range(M):
                     s = S[i, j]
+                    arow = a[p, j]
                     for k in range(N):
-                        out[p, i, k] += s * a[p, j, k]
+                        orow[k] += s * arow[k]
     else:
         for i in range(P):
             for j in range(P):
                 s = S[i, j]
                 for q in range(M):
+                    orow = out[i, q]
+                    arow = a[j, q]
                     for k in range(N):
-                        out[i, q, k] += s * a[j, q, k]
+                        orow[k] += s * arow[k]
     return out
 
 
@@ -117,54 +125,78 @@ def spectral_box_solve(dst, src, rhs, alpha, mode, idx, lo, hi, ndim, clip_lo, c
                 z = z0 + i
                 for j in range(M):
                     y = y0 + j
-                    for k in range(N):
-                        x = x0 + k
-                        acc = 0.0
-                        dp = 1.0 * d[z, y, x]
-                        if mode < 0:
-                            acc = 1.0 * rhs[b, c, z, y, x]
-                        else:
-                            sp = 1.0 * src[b, c, z, y, x]
-                            acc += _pick(dp, d[z, y, x - 1], sp, src[b, c, z, y, x - 1], al, mode)
-                            acc += _pick(dp, d[z, y, x + 1], sp, src[b, c, z, y, x + 1], al, mode)
-                            acc += _pick(dp, d[z, y - 1, x], sp, src[b, c, z, y - 1, x], al, mode)
-                            acc += _pick(dp, d[z, y + 1, x], sp, src[b, c, z, y + 1, x], al, mode)
+                    # row views (contiguous, no per-pixel multi-dimensional indexing)
+                    dc = d[z, y, x0 - 1:x0 + N + 1]
+                    dn = d[z, y - 1, x0:x0 + N]
+                    ds = d[z, y + 1, x0:x0 + N]
+                    dd = d[z - 1 if ndim == 3 else z, y, x0:x0 + N]
+                    du = d[z + 1 if ndim == 3 else z, y, x0:x0 + N]
+                    out_row = rb[i, j]
+                    if mode < 0:
+                        rr = rhs[b, c, z, y, x0:x0 + N]
+                        for k in range(N):
+                            out_row[k] = rr[k]
+                    else:
+                        sc = src[b, c, z, y, x0 - 1:x0 + N + 1]
+                        sn = src[b, c, z, y - 1, x0:x0 + N]
+                        ss = src[b, c, z, y + 1, x0:x0 + N]
+                        sd = src[b, c, z - 1 if ndim == 3 else z, y, x0:x0 + N]
+                        su = src[b, c, z + 1 if ndim == 3 else z, y, x0:x0 + N]
+                        for k in range(N):
+                            dp = 1.0 * dc[k + 1]
+                            sp = 1.0 * sc[k + 1]
+                            acc = 0.0
+                            acc += _pick(dp, dc[k], sp, sc[k], al, mode)
+                            acc += _pick(dp, dc[k + 2], sp, sc[k + 2], al, mode)
+                            acc += _pick(dp, dn[k], sp, sn[k], al, mode)
+                            acc += _pick(dp, ds[k], sp, ss[k], al, mode)
                             if ndim == 3:
-                                acc += _pick(dp, d[z - 1, y, x], sp, src[b, c, z - 1, y, x], al, mode)
-                                acc += _pick(dp, d[z + 1, y, x], sp, src[b, c, z + 1, y, x], al, mode)
-                        # Dirichlet values of the ring
-                        if k == 0:
-                            acc += d[z, y, x - 1]
-                        if k == N - 1:
-                            acc += d[z, y, x + 1]
-                        if j == 0:
-                            acc += d[z, y - 1, x]
-                        if j == M - 1:
-                            acc += d[z, y + 1, x]
-                        if ndim == 3:
-                            if i == 0:
-                                acc += d[z - 1, y, x]
-                            if i == P - 1:
-                                acc += d[z + 1, y, x]
-                        rb[i, j, k] = acc
+                                acc += _pick(dp, dd[k], sp, sd[k], al, mode)
+                                acc += _pick(dp, du[k], sp, su[k], al, mode)
+                            out_row[k] = acc
+                    # Dirichlet values of the ring
+                    out_row[0] += dc[0]
+                    out_row[N - 1] += dc[N + 1]
+                    if j == 0:
+                        for k in range(N):
+                            out_row[k] += dn[k]
+                    if j == M - 1:
+                        for k in range(N):
+                            out_row[k] += ds[k]
+                    if ndim == 3 and i == 0:
+                        for k in range(N):
+                            out_row[k] += dd[k]
+                    if ndim == 3 and i == P - 1:
+                        for k in range(N):
+                            out_row[k] += du[k]
             f = _transform(rb, Sx, 2)
             if ndim == 3:
                 f = _transform(f, Sz, 0)
+            two = lam[0, 0] - lam[0, 0] + 2  # 2 in the work dtype
             for i in range(P):  # (T_y + lambda) g = f along y for every (z, x) mode, in place
                 g = f[i]
                 lm = lam[i]
+                g0 = g[0]
+                c0 = cp[0]
                 for k in range(N):
-                    dk = 2.0 + lm[k]
-                    cp[0, k] = -1.0 / dk
-                    g[0, k] = g[0, k] / dk
+                    dk = two + lm[k]
+                    c0[k] = -1 / dk
+                    g0[k] = g0[k] / dk
                 for j in range(1, M):
+                    gj = g[j]
+                    gp = g[j - 1]
+                    cj = cp[j]
+                    cq = cp[j - 1]
                     for k in range(N):
-                        den = 2.0 + lm[k] + cp[j - 1, k]
-                        cp[j, k] = -1.0 / den
-                        g[j, k] = (g[j, k] + g[j - 1, k]) / den
+                        den = two + lm[k] + cq[k]
+                        cj[k] = -1 / den
+                        gj[k] = (gj[k] + gp[k]) / den
                 for j in range(M - 2, -1, -1):
+                    gj = g[j]
+                    gn = g[j + 1]
+                    cj = cp[j]
                     for k in range(N):
-                        g[j, k] = g[j, k] - cp[j, k] * g[j + 1, k]
+                        gj[k] = gj[k] - cj[k] * gn[k]
             f = _transform(f, Sx, 2)
             if ndim == 3:
                 f = _transform(f, Sz, 0)
@@ -180,28 +212,39 @@ def spectral_box_solve(dst, src, rhs, alpha, mode, idx, lo, hi, ndim, clip_lo, c
                 z = z0 + i
                 for j in range(M):
                     y = y0 + j
+                    oc = o[z, y, x0 - 1:x0 + N + 1]
+                    on = o[z, y - 1, x0:x0 + N]
+                    os_ = o[z, y + 1, x0:x0 + N]
+                    od = o[z - 1 if ndim == 3 else z, y, x0:x0 + N]
+                    ou = o[z + 1 if ndim == 3 else z, y, x0:x0 + N]
+                    dc = d[z, y, x0 - 1:x0 + N + 1]
+                    dn = d[z, y - 1, x0:x0 + N]
+                    ds = d[z, y + 1, x0:x0 + N]
+                    dd = d[z - 1 if ndim == 3 else z, y, x0:x0 + N]
+                    du = d[z + 1 if ndim == 3 else z, y, x0:x0 + N]
+                    brow = rb[i, j]
                     for k in range(N):
-                        x = x0 + k
-                        lap = 4.0 * o[z, y, x] - o[z, y, x - 1] - o[z, y, x + 1] - o[z, y - 1, x] - o[z, y + 1, x]
+                        # ring cells of o still hold dst (out starts as a copy of dst), so the
+                        # equation is 4 f_p - sum_q o_q = g_p with g = b - the ring's dst values
+                        lap = 4.0 * oc[k + 1] - oc[k] - oc[k + 2] - on[k] - os_[k]
                         if ndim == 3:
-                            lap += 2.0 * o[z, y, x] - o[z - 1, y, x] - o[z + 1, y, x]
-                        # ring cells of o still hold dst (out starts as a copy of dst)
-                        r = rb[i, j, k] - lap
+                            lap += 2.0 * oc[k + 1] - od[k] - ou[k]
+                        r = brow[k] - lap
                         if k == 0:
-                            r -= d[z, y, x - 1]
+                            r -= dc[0]
                         if k == N - 1:
-                            r -= d[z, y, x + 1]
+                            r -= dc[N + 1]
                         if j == 0:
-                            r -= d[z, y - 1, x]
+                            r -= dn[k]
                         if j == M - 1:
-                            r -= d[z, y + 1, x]
+                            r -= ds[k]
                         if ndim == 3:
                             if i == 0:
-                                r -= d[z - 1, y, x]
+                                r -= dd[k]
                             if i == P - 1:
-                                r -= d[z + 1, y, x]
+                                r -= du[k]
                         rr += r * r
-                        bb += rb[i, j, k] * rb[i, j, k]
+                        bb += 1.0 * brow[k] * brow[k]
             residual[b, c] = np.sqrt(rr / bb) if bb > 0 else 0.0
             if do_clip:
                 for i in range(P):

@@ -156,7 +156,9 @@ def _solve(bk, d, m, make_rhs, *, clip: bool, on_unconverged: str, method: str, 
         from ._host_kernels import mask_boxes
         from ._spectral import box_samples, spectral_box_solve
 
-        blo, bhi, filled = mask_boxes(m5.view(np.uint8))
+        m8 = m5.view(np.uint8)
+        parts = _map(bk, lambda sl: mask_boxes(m8[sl]), B)
+        blo, bhi, filled = (np.concatenate([p[i] for p in parts]) for i in range(3))
         full = filled & (blo == 0).all(axis=1) & (bhi == np.array(m5.shape[1:])).all(axis=1)
         if full.any():
             raise ValueError(
