@@ -8,6 +8,7 @@ scalars the driver needs, and the solver primitives under the names of
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import numpy as np
@@ -39,10 +40,14 @@ BACKENDS = ("auto", "numba", "cupy", "cuda-emulated")
 
 
 def host_threads() -> int:
-    """Threads for host backends: ``PII_AUGMENT_NUM_THREADS``, else ``NUMBA_NUM_THREADS``."""
+    """Threads for host backends: ``PII_AUGMENT_NUM_THREADS``, else 1 inside a torch DataLoader
+    worker (the workers are the parallelism there), else ``NUMBA_NUM_THREADS``."""
     env = os.environ.get("PII_AUGMENT_NUM_THREADS")
     if env:
         return max(1, int(env))
+    data = sys.modules.get("torch.utils.data")
+    if data is not None and data.get_worker_info() is not None:
+        return 1
     import numba
 
     return max(1, int(numba.config.NUMBA_NUM_THREADS))
