@@ -106,7 +106,8 @@ def _solve(bk, d, m, make_rhs, *, clip: bool, on_unconverged: str, method: str, 
     """Shared path of :func:`poisson_interpolate` and :func:`solve_poisson` on backend arrays.
 
     ``make_rhs(crop, dst_c, sl)`` returns the crop right-hand side of batch slice ``sl``;
-    ``spectral`` holds what the exact box solve needs (``src``, ``rhs``, ``alpha``, ``mode``).
+    ``spectral`` holds what the exact box solve needs besides dst (``src``, ``rhs``, ``alpha``,
+    ``mode``); ``also_finite`` maps names to further arrays whose values ``check_finite`` covers.
     With ``method="auto"`` on the Numba backend, samples whose mask is a box with its ring inside
     the image are solved exactly by :mod:`pii_augment.ops._spectral`; all others by multigrid.
     """
@@ -170,14 +171,13 @@ def _solve(bk, d, m, make_rhs, *, clip: bool, on_unconverged: str, method: str, 
             box_idx = np.flatnonzero(box_samples(blo, bhi, filled, m5.shape[1:], ndim))
         if box_idx.size:
             box_res = np.zeros((B, C))
-            args = (spectral["dst"], spectral["src"], spectral["rhs"], spectral["alpha"], spectral["mode"])
+            args = (d5, spectral["src"], spectral["rhs"], spectral["alpha"], spectral["mode"])
 
             def run_boxes(part: np.ndarray) -> None:
                 spectral_box_solve(*args, part, blo, bhi, ndim, lo, hi, bool(clip), out, box_res)
 
             n = min(box_idx.size, getattr(bk, "threads", 1))
-            parts = [box_idx[i::n] for i in range(n)]  # interleaved: patch sizes balance out
-            list(_pool(len(parts)).map(run_boxes, parts)) if len(parts) > 1 else run_boxes(parts[0])
+            _run_parts(run_boxes, [box_idx[i::n] for i in range(n)])  # interleaved: sizes balance
         mlo, mhi = blo.copy(), bhi.copy()
         mlo[box_idx] = 0  # multigrid gets the other samples only
         mhi[box_idx] = 0
@@ -209,7 +209,11 @@ def _solve(bk, d, m, make_rhs, *, clip: bool, on_unconverged: str, method: str, 
 
 def _map(bk, fn, batch: int) -> list:
     """``fn(slice)`` over the batch chunks of :func:`_chunks`, in the host thread pool."""
-    parts = _chunks(bk, batch)
+    return _run_parts(fn, _chunks(bk, batch))
+
+
+def _run_parts(fn, parts: list) -> list:
+    """``[fn(p) for p in parts]``, the parts in parallel threads when there are several."""
     if len(parts) == 1:
         return [fn(parts[0])]
     return list(_pool(len(parts)).map(fn, parts))
@@ -304,7 +308,7 @@ def poisson_interpolate(
         bk.guidance_rhs(dst_c, src_c, crop.kind, crop.ext_dev, alpha_dev[sl], mode, rhs)
         return rhs
 
-    spectral = dict(dst=_as_5d(d, xp), src=s5, rhs=s5, alpha=a, mode=mode)
+    spectral = dict(src=s5, rhs=s5, alpha=a, mode=mode)  # rhs unused by the guidance modes
     out, info = _solve(
         bk, d, m, make_rhs, clip=clip, tol=tol, method=method, max_iter=max_iter,
         on_unconverged=on_unconverged, spectral=spectral, check_finite=check_finite, also_finite={"src": s5},
@@ -369,8 +373,8 @@ def solve_poisson(
         return out
 
     d5 = _as_5d(d, xp)
-    spectral = dict(dst=d5, src=d5, rhs=r5 if r5 is not None else xp.zeros_like(d5), alpha=np.zeros(d.shape[0]),
-                    mode=-1)
+    spectral = dict(src=d5, rhs=r5 if r5 is not None else xp.zeros_like(d5), alpha=np.zeros(d.shape[0]),
+                    mode=-1)  # src unused with a given rhs
     out, info = _solve(
         bk, d, m, make_rhs, clip=clip, tol=tol, method=method, max_iter=max_iter,
         on_unconverged=on_unconverged, spectral=spectral, check_finite=check_finite,
