@@ -100,3 +100,36 @@ def fpi_host(dst, src, mask, alpha, one_minus_alpha, out):
                     for x in range(W):
                         o[x] = one_minus * d[x] + a * s[x] if m[x] else d[x]
 
+
+
+@njit(cache=True, nogil=True, fastmath={"nsz"})
+def copy_minmax(src, out, lo, hi):
+    """out[...] = src and, per (sample, channel), lo/hi = min/max of src, in one pass; both are
+    NaN for a system that holds NaN or Inf. src, out: (B, C, D, H, W); lo, hi: (B, C)."""
+    B, C = src.shape[0], src.shape[1]
+    for b in range(B):
+        for c in range(C):
+            s = src[b, c].ravel()
+            d = out[b, c].ravel()
+            mn = s[0]
+            mx = s[0]
+            bad = False
+            for i in range(s.shape[0]):
+                v = s[i]
+                d[i] = v
+                mn = min(mn, v)
+                mx = max(mx, v)
+                bad |= (v != v) | (abs(v) == np.inf)  # integer flags: vectorises, keeps NaN
+            lo[b, c] = np.nan if bad else mn
+            hi[b, c] = np.nan if bad else mx
+
+
+@njit(cache=True, nogil=True)
+def all_finite(x):
+    """True when the contiguous array ``x`` holds no NaN or Inf (one vectorised pass)."""
+    s = x.ravel()
+    bad = False
+    for i in range(s.shape[0]):
+        v = s[i]
+        bad |= (v != v) | (abs(v) == np.inf)
+    return not bad

@@ -124,8 +124,8 @@ def _solve(bk, d, m, make_rhs, *, clip: bool, on_unconverged: str, method: str, 
     box_idx = np.zeros(0, np.int64)
     box_res = None
     mg_boxes = None  # per-sample boxes for multigrid (host backends compute them in one pass)
-    flat = d5.reshape(B, C, -1)
     if bk.on_device:
+        flat = d5.reshape(B, C, -1)
         out = d5.copy()
         lo = xp.ascontiguousarray(flat.min(axis=2))  # clip range; NaN/Inf show here too
         hi = xp.ascontiguousarray(flat.max(axis=2))
@@ -137,14 +137,13 @@ def _solve(bk, d, m, make_rhs, *, clip: bool, on_unconverged: str, method: str, 
         lo = np.empty((B, C), d5.dtype)
         hi = np.empty((B, C), d5.dtype)
 
+        from ._host_kernels import all_finite, copy_minmax
+
         def prepare(sl: slice) -> list[str]:
-            out[sl] = d5[sl]
-            np.min(flat[sl], axis=2, out=lo[sl])
-            np.max(flat[sl], axis=2, out=hi[sl])
+            copy_minmax(d5[sl], out[sl], lo[sl], hi[sl])  # NaN bounds for a non-finite system
             if not check_finite:
                 return []
-            # min and max propagate NaN and show infinities, without a temporary array
-            return [n for n, x in also_finite.items() if not (np.isfinite(x[sl].min()) and np.isfinite(x[sl].max()))]
+            return [n for n, x in also_finite.items() if not all_finite(xp.ascontiguousarray(x[sl]))]
 
         bad = sorted({n for names in _map(bk, prepare, B) for n in names})
         if bad:
