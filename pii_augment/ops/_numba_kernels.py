@@ -85,9 +85,7 @@ def _pick(dp, dq, sp, sq, al, mode):
     else:
         a = dp - dq
         s = sp - sq
-    if abs(a) > abs(s):
-        return a
-    return s
+    return a if abs(a) > abs(s) else s  # a select, not a branch (the choice is data-dependent)
 
 
 @njit(**_OPTS)

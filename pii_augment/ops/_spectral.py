@@ -117,6 +117,7 @@ def spectral_box_solve(dst, src, rhs, alpha, mode, idx, lo, hi, ndim, clip_lo, c
         if ndim == 3:
             scale *= 2.0 / (P + 1)
         cp = np.empty((M, N), work.dtype)
+        gr = np.empty(N)  # one row of the right-hand side without the ring values
         al = alpha[b]
         for c in range(C):
             d = dst[b, c]
@@ -223,28 +224,34 @@ def spectral_box_solve(dst, src, rhs, alpha, mode, idx, lo, hi, ndim, clip_lo, c
                     dd = d[z - 1 if ndim == 3 else z, y, x0:x0 + N]
                     du = d[z + 1 if ndim == 3 else z, y, x0:x0 + N]
                     brow = rb[i, j]
+                    # gr = b minus the ring's dst values (o's ring still holds dst, as out starts
+                    # as a copy of dst), so the equation reads 4 f_p - sum_q o_q = gr_p
                     for k in range(N):
-                        # ring cells of o still hold dst (out starts as a copy of dst), so the
-                        # equation is 4 f_p - sum_q o_q = g_p with g = b - the ring's dst values
-                        lap = 4.0 * oc[k + 1] - oc[k] - oc[k + 2] - on[k] - os_[k]
-                        if ndim == 3:
-                            lap += 2.0 * oc[k + 1] - od[k] - ou[k]
-                        r = brow[k] - lap
-                        if k == 0:
-                            r -= dc[0]
-                        if k == N - 1:
-                            r -= dc[N + 1]
-                        if j == 0:
-                            r -= dn[k]
-                        if j == M - 1:
-                            r -= ds[k]
-                        if ndim == 3:
-                            if i == 0:
-                                r -= dd[k]
-                            if i == P - 1:
-                                r -= du[k]
-                        rr += r * r
-                        bb += 1.0 * brow[k] * brow[k]
+                        gr[k] = brow[k]
+                    gr[0] -= dc[0]
+                    gr[N - 1] -= dc[N + 1]
+                    if j == 0:
+                        for k in range(N):
+                            gr[k] -= dn[k]
+                    if j == M - 1:
+                        for k in range(N):
+                            gr[k] -= ds[k]
+                    if ndim == 3 and i == 0:
+                        for k in range(N):
+                            gr[k] -= dd[k]
+                    if ndim == 3 and i == P - 1:
+                        for k in range(N):
+                            gr[k] -= du[k]
+                    if ndim == 3:
+                        for k in range(N):
+                            r = gr[k] - (6.0 * oc[k + 1] - oc[k] - oc[k + 2] - on[k] - os_[k] - od[k] - ou[k])
+                            rr += r * r
+                            bb += 1.0 * brow[k] * brow[k]
+                    else:
+                        for k in range(N):
+                            r = gr[k] - (4.0 * oc[k + 1] - oc[k] - oc[k + 2] - on[k] - os_[k])
+                            rr += r * r
+                            bb += 1.0 * brow[k] * brow[k]
             residual[b, c] = np.sqrt(rr / bb) if bb > 0 else 0.0
             if do_clip:
                 for i in range(P):
