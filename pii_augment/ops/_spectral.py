@@ -18,7 +18,17 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._numba_kernels import _pick  # the guidance rule, shared with the multigrid path
+
+
+@njit(inline="always")
+def _pick_t(dp, dq, sp, sq, wa, ws, mode):
+    """The guidance rule of :func:`pii_augment.ops._numba_kernels._pick` in the image dtype:
+    a = wa (dp - dq), s = ws (sp - sq), a where |a| > |s| strictly, else s (mode 2: s)."""
+    s = ws * (sp - sq)
+    if mode == 2:
+        return s
+    a = wa * (dp - dq)
+    return a if abs(a) > abs(s) else s
 
 #: Boxes whose sides add up to more than this are left to multigrid (cost ~ volume * sides).
 MAX_SIDE_SUM = 640
@@ -118,7 +128,11 @@ def spectral_box_solve(dst, src, rhs, alpha, mode, idx, lo, hi, ndim, clip_lo, c
             scale *= 2.0 / (P + 1)
         cp = np.empty((M, N), work.dtype)
         gr = np.empty(N)  # one row of the right-hand side without the ring values
-        al = alpha[b]
+        # guidance weights in the image dtype: a = wa (d_p - d_q), s = ws (s_p - s_q)
+        wv = np.empty(2, dst.dtype)
+        wv[0] = 1.0 - alpha[b] if mode == 0 else 1.0
+        wv[1] = alpha[b] if mode == 0 else 1.0
+        wa, ws = wv[0], wv[1]
         for c in range(C):
             d = dst[b, c]
             rb = np.zeros((P, M, N), work.dtype)
@@ -143,17 +157,17 @@ def spectral_box_solve(dst, src, rhs, alpha, mode, idx, lo, hi, ndim, clip_lo, c
                         ss = src[b, c, z, y + 1, x0:x0 + N]
                         sd = src[b, c, z - 1 if ndim == 3 else z, y, x0:x0 + N]
                         su = src[b, c, z + 1 if ndim == 3 else z, y, x0:x0 + N]
+                        # in the image dtype, branch-free: the loop vectorises
                         for k in range(N):
-                            dp = 1.0 * dc[k + 1]
-                            sp = 1.0 * sc[k + 1]
-                            acc = 0.0
-                            acc += _pick(dp, dc[k], sp, sc[k], al, mode)
-                            acc += _pick(dp, dc[k + 2], sp, sc[k + 2], al, mode)
-                            acc += _pick(dp, dn[k], sp, sn[k], al, mode)
-                            acc += _pick(dp, ds[k], sp, ss[k], al, mode)
+                            dp = dc[k + 1]
+                            sp = sc[k + 1]
+                            acc = _pick_t(dp, dc[k], sp, sc[k], wa, ws, mode)
+                            acc += _pick_t(dp, dc[k + 2], sp, sc[k + 2], wa, ws, mode)
+                            acc += _pick_t(dp, dn[k], sp, sn[k], wa, ws, mode)
+                            acc += _pick_t(dp, ds[k], sp, ss[k], wa, ws, mode)
                             if ndim == 3:
-                                acc += _pick(dp, dd[k], sp, sd[k], al, mode)
-                                acc += _pick(dp, du[k], sp, su[k], al, mode)
+                                acc += _pick_t(dp, dd[k], sp, sd[k], wa, ws, mode)
+                                acc += _pick_t(dp, du[k], sp, su[k], wa, ws, mode)
                             out_row[k] = acc
                     # Dirichlet values of the ring
                     out_row[0] += dc[0]
