@@ -331,21 +331,21 @@ def _smooth(bk, x, rhs, lev, sweeps, reverse=False):
 def _vcycle(bk, levels, es, rhss, rs, nu1, nu2, coarse_sweeps):
     L = len(levels)
     # descend
-    for l in range(L - 1):
-        lev = levels[l]
-        if l > 0:
-            es[l][...] = 0
-        _smooth(bk, es[l], rhss[l], lev, nu1)
-        bk.residual(es[l], rhss[l], lev.kind, lev.ext_dev, lev.w, rs[l])
-        nxt = levels[l + 1]
-        bk.restrict(rs[l], lev.ext_dev, nxt.kind, nxt.ext_dev, lev.flags, rhss[l + 1])
+    for k in range(L - 1):
+        lev = levels[k]
+        if k > 0:
+            es[k][...] = 0
+        _smooth(bk, es[k], rhss[k], lev, nu1)
+        bk.residual(es[k], rhss[k], lev.kind, lev.ext_dev, lev.w, rs[k])
+        nxt = levels[k + 1]
+        bk.restrict(rs[k], lev.ext_dev, nxt.kind, nxt.ext_dev, lev.flags, rhss[k + 1])
     # coarsest
     if L > 1:
         es[L - 1][...] = 0
     _smooth(bk, es[L - 1], rhss[L - 1], levels[L - 1], coarse_sweeps if L > 1 else nu1 + nu2)
     # ascend
-    for l in range(L - 2, -1, -1):
-        lev, crs = levels[l], levels[l + 1]
-        bk.prolong_add(es[l + 1], crs.kind, crs.ext_dev, lev.kind, lev.ext_dev, lev.flags, es[l])
-        _smooth(bk, es[l], rhss[l], lev, nu2, reverse=True)
+    for k in range(L - 2, -1, -1):
+        lev, crs = levels[k], levels[k + 1]
+        bk.prolong_add(es[k + 1], crs.kind, crs.ext_dev, lev.kind, lev.ext_dev, lev.flags, es[k])
+        _smooth(bk, es[k], rhss[k], lev, nu2, reverse=True)
 
