@@ -99,6 +99,17 @@ def _transform(a, S, axis):
     return out
 
 
+@njit(inline="always")
+def _stencil_rows(a, z, y, x0, N, ndim):
+    """Row views of a (D, H, W) array around row (z, y) of a box starting at column x0: the row
+    itself with one extra cell each side, then the rows above/below (y) and before/after (z; the
+    row itself again in 2D), each N long. Contiguous views: no per-pixel 3D indexing."""
+    zd = z - 1 if ndim == 3 else z
+    zu = z + 1 if ndim == 3 else z
+    return (a[z, y, x0 - 1:x0 + N + 1], a[z, y - 1, x0:x0 + N], a[z, y + 1, x0:x0 + N],
+            a[zd, y, x0:x0 + N], a[zu, y, x0:x0 + N])
+
+
 @njit(cache=True, nogil=True)
 def spectral_box_solve(dst, src, rhs, alpha, mode, idx, lo, hi, ndim, clip_lo, clip_hi, do_clip,
                        out, residual):
@@ -140,23 +151,14 @@ def spectral_box_solve(dst, src, rhs, alpha, mode, idx, lo, hi, ndim, clip_lo, c
                 z = z0 + i
                 for j in range(M):
                     y = y0 + j
-                    # row views (contiguous, no per-pixel multi-dimensional indexing)
-                    dc = d[z, y, x0 - 1:x0 + N + 1]
-                    dn = d[z, y - 1, x0:x0 + N]
-                    ds = d[z, y + 1, x0:x0 + N]
-                    dd = d[z - 1 if ndim == 3 else z, y, x0:x0 + N]
-                    du = d[z + 1 if ndim == 3 else z, y, x0:x0 + N]
+                    dc, dn, ds, dd, du = _stencil_rows(d, z, y, x0, N, ndim)
                     out_row = rb[i, j]
                     if mode < 0:
                         rr = rhs[b, c, z, y, x0:x0 + N]
                         for k in range(N):
                             out_row[k] = rr[k]
                     else:
-                        sc = src[b, c, z, y, x0 - 1:x0 + N + 1]
-                        sn = src[b, c, z, y - 1, x0:x0 + N]
-                        ss = src[b, c, z, y + 1, x0:x0 + N]
-                        sd = src[b, c, z - 1 if ndim == 3 else z, y, x0:x0 + N]
-                        su = src[b, c, z + 1 if ndim == 3 else z, y, x0:x0 + N]
+                        sc, sn, ss, sd, su = _stencil_rows(src[b, c], z, y, x0, N, ndim)
                         # in the image dtype, branch-free: the loop vectorises
                         for k in range(N):
                             dp = dc[k + 1]
@@ -227,16 +229,8 @@ def spectral_box_solve(dst, src, rhs, alpha, mode, idx, lo, hi, ndim, clip_lo, c
                 z = z0 + i
                 for j in range(M):
                     y = y0 + j
-                    oc = o[z, y, x0 - 1:x0 + N + 1]
-                    on = o[z, y - 1, x0:x0 + N]
-                    os_ = o[z, y + 1, x0:x0 + N]
-                    od = o[z - 1 if ndim == 3 else z, y, x0:x0 + N]
-                    ou = o[z + 1 if ndim == 3 else z, y, x0:x0 + N]
-                    dc = d[z, y, x0 - 1:x0 + N + 1]
-                    dn = d[z, y - 1, x0:x0 + N]
-                    ds = d[z, y + 1, x0:x0 + N]
-                    dd = d[z - 1 if ndim == 3 else z, y, x0:x0 + N]
-                    du = d[z + 1 if ndim == 3 else z, y, x0:x0 + N]
+                    oc, on, os_, od, ou = _stencil_rows(o, z, y, x0, N, ndim)
+                    dc, dn, ds, dd, du = _stencil_rows(d, z, y, x0, N, ndim)
                     brow = rb[i, j]
                     # gr = b minus the ring's dst values (o's ring still holds dst, as out starts
                     # as a copy of dst), so the equation reads 4 f_p - sum_q o_q = gr_p
