@@ -69,11 +69,18 @@ def _transform(a, S, axis):
     P, M, N = a.shape
     out = np.zeros_like(a)
     if axis == 2:
+        n4 = N - N % 4
         for p in range(P):
             for i in range(M):
                 arow = a[p, i]
                 orow = out[p, i]
-                for j in range(N):
+                # four rows of S per pass over orow: a quarter of the loads and stores of orow
+                for j in range(0, n4, 4):
+                    v0, v1, v2, v3 = arow[j], arow[j + 1], arow[j + 2], arow[j + 3]
+                    s0, s1, s2, s3 = S[j], S[j + 1], S[j + 2], S[j + 3]
+                    for k in range(N):
+                        orow[k] += (v0 * s0[k] + v1 * s1[k]) + (v2 * s2[k] + v3 * s3[k])
+                for j in range(n4, N):
                     v = arow[j]
                     srow = S[j]
                     for k in range(N):
@@ -88,8 +95,16 @@ def _transform(a, S, axis):
                     for k in range(N):
                         orow[k] += s * arow[k]
     else:
+        p4 = P - P % 4
         for i in range(P):
-            for j in range(P):
+            for j in range(0, p4, 4):  # four planes per pass, as along x
+                c0, c1, c2, c3 = S[i, j], S[i, j + 1], S[i, j + 2], S[i, j + 3]
+                for q in range(M):
+                    orow = out[i, q]
+                    r0, r1, r2, r3 = a[j, q], a[j + 1, q], a[j + 2, q], a[j + 3, q]
+                    for k in range(N):
+                        orow[k] += (c0 * r0[k] + c1 * r1[k]) + (c2 * r2[k] + c3 * r3[k])
+            for j in range(p4, P):
                 s = S[i, j]
                 for q in range(M):
                     orow = out[i, q]
