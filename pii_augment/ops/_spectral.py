@@ -238,8 +238,9 @@ def spectral_box_solve(dst, src, rhs, alpha, mode, idx, lo, hi, ndim, clip_lo, c
                 for j in range(M):
                     for k in range(N):
                         o[z0 + i, y0 + j, x0 + k] = f[i, j, k] * scale
-            rr = 0.0
-            bb = 0.0
+            r0 = r1 = r2 = r3 = 0.0
+            b0 = b1 = b2 = b3 = 0.0
+            n4 = N - N % 4
             for i in range(P):
                 z = z0 + i
                 for j in range(M):
@@ -267,14 +268,25 @@ def spectral_box_solve(dst, src, rhs, alpha, mode, idx, lo, hi, ndim, clip_lo, c
                             gr[k] -= du[k]
                     if ndim == 3:
                         for k in range(N):
-                            r = gr[k] - (6.0 * oc[k + 1] - oc[k] - oc[k + 2] - on[k] - os_[k] - od[k] - ou[k])
-                            rr += r * r
-                            bb += 1.0 * brow[k] * brow[k]
+                            gr[k] -= 6.0 * oc[k + 1] - oc[k] - oc[k + 2] - on[k] - os_[k] - od[k] - ou[k]
                     else:
                         for k in range(N):
-                            r = gr[k] - (4.0 * oc[k + 1] - oc[k] - oc[k + 2] - on[k] - os_[k])
-                            rr += r * r
-                            bb += 1.0 * brow[k] * brow[k]
+                            gr[k] -= 4.0 * oc[k + 1] - oc[k] - oc[k + 2] - on[k] - os_[k]
+                    # gr is now the residual row; sum squares with four independent accumulators
+                    for k in range(0, n4, 4):
+                        r0 += gr[k] * gr[k]
+                        r1 += gr[k + 1] * gr[k + 1]
+                        r2 += gr[k + 2] * gr[k + 2]
+                        r3 += gr[k + 3] * gr[k + 3]
+                        b0 += 1.0 * brow[k] * brow[k]
+                        b1 += 1.0 * brow[k + 1] * brow[k + 1]
+                        b2 += 1.0 * brow[k + 2] * brow[k + 2]
+                        b3 += 1.0 * brow[k + 3] * brow[k + 3]
+                    for k in range(n4, N):
+                        r0 += gr[k] * gr[k]
+                        b0 += 1.0 * brow[k] * brow[k]
+            rr = (r0 + r1) + (r2 + r3)
+            bb = (b0 + b1) + (b2 + b3)
             residual[b, c] = np.sqrt(rr / bb) if bb > 0 else 0.0
             if do_clip:
                 for i in range(P):
