@@ -161,7 +161,7 @@ def spectral_box_solve(dst, src, rhs, alpha, mode, idx, lo, hi, ndim, clip_lo, c
         wa, ws = wv[0], wv[1]
         for c in range(C):
             d = dst[b, c]
-            rb = np.zeros((P, M, N), work.dtype)
+            rb = np.empty((P, M, N), work.dtype)  # every element is written below
             for i in range(P):
                 z = z0 + i
                 for j in range(M):
@@ -236,8 +236,10 @@ def spectral_box_solve(dst, src, rhs, alpha, mode, idx, lo, hi, ndim, clip_lo, c
             o = out[b, c]
             for i in range(P):
                 for j in range(M):
+                    orow = o[z0 + i, y0 + j, x0:x0 + N]
+                    frow = f[i, j]
                     for k in range(N):
-                        o[z0 + i, y0 + j, x0 + k] = f[i, j, k] * scale
+                        orow[k] = frow[k] * scale
             r0 = r1 = r2 = r3 = 0.0
             b0 = b1 = b2 = b3 = 0.0
             n4 = N - N % 4
@@ -289,11 +291,10 @@ def spectral_box_solve(dst, src, rhs, alpha, mode, idx, lo, hi, ndim, clip_lo, c
             bb = (b0 + b1) + (b2 + b3)
             residual[b, c] = np.sqrt(rr / bb) if bb > 0 else 0.0
             if do_clip:
+                lo_v, hi_v = clip_lo[b, c], clip_hi[b, c]
                 for i in range(P):
                     for j in range(M):
+                        orow = o[z0 + i, y0 + j, x0:x0 + N]
                         for k in range(N):
-                            v = o[z0 + i, y0 + j, x0 + k]
-                            if v < clip_lo[b, c]:
-                                o[z0 + i, y0 + j, x0 + k] = clip_lo[b, c]
-                            elif v > clip_hi[b, c]:
-                                o[z0 + i, y0 + j, x0 + k] = clip_hi[b, c]
+                            v = orow[k]
+                            orow[k] = lo_v if v < lo_v else (hi_v if v > hi_v else v)

@@ -132,33 +132,33 @@ def _solve(bk, d, m, make_rhs, *, clip: bool, on_unconverged: str, method: str, 
         if check_finite:
             for name, x in also_finite.items():
                 _check_finite(x, name)
-    else:  # numpy releases the GIL: copy and reduce the chunks of the batch in parallel
+    else:  # the kernels release the GIL: prepare the chunks of the batch in parallel
+        from ._host_kernels import all_finite, copy_minmax, mask_boxes
+
         out = np.empty_like(d5)
         lo = np.empty((B, C), d5.dtype)
         hi = np.empty((B, C), d5.dtype)
+        m8 = m5.view(np.uint8)
 
-        from ._host_kernels import all_finite, copy_minmax
-
-        def prepare(sl: slice) -> list[str]:
+        def prepare(sl: slice):
             copy_minmax(d5[sl], out[sl], lo[sl], hi[sl])  # NaN bounds for a non-finite system
+            boxes = mask_boxes(m8[sl])
             if not check_finite:
-                return []
-            return [n for n, x in also_finite.items() if not all_finite(xp.ascontiguousarray(x[sl]))]
+                return [], boxes
+            return [n for n, x in also_finite.items() if not all_finite(xp.ascontiguousarray(x[sl]))], boxes
 
-        bad = sorted({n for names in _map(bk, prepare, B) for n in names})
+        prepared = _map(bk, prepare, B)
+        bad = sorted({n for names, _ in prepared for n in names})
         if bad:
             raise ValueError(f"{bad[0]} contains NaN or Inf; pass check_finite=False to skip this check")
+        blo, bhi, filled = (np.concatenate([boxes[i] for _, boxes in prepared]) for i in range(3))
     if check_finite and not (bool(xp.isfinite(lo).all()) and bool(xp.isfinite(hi).all())):
         raise ValueError("dst contains NaN or Inf; pass check_finite=False to skip this check")
     if bk.on_device:
         _check_not_full(m5, xp)
     else:
-        from ._host_kernels import mask_boxes
         from ._spectral import box_samples, spectral_box_solve
 
-        m8 = m5.view(np.uint8)
-        parts = _map(bk, lambda sl: mask_boxes(m8[sl]), B)
-        blo, bhi, filled = (np.concatenate([p[i] for p in parts]) for i in range(3))
         full = filled & (blo == 0).all(axis=1) & (bhi == np.array(m5.shape[1:])).all(axis=1)
         if full.any():
             raise ValueError(
