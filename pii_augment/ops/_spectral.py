@@ -131,7 +131,8 @@ def spectral_box_solve(dst, src, rhs, alpha, mode, idx, lo, hi, ndim, clip_lo, c
     """Solve every sample ``idx[i]`` (a box mask [lo, hi)) exactly and write it into ``out``.
 
     dst, out: (B, C, D, H, W); src: same (guidance modes 0 pii, 1 mixed, 2 source) or unused with
-    mode -1, where ``rhs`` (B, C, D, H, W) is the divergence per pixel; alpha: (B,) float64;
+    mode -1, where ``rhs`` (B, C, D, H, W) is the divergence per pixel, or unused with mode -2 (zero
+    divergence); alpha: (B,) float64;
     clip_lo, clip_hi: (B, C); residual: (B, C) float64, receives ||b - A f|| / ||b|| of the
     stored (rounded, unclipped) solution.
     """
@@ -168,7 +169,9 @@ def spectral_box_solve(dst, src, rhs, alpha, mode, idx, lo, hi, ndim, clip_lo, c
                     y = y0 + j
                     dc, dn, ds, dd, du = _stencil_rows(d, z, y, x0, N, ndim)
                     out_row = rb[i, j]
-                    if mode < 0:
+                    if mode == -2:  # no guidance: the membrane (harmonic) fill
+                        out_row[:] = 0
+                    elif mode == -1:
                         rr = rhs[b, c, z, y, x0:x0 + N]
                         for k in range(N):
                             out_row[k] = rr[k]

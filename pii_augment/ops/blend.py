@@ -372,8 +372,8 @@ def solve_poisson(
         return out
 
     d5 = _as_5d(d, xp)
-    spectral = dict(src=d5, rhs=r5 if r5 is not None else xp.zeros_like(d5), alpha=np.zeros(d.shape[0]),
-                    mode=-1)  # src unused with a given rhs
+    # src is unused by the box solve here; mode -2 (no rhs) needs no zero-filled image either
+    spectral = dict(src=d5, rhs=d5 if r5 is None else r5, alpha=np.zeros(d.shape[0]), mode=-2 if r5 is None else -1)
     out, info = _solve(
         bk, d, m, make_rhs, clip=clip, tol=tol, method=method, max_iter=max_iter,
         on_unconverged=on_unconverged, spectral=spectral, check_finite=check_finite,

@@ -80,3 +80,14 @@ def test_emulated_backend_never_takes_the_spectral_path():
     mask = _boxes(2, (16, 16), rng)
     _, info = pa.poisson_interpolate(dst, dst[::-1].copy(), mask, 0.5, backend="cuda-emulated", return_info=True)
     assert info.spectral_samples == 0 and info.converged.all()
+
+
+def test_solve_poisson_without_rhs_on_boxes_is_the_harmonic_fill():
+    rng = np.random.default_rng(10)
+    dst = rng.standard_normal((2, 1, 18, 21))
+    mask = _boxes(2, (18, 21), rng)
+    f, info = pa.solve_poisson(dst, mask, return_info=True)
+    assert info.spectral_samples == 2
+    for b in range(2):
+        ref = exact_solve(dst[b, 0], mask[b], lambda p, q: np.zeros(p.shape))
+        np.testing.assert_allclose(f[b, 0], ref, atol=1e-10)
