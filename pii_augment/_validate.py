@@ -1,0 +1,139 @@
+"""Argument checks shared by every layer: each names the argument, the expected and the received value.
+
+The public functions and modules call these before doing any work (also for empty batches), so a
+bad option fails at once with a ``TypeError`` (wrong kind of value) or a ``ValueError`` (right
+kind, wrong value), never later with an error from deep inside the library.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+import sys
+import warnings
+from typing import Any, Sequence
+
+__all__ = [
+    "check_choice",
+    "check_real",
+    "check_int",
+    "check_bool",
+    "check_pair",
+    "warn_caller",
+]
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def check_choice(name: str, value: Any, choices: Sequence[Any]) -> Any:
+    """``value`` if it is one of ``choices``; else a ``ValueError`` listing them.
+
+    Example:
+        >>> check_choice("method", "auto", ("auto", "multigrid"))
+        'auto'
+    """
+    ok = any(isinstance(value, type(c)) and not (isinstance(value, bool) and not isinstance(c, bool))
+             and value == c for c in choices)
+    if not ok:
+        raise ValueError(f"{name} must be one of {tuple(choices)}; got {_show(value)}")
+    return value
+
+
+def check_real(
+    name: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """``value`` as a finite float within [low, high] (open ends where asked).
+
+    Raises ``TypeError`` for anything that is not a real number (strings, bools, arrays) and
+    ``ValueError`` for NaN, infinities and values out of range.
+
+    Example:
+        >>> check_real("tol", 1e-5, low=0, low_open=True)
+        1e-05
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number; got {type(value).__name__} {_show(value)}")
+    v = float(value)
+    bad = not math.isfinite(v)
+    if low is not None:
+        bad |= v <= low if low_open else v < low
+    if high is not None:
+        bad |= v >= high if high_open else v > high
+    if bad:
+        lo = "" if low is None else f"{low} {'<' if low_open else '<='} "
+        hi = "" if high is None else f" {'<' if high_open else '<='} {high}"
+        raise ValueError(f"{name} must be a finite number with {lo}{name}{hi}; got {_show(value)}")
+    return v
+
+
+def check_int(name: str, value: Any, *, low: int | None = None, high: int | None = None) -> int:
+    """``value`` as an int within [low, high]; ``TypeError`` for non-integers (2.5, '3', True).
+
+    Example:
+        >>> check_int("batch_size", 4, low=0)
+        4
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int; got {type(value).__name__} {_show(value)}")
+    v = int(value)
+    if (low is not None and v < low) or (high is not None and v > high):
+        lo = "" if low is None else f"{low} <= "
+        hi = "" if high is None else f" <= {high}"
+        raise ValueError(f"{name} must be an int with {lo}{name}{hi}; got {v}")
+    return v
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """``value`` if it is a bool (or numpy bool); else a ``TypeError``.
+
+    Example:
+        >>> check_bool("clip", True)
+        True
+    """
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return bool(value)
+    raise TypeError(f"{name} must be True or False; got {type(value).__name__} {_show(value)}")
+
+
+def check_pair(name: str, value: Any, low: float, high: float, *, strict: bool = False) -> tuple[float, float]:
+    """A ``(lo, hi)`` pair of real numbers with ``low <= lo <= hi <= high`` (``lo < hi`` if strict).
+
+    Example:
+        >>> check_pair("alpha", (0.05, 0.95), 0.0, 1.0)
+        (0.05, 0.95)
+    """
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
+        raise TypeError(f"{name} must be a (low, high) pair of numbers; got {_show(value)}")
+    a = check_real(f"{name}[0]", value[0])
+    b = check_real(f"{name}[1]", value[1])
+    if not (low <= a <= b <= high) or (strict and a == b):
+        rel = "<" if strict else "<="
+        raise ValueError(f"{name} must satisfy {low} <= low {rel} high <= {high}; got {_show(tuple(value))}")
+    return a, b
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn_caller(message: str, category: type[Warning]) -> None:
+    """``warnings.warn`` attributed to the first frame outside the ``pii_augment`` package.
+
+    The public functions are wrapped by decorators and call each other, so a fixed ``stacklevel``
+    would point at the library's own files; this walks up to the user's line.
+    """
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category, stacklevel=level)
