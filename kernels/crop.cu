@@ -43,8 +43,9 @@ __global__ void gather_crop(const T* __restrict__ full, const long long* __restr
     out[(long long)row * Wp + x] = v;
 }
 
-// out[b, c, off + (z, y, x)] = u[b, c, z, y, x] (clipped to [lo, hi][b, c] when do_clip) on
-// unknown cells; every other cell of out is left alone. u: (B, C, Dp, Hp, Wp); kind:
+// out[b, c, off + (z, y, x)] += u[b, c, z, y, x] (the correction, added to the dst that out holds,
+// then clipped to [lo, hi][b, c] when do_clip) on unknown cells; every other cell of out is left
+// alone. u: (B, C, Dp, Hp, Wp); kind:
 // (B, Dp, Hp, Wp); lo, hi: (B, C); out: (B, C, D, H, W). Launch: rows = B * C * Dp * Hp, width = Wp.
 template <typename T>
 __global__ void scatter_crop(const T* __restrict__ u, const unsigned char* __restrict__ kind,
@@ -57,7 +58,9 @@ __global__ void scatter_crop(const T* __restrict__ u, const unsigned char* __res
     pii::split_row(row, C, Dp, Hp, b, c, z, y);
     if (z >= ext[3 * b] || y >= ext[3 * b + 1] || x >= ext[3 * b + 2]) return;
     if (kind[((long long)(b * Dp + z) * Hp + y) * Wp + x] != 2) return;
-    T v = u[(long long)row * Wp + x];
+    const long long iz = off[3 * b] + z, iy = off[3 * b + 1] + y, ix = off[3 * b + 2] + x;
+    const long long o = (((b * (long long)C + c) * D + iz) * H + iy) * W + ix;
+    T v = out[o] + u[(long long)row * Wp + x];
     if (do_clip) {
         const T l = lo[b * C + c], h = hi[b * C + c];
         if (v < l) {
@@ -66,6 +69,5 @@ __global__ void scatter_crop(const T* __restrict__ u, const unsigned char* __res
             v = h;
         }
     }
-    const long long iz = off[3 * b] + z, iy = off[3 * b + 1] + y, ix = off[3 * b + 2] + x;
-    out[(((b * (long long)C + c) * D + iz) * H + iy) * W + ix] = v;
+    out[o] = v;
 }

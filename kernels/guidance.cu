@@ -20,12 +20,23 @@ __device__ __forceinline__ double pick_guidance(T dp, T dq, T sp, T sq, double a
     return (double)(absval(dd) > absval(ds) ? dd : ds);
 }
 
+// v_pq - (dp - dq), in double: the pair's term of the correction's right-hand side. Modes 3
+// (the divergence is given per pixel) and 4 (zero guidance) have no per-pair guidance.
+template <typename T>
+__device__ __forceinline__ double pair_term(T dp, T dq, T sp, T sq, double al, int mode) {
+    const T dd = dp - dq;
+    if (mode >= 3) return -(double)dd;
+    return pick_guidance(dp, dq, sp, sq, al, mode) - (double)dd;
+}
+
 }  // namespace pii
 
-// rhs_p = sum over present neighbours q (kind_q != 0) of v_pq on unknown cells, 0 on the other
-// cells of the crop extent; cells beyond the extent are left alone.
-// dst, src, rhs: (B, C, Dp, Hp, Wp); kind: (B, Dp, Hp, Wp); ext: (B, 3); alpha: (B,) float64.
-// Launch: rows = B * C * Dp * Hp, width = Wp.
+// Right-hand side of the correction e = f - dst on unknown cells: rhs_p = sum over present
+// neighbours q (kind_q != 0) of (v_pq - (dst_p - dst_q)), plus src_p in mode 3 (src then holds
+// the divergence per pixel), accumulated in double in the order x-, x+, y-, y+, z-, z+; 0 on the
+// other cells of the crop extent; cells beyond the extent are left alone.
+// dst, src, rhs: (B, C, Dp, Hp, Wp); kind: (B, Dp, Hp, Wp); ext: (B, 3); alpha: (B,) float64;
+// mode: 0 pii, 1 mixed, 2 source, 3 divergence, 4 harmonic. Launch: rows = B * C * Dp * Hp, width = Wp.
 template <typename T>
 __global__ void guidance_rhs(const T* __restrict__ dst, const T* __restrict__ src,
                              const unsigned char* __restrict__ kind, const long long* __restrict__ ext,
@@ -45,12 +56,12 @@ __global__ void guidance_rhs(const T* __restrict__ dst, const T* __restrict__ sr
     }
     const T dp = dst[f], sp = src[f];
     const double al = alpha[b];
-    double acc = 0.0;
-    if (x > 0 && kind[k - 1] != 0) acc += pii::pick_guidance(dp, dst[f - 1], sp, src[f - 1], al, mode);
-    if (x + 1 < ex && kind[k + 1] != 0) acc += pii::pick_guidance(dp, dst[f + 1], sp, src[f + 1], al, mode);
-    if (y > 0 && kind[k - sy] != 0) acc += pii::pick_guidance(dp, dst[f - sy], sp, src[f - sy], al, mode);
-    if (y + 1 < ey && kind[k + sy] != 0) acc += pii::pick_guidance(dp, dst[f + sy], sp, src[f + sy], al, mode);
-    if (z > 0 && kind[k - sz] != 0) acc += pii::pick_guidance(dp, dst[f - sz], sp, src[f - sz], al, mode);
-    if (z + 1 < ez && kind[k + sz] != 0) acc += pii::pick_guidance(dp, dst[f + sz], sp, src[f + sz], al, mode);
+    double acc = mode == 3 ? (double)sp : 0.0;
+    if (x > 0 && kind[k - 1] != 0) acc += pii::pair_term(dp, dst[f - 1], sp, src[f - 1], al, mode);
+    if (x + 1 < ex && kind[k + 1] != 0) acc += pii::pair_term(dp, dst[f + 1], sp, src[f + 1], al, mode);
+    if (y > 0 && kind[k - sy] != 0) acc += pii::pair_term(dp, dst[f - sy], sp, src[f - sy], al, mode);
+    if (y + 1 < ey && kind[k + sy] != 0) acc += pii::pair_term(dp, dst[f + sy], sp, src[f + sy], al, mode);
+    if (z > 0 && kind[k - sz] != 0) acc += pii::pair_term(dp, dst[f - sz], sp, src[f - sz], al, mode);
+    if (z + 1 < ez && kind[k + sz] != 0) acc += pii::pair_term(dp, dst[f + sz], sp, src[f + sz], al, mode);
     rhs[f] = (T)acc;
 }

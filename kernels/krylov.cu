@@ -41,7 +41,8 @@ __global__ void dot_unknowns_total(const double* __restrict__ partial, double* _
     out[n] = s;
 }
 
-// y += a[b, c] * x on unknown cells. a: (B, C) float64; x, y: (B, C, Dp, Hp, Wp).
+// y += a[b, c] * x on unknown cells; systems with a == 0 are left alone (frozen by the driver).
+// a: (B, C) float64; x, y: (B, C, Dp, Hp, Wp).
 // Launch: rows = B * C * Dp * Hp, width = Wp.
 template <typename T>
 __global__ void axpy_unknowns(const double* __restrict__ a, const T* __restrict__ x, T* __restrict__ y,
@@ -51,9 +52,11 @@ __global__ void axpy_unknowns(const double* __restrict__ a, const T* __restrict_
     if (!pii::row_and_x(B * C * Dp * Hp, Wp, row, i)) return;
     pii::split_row(row, C, Dp, Hp, b, c, z, yy);
     if (z >= ext[3 * b] || yy >= ext[3 * b + 1] || i >= ext[3 * b + 2]) return;
+    const double s = a[b * C + c];
+    if (s == 0.0) return;
     if (kind[((long long)(b * Dp + z) * Hp + yy) * Wp + i] != 2) return;
     const long long f = (long long)row * Wp + i;
-    y[f] = (T)((double)y[f] + a[b * C + c] * (double)x[f]);
+    y[f] = (T)((double)y[f] + s * (double)x[f]);
 }
 
 // y = x + beta[b, c] * y on unknown cells. beta: (B, C) float64; x, y: (B, C, Dp, Hp, Wp).

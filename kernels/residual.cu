@@ -4,7 +4,7 @@
 #include "common.cuh"
 
 // r = rhs - A(u) on unknown cells, 0 on the other cells of the extent (cells beyond it untouched);
-// A(u)_p = diag_p u_p - nb_p in the field type (see stencil_t).
+// A(u)_p = diag_p u_p - nb_p in the field type (see stencil_t); w: (B, 3) axis weights per sample.
 // Launch: rows = B * C * Dp * Hp, width = Wp.
 template <typename T>
 __global__ void residual(const T* __restrict__ u, const T* __restrict__ rhs,
@@ -24,6 +24,7 @@ __global__ void residual(const T* __restrict__ u, const T* __restrict__ rhs,
         return;
     }
     T nb, diag;
-    pii::stencil_t(u, kind, f, k, z, y, x, ez, ey, ex, sy, sz, (T)w[0], (T)w[1], (T)w[2], nb, diag);
+    pii::stencil_t(u, kind, f, k, z, y, x, ez, ey, ex, sy, sz, (T)w[3 * b], (T)w[3 * b + 1], (T)w[3 * b + 2],
+                   nb, diag);
     r[f] = rhs[f] - (diag * u[f] - nb);
 }

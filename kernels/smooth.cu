@@ -1,4 +1,4 @@
-// Smoothers: fill_unknowns, rbgs_sweep (red-black Gauss-Seidel half sweep), jacobi_sweep.
+// Smoothers: rbgs_sweep (red-black Gauss-Seidel half sweep), jacobi_sweep.
 // CUDA twins of the Numba functions of the same names (pii_augment/ops/_numba_kernels.py): same
 // arguments in the same order, followed by the array shapes. Arithmetic in double, as the twins.
 #include "common.cuh"
@@ -23,21 +23,9 @@ __device__ __forceinline__ void gather_neighbours(const T* __restrict__ u, const
 
 }  // namespace pii
 
-// u = value on every unknown cell. u: (B, C, Dp, Hp, Wp). Launch: rows = B * C * Dp * Hp, width = Wp.
-template <typename T>
-__global__ void fill_unknowns(T* __restrict__ u, const unsigned char* __restrict__ kind,
-                              const long long* __restrict__ ext, double value,
-                              int B, int C, int Dp, int Hp, int Wp) {
-    int row, x, b, c, z, y;
-    if (!pii::row_and_x(B * C * Dp * Hp, Wp, row, x)) return;
-    pii::split_row(row, C, Dp, Hp, b, c, z, y);
-    if (z >= ext[3 * b] || y >= ext[3 * b + 1] || x >= ext[3 * b + 2]) return;
-    if (kind[((long long)(b * Dp + z) * Hp + y) * Wp + x] == 2) u[(long long)row * Wp + x] = (T)value;
-}
-
 // One red-black Gauss-Seidel half sweep in place: unknowns with (z + y + x) % 2 == color,
 // u_p = (rhs_p + nb_p) / diag_p in the field type (see stencil_t).
-// u, rhs: (B, C, Dp, Hp, Wp); w: (3,) float64 axis weights (z, y, x).
+// u, rhs: (B, C, Dp, Hp, Wp); w: (B, 3) float64 axis weights (z, y, x) per sample.
 // Launch: rows = B * C * Dp * Hp, width = (Wp + 1) / 2 (thread i of a row takes x = 2 i + parity).
 template <typename T>
 __global__ void rbgs_sweep(T* __restrict__ u, const T* __restrict__ rhs,
@@ -54,7 +42,7 @@ __global__ void rbgs_sweep(T* __restrict__ u, const T* __restrict__ rhs,
     const long long f = (long long)row * Wp + x;
     T nb, diag;
     pii::stencil_t(u, kind, f, k, z, y, x, ez, ey, ex, (long long)Wp, (long long)Hp * Wp,
-                   (T)w[0], (T)w[1], (T)w[2], nb, diag);
+                   (T)w[3 * b], (T)w[3 * b + 1], (T)w[3 * b + 2], nb, diag);
     if (diag > T(0)) u[f] = (rhs[f] + nb) / diag;
 }
 
@@ -80,7 +68,7 @@ __global__ void jacobi_sweep(const T* __restrict__ u, const T* __restrict__ rhs,
     double diag = 0.0;
     double acc = (double)rhs[f];
     pii::gather_neighbours(u, kind, f, k, z, y, x, ez, ey, ex, (long long)Wp, (long long)Hp * Wp,
-                           w[0], w[1], w[2], acc, diag);
+                           w[3 * b], w[3 * b + 1], w[3 * b + 2], acc, diag);
     if (diag > 0.0) {
         u_out[f] = (T)((1.0 - omega) * (double)up + omega * (acc / diag));
     } else {

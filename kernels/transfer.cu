@@ -1,7 +1,8 @@
 // Grid transfer between multigrid levels: coarsen_kind, restrict, prolong_add.
 // CUDA twins of the Numba functions of the same names (pii_augment/ops/_numba_kernels.py): same
-// arguments in the same order, followed by the array shapes. flags[a] = 1 where axis a (z, y, x)
-// is coarsened by 2 between the two levels.
+// arguments in the same order, followed by the array shapes. flags: (B, 3), flags[b, a] = 1 where
+// axis a (z, y, x) of sample b is coarsened by 2 between the two levels; a sample absent from the
+// coarser level has extent 0 there.
 #include "common.cuh"
 
 namespace pii {
@@ -59,7 +60,7 @@ __global__ void coarsen_kind(const unsigned char* __restrict__ kind_f, const lon
     const int t = row / Hc;
     const int Z = t % Dc;
     const int b = t / Dc;
-    const int fz = (int)flags[0], fy = (int)flags[1], fx = (int)flags[2];
+    const int fz = (int)flags[3 * b], fy = (int)flags[3 * b + 1], fx = (int)flags[3 * b + 2];
     unsigned char k = 0;
     if (Z < ext_c[3 * b] && Y < ext_c[3 * b + 1] && X < ext_c[3 * b + 2]) {
         bool has1 = false, has2 = false;
@@ -104,7 +105,7 @@ __global__ void restrict(const T* __restrict__ r_f, const long long* __restrict_
         rhs_c[fc] = T(0);
         return;
     }
-    const int fz = (int)flags[0], fy = (int)flags[1], fx = (int)flags[2];
+    const int fz = (int)flags[3 * b], fy = (int)flags[3 * b + 1], fx = (int)flags[3 * b + 2];
     const long long efz = ext_f[3 * b], efy = ext_f[3 * b + 1], efx = ext_f[3 * b + 2];
     const double scale = 1.0 / (double)(1 << (fz + fy + fx));
     const T* base = r_f + (b * (long long)C + c) * Df * Hf * Wf;
@@ -134,7 +135,8 @@ __global__ void restrict(const T* __restrict__ r_f, const long long* __restrict_
 
 // u_f += P e_c on fine unknowns: cell-centred bi/trilinear interpolation (weights 3/4, 1/4 per
 // coarsened axis; the nearest coarse cell at the end of the coarse extent). Coarse cells that are
-// not unknown hold a zero correction; kind_c is not read (kept for symmetry with restrict).
+// not unknown hold a zero correction; a sample absent from the coarse level (extent 0) gets
+// nothing; kind_c is not read (kept for symmetry with restrict).
 // e_c: (B, C, Dc, Hc, Wc); u_f: (B, C, Df, Hf, Wf). Launch: rows = B * C * Df * Hf, width = Wf.
 template <typename T>
 __global__ void prolong_add(const T* __restrict__ e_c, const unsigned char* __restrict__ kind_c,
@@ -148,11 +150,12 @@ __global__ void prolong_add(const T* __restrict__ e_c, const unsigned char* __re
     pii::split_row(row, C, Df, Hf, b, c, z, y);
     if (z >= ext_f[3 * b] || y >= ext_f[3 * b + 1] || x >= ext_f[3 * b + 2]) return;
     if (kind_f[((long long)(b * Df + z) * Hf + y) * Wf + x] != 2) return;
+    if (ext_c[3 * b] == 0 || ext_c[3 * b + 1] == 0 || ext_c[3 * b + 2] == 0) return;
     int z0, z1, y0, y1, x0, x1;
     double wz0, wz1, wy0, wy1, wx0, wx1;
-    pii::axis_pair(z, flags[0], ext_c[3 * b], z0, z1, wz0, wz1);
-    pii::axis_pair(y, flags[1], ext_c[3 * b + 1], y0, y1, wy0, wy1);
-    pii::axis_pair(x, flags[2], ext_c[3 * b + 2], x0, x1, wx0, wx1);
+    pii::axis_pair(z, flags[3 * b], ext_c[3 * b], z0, z1, wz0, wz1);
+    pii::axis_pair(y, flags[3 * b + 1], ext_c[3 * b + 1], y0, y1, wy0, wy1);
+    pii::axis_pair(x, flags[3 * b + 2], ext_c[3 * b + 2], x0, x1, wx0, wx1);
     const T* e = e_c + (b * (long long)C + c) * Dc * Hc * Wc;
     // Same order as the Numba twin: the coarse columns x0 and x1 interpolated in (z, y), then in x.
     const double w00 = wz0 * wy0, w01 = wz0 * wy1, w10 = wz1 * wy0, w11 = wz1 * wy1;

@@ -51,6 +51,13 @@ def array_kind(x: Any) -> ArrayKind:
     return ArrayKind("numpy", "cpu")
 
 
+def check_array(x: Any, name: str) -> None:
+    """Raise a ``TypeError`` naming ``name`` unless ``x`` is a numpy array, cupy array or torch tensor."""
+    if isinstance(x, np.ndarray) or _is_torch(x) or _is_cupy(x):
+        return
+    raise TypeError(f"{name} must be a numpy array, cupy array or torch tensor; got {type(x).__name__}")
+
+
 def to_backend_array(x: Any, name: str) -> Any:
     """Return ``x`` as a numpy (host) or cupy (device) array, without copying where possible.
 
@@ -66,7 +73,14 @@ def to_backend_array(x: Any, name: str) -> Any:
             raise TypeError(f"{name}: tensors on device {t.device} are not supported (cpu or cuda only)")
         if t.is_conj():
             t = t.resolve_conj()
-        return t.numpy()
+        try:
+            return t.numpy()
+        except TypeError:  # bfloat16, float8, ...: no numpy dtype
+            raise TypeError(
+                f"{name} has dtype {t.dtype}, which numpy and cupy cannot hold; the functions take "
+                f"float32 or float64 images: convert with {name}.float() (the torch modules "
+                f"compute float16/bfloat16 batches in float32 and cast back)"
+            ) from None
     if _is_cupy(x):
         return x
     if isinstance(x, np.ndarray):
@@ -123,8 +137,9 @@ def check_image_batch(x: Any, name: str) -> None:
         )
     if np.dtype(x.dtype) not in FLOAT_DTYPES:
         raise TypeError(
-            f"{name} must be float32 or float64; got {x.dtype}. Convert integer images first, "
-            f"for example x.astype(np.float32) (torch: x.float())"
+            f"{name} must be float32 or float64; got {x.dtype}. Convert first, for example "
+            f"x.astype(np.float32) (torch: x.float(); the torch modules compute float16/bfloat16 "
+            f"batches in float32 and cast back)"
         )
 
 
@@ -159,7 +174,13 @@ def normalize_alpha(alpha: Any, batch: int, xp, name: str = "alpha") -> np.ndarr
         alpha = alpha.detach().cpu().numpy()
     elif _is_cupy(alpha):
         alpha = alpha.get()
-    a = np.asarray(alpha, dtype=np.float64)
+    a = np.asarray(alpha)
+    if a.dtype.kind not in "fiu":
+        raise TypeError(
+            f"{name} must be a number or an array of numbers in [0, 1]; got {type(alpha).__name__} "
+            f"of dtype {a.dtype}"
+        )
+    a = a.astype(np.float64)
     if a.ndim == 0:
         a = np.full(batch, float(a))
     if a.shape != (batch,):

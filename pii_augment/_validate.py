@@ -43,6 +43,16 @@ def check_choice(name: str, value: Any, choices: Sequence[Any]) -> Any:
     return value
 
 
+def _bounds(low, high, low_open: bool = False, high_open: bool = False) -> str:
+    if low is not None and high is not None:
+        return f" in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+    if low is not None:
+        return f" {'>' if low_open else '>='} {low}"
+    if high is not None:
+        return f" {'<' if high_open else '<='} {high}"
+    return ""
+
+
 def check_real(
     name: str,
     value: Any,
@@ -70,9 +80,7 @@ def check_real(
     if high is not None:
         bad |= v >= high if high_open else v > high
     if bad:
-        lo = "" if low is None else f"{low} {'<' if low_open else '<='} "
-        hi = "" if high is None else f" {'<' if high_open else '<='} {high}"
-        raise ValueError(f"{name} must be a finite number with {lo}{name}{hi}; got {_show(value)}")
+        raise ValueError(f"{name} must be a finite number{_bounds(low, high, low_open, high_open)}; got {_show(value)}")
     return v
 
 
@@ -87,9 +95,7 @@ def check_int(name: str, value: Any, *, low: int | None = None, high: int | None
         raise TypeError(f"{name} must be an int; got {type(value).__name__} {_show(value)}")
     v = int(value)
     if (low is not None and v < low) or (high is not None and v > high):
-        lo = "" if low is None else f"{low} <= "
-        hi = "" if high is None else f" <= {high}"
-        raise ValueError(f"{name} must be an int with {lo}{name}{hi}; got {v}")
+        raise ValueError(f"{name} must be an int{_bounds(low, high)}; got {v}")
     return v
 
 
@@ -132,7 +138,7 @@ def warn_caller(message: str, category: type[Warning]) -> None:
     would point at the library's own files; this walks up to the user's line.
     """
     frame = sys._getframe(1)
-    level = 1
+    level = 2  # stacklevel 1 is this function, 2 its caller
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
         frame = frame.f_back
         level += 1

@@ -20,7 +20,6 @@ PRIMITIVES = (
     "build_kind",
     "gather_crop",
     "guidance_rhs",
-    "fill_unknowns",
     "rbgs_sweep",
     "jacobi_sweep",
     "residual",

@@ -299,7 +299,8 @@ class CudaKernelBackend:
                    _i32(Dp), _i32(Hp), _i32(Wp)))
 
     def guidance_rhs(self, dst, src, kind, ext, alpha, mode, rhs):
-        """Divergence of the guidance field on unknown cells (mode 0 pii, 1 mixed, 2 source)."""
+        """Right-hand side of the correction on unknown cells (mode 0 pii, 1 mixed, 2 source,
+        3 divergence given in ``src``, 4 zero guidance)."""
         k = "guidance_rhs"
         _check_field(k, "rhs", rhs)
         B, C, Dp, Hp, Wp = rhs.shape
@@ -310,20 +311,11 @@ class CudaKernelBackend:
         _check(k, "alpha", alpha, _F64, 1)
         if alpha.shape[0] != B:
             raise ValueError(f"{k}: alpha must have shape ({B},); got {tuple(alpha.shape)}")
-        if int(mode) not in (0, 1, 2):
-            raise ValueError(f"{k}: mode must be 0 (pii), 1 (mixed) or 2 (source); got {mode!r}")
+        if int(mode) not in (0, 1, 2, 3, 4):
+            raise ValueError(f"{k}: mode must be 0 (pii), 1 (mixed), 2 (source), 3 (divergence) or 4 "
+                             f"(harmonic); got {mode!r}")
         self._run(k, CTYPES[rhs.dtype], B * C * Dp * Hp, Wp,
                   (dst, src, kind, ext, alpha, _i32(int(mode)), rhs, _i32(B), _i32(C), _i32(Dp), _i32(Hp), _i32(Wp)))
-
-    def fill_unknowns(self, u, kind, ext, value):
-        """Set ``u`` to ``value`` on every unknown cell."""
-        k = "fill_unknowns"
-        _check_field(k, "u", u)
-        B, C, Dp, Hp, Wp = u.shape
-        _check_kind(k, "kind", kind, (B, Dp, Hp, Wp))
-        _check_batch(k, B, ext=ext)
-        self._run(k, CTYPES[u.dtype], B * C * Dp * Hp, Wp,
-                  (u, kind, ext, np.float64(value), _i32(B), _i32(C), _i32(Dp), _i32(Hp), _i32(Wp)))
 
     def _stencil_args(self, k, u, rhs, kind, ext, w):
         _check_field(k, "u", u)
@@ -331,9 +323,9 @@ class CudaKernelBackend:
         _check_field(k, "rhs", rhs, u.shape, u.dtype)
         _check_kind(k, "kind", kind, (B, Dp, Hp, Wp))
         _check_batch(k, B, ext=ext)
-        _check(k, "w", w, _F64, 1)
-        if w.shape[0] != 3:
-            raise ValueError(f"{k}: w must have shape (3,); got {tuple(w.shape)}")
+        _check(k, "w", w, _F64, 2)
+        if tuple(w.shape) != (B, 3):
+            raise ValueError(f"{k}: w must have shape (B, 3) = ({B}, 3); got {tuple(w.shape)}")
         return B, C, Dp, Hp, Wp
 
     def rbgs_sweep(self, u, rhs, kind, ext, w, color):
@@ -368,17 +360,10 @@ class CudaKernelBackend:
         _, Dc, Hc, Wc = kind_c.shape
         if kind_c.shape[0] != B:
             raise ValueError(f"{k}: kind_c must have batch size {B}; got shape {tuple(kind_c.shape)}")
-        _check_batch(k, B, ext_f=ext_f, ext_c=ext_c)
-        self._check_flags(k, flags)
+        _check_batch(k, B, ext_f=ext_f, ext_c=ext_c, flags=flags)
         self._run(k, "float", B * Dc * Hc, Wc,
                   (kind_f, ext_f, flags, kind_c, ext_c, _i32(B), _i32(Df), _i32(Hf), _i32(Wf),
                    _i32(Dc), _i32(Hc), _i32(Wc)))
-
-    @staticmethod
-    def _check_flags(k, flags):
-        _check(k, "flags", flags, _I64, 1)
-        if flags.shape[0] != 3:
-            raise ValueError(f"{k}: flags must have shape (3,); got {tuple(flags.shape)}")
 
     def restrict(self, r_f, ext_f, kind_c, ext_c, flags, rhs_c):
         """Coarse right-hand side on coarse unknowns: the scaled transpose of :meth:`prolong_add`."""
@@ -388,8 +373,7 @@ class CudaKernelBackend:
         _check_field(k, "r_f", r_f, dtype=rhs_c.dtype)
         _, _, Df, Hf, Wf = r_f.shape
         _check_kind(k, "kind_c", kind_c, (B, Dc, Hc, Wc))
-        _check_batch(k, B, ext_f=ext_f, ext_c=ext_c)
-        self._check_flags(k, flags)
+        _check_batch(k, B, ext_f=ext_f, ext_c=ext_c, flags=flags)
         self._run(k, CTYPES[rhs_c.dtype], B * C * Dc * Hc, Wc,
                   (r_f, ext_f, kind_c, ext_c, flags, rhs_c, _i32(B), _i32(C), _i32(Df), _i32(Hf), _i32(Wf),
                    _i32(Dc), _i32(Hc), _i32(Wc)))
@@ -403,8 +387,7 @@ class CudaKernelBackend:
         _, _, Dc, Hc, Wc = e_c.shape
         _check_kind(k, "kind_c", kind_c, (B, Dc, Hc, Wc))
         _check_kind(k, "kind_f", kind_f, (B, Df, Hf, Wf))
-        _check_batch(k, B, ext_c=ext_c, ext_f=ext_f)
-        self._check_flags(k, flags)
+        _check_batch(k, B, ext_c=ext_c, ext_f=ext_f, flags=flags)
         self._run(k, CTYPES[u_f.dtype], B * C * Df * Hf, Wf,
                   (e_c, kind_c, ext_c, kind_f, ext_f, flags, u_f, _i32(B), _i32(C), _i32(Df), _i32(Hf),
                    _i32(Wf), _i32(Dc), _i32(Hc), _i32(Wc)))
@@ -459,7 +442,7 @@ class CudaKernelBackend:
                   (x, beta, y, kind, ext, _i32(B), _i32(C), _i32(Dp), _i32(Hp), _i32(Wp)))
 
     def scatter_crop(self, u, kind, off, ext, lo, hi, do_clip, out):
-        """Write the unknown cells of the crop solution (clipped to [lo, hi]) into ``out``."""
+        """Add the crop's correction to ``out`` (holding dst) on unknown cells, clipped to [lo, hi]."""
         k = "scatter_crop"
         _check_field(k, "u", u)
         B, C, Dp, Hp, Wp = u.shape

@@ -11,10 +11,16 @@ Array conventions (all C-contiguous):
 - ``ext``: ``(B, 3)`` int64, the extent of each sample's crop along (z, y, x); cells beyond it
   are never read or written (except by the kernels that explicitly clear them);
 - ``off``: ``(B, 3)`` int64, image coordinates of crop cell (0, 0, 0) (may be negative);
-- ``w``: ``(3,)`` float64, the stencil weight per axis (1/h^2 relative to the finest level);
-- ``flags``: ``(3,)`` int64, 1 where the axis is coarsened between two levels.
+- ``w``: ``(B, 3)`` float64, each sample's stencil weight per axis (1/h^2 relative to the finest
+  level; samples coarsen on their own schedule, see :func:`pii_augment.ops.solver.build_hierarchy`);
+- ``flags``: ``(B, 3)`` int64, 1 where the sample's axis is coarsened between two levels; a sample
+  absent from the coarser level has extent 0 there and is skipped by every kernel.
 
-The operator on unknown cell p is ``A(u)_p = sum_axis w_a sum_{q = p +- e_a, kind_q >= 1} (u_p - u_q)``.
+The solver works on the *correction* ``e = f - dst`` (zero on fixed cells): the right-hand side is
+the residual of ``f = dst`` and the output is ``dst + e``, so nothing depends on the images' offset.
+
+The operator on unknown cell p is ``A(u)_p = sum_axis w_a sum_{q = p +- e_a, kind_q >= 1} (u_p - u_q)``
+(with ``w`` the sample's row of the weight table).
 Each function is serial and releases the GIL: the host backend runs the driver on chunks of the
 batch in parallel threads (see :mod:`pii_augment.ops._backends`). Loops run over the rows
 ``(b, c, z, y)``, the rows the CUDA twins map to threads; red-black colouring makes the
@@ -76,24 +82,39 @@ def gather_crop(full, off, ext, out):
 
 @njit(inline="always")
 def _pick(dp, dq, sp, sq, al, mode):
-    # mode 0: PII (alpha-weighted mixed gradient), 1: mixed, 2: source
+    """The guidance v_pq in float64 (differences in the field dtype, widened), as the CUDA twin.
+
+    mode 0: PII (alpha-weighted mixed gradient), 1: mixed, 2: source."""
     if mode == 2:
-        return sp - sq
+        return 1.0 * (sp - sq)
     if mode == 0:
         a = (1.0 - al) * (dp - dq)
         s = al * (sp - sq)
     else:
-        a = dp - dq
-        s = sp - sq
+        a = 1.0 * (dp - dq)
+        s = 1.0 * (sp - sq)
     return a if abs(a) > abs(s) else s  # a select, not a branch (the choice is data-dependent)
+
+
+@njit(inline="always")
+def _pair(dp, dq, sp, sq, al, mode):
+    # v_pq - (dp - dq): the pair's term of the correction's right-hand side (modes 3 and 4 have
+    # no per-pair guidance)
+    dd = 1.0 * (dp - dq)
+    if mode >= 3:
+        return -dd
+    return _pick(dp, dq, sp, sq, al, mode) - dd
 
 
 @njit(**_OPTS)
 def guidance_rhs(dst, src, kind, ext, alpha, mode, rhs):
-    """Divergence of the guidance field on unknown cells (0 elsewhere).
+    """Right-hand side of the correction ``e = f - dst`` on unknown cells (0 elsewhere).
 
-    rhs_p = sum over in-image neighbours q of v_pq (see DESIGN.md, gradient modes).
-    dst, src, rhs: (B, C, Dp, Hp, Wp) crops; alpha: (B,) float64; mode: 0 pii, 1 mixed, 2 source.
+    rhs_p = sum over in-image neighbours q of (v_pq - (dst_p - dst_q)), the residual of f = dst,
+    accumulated in float64 in the order x-, x+, y-, y+, z-, z+ (as the CUDA twin). Guidance by
+    ``mode``: 0 pii, 1 mixed, 2 source (v from dst and src, see DESIGN.md); 3: ``src`` holds the
+    divergence per pixel, rhs_p = src_p - sum_q (dst_p - dst_q); 4: zero guidance (harmonic fill).
+    dst, src, rhs: (B, C, Dp, Hp, Wp) crops; alpha: (B,) float64.
     """
     B, C, Dp, Hp, Wp = rhs.shape
     for b in range(B):
@@ -110,35 +131,20 @@ def guidance_rhs(dst, src, kind, ext, alpha, mode, rhs):
                             continue
                         dp = dst[b, c, z, y, x]
                         sp = src[b, c, z, y, x]
-                        acc = 0.0
+                        acc = 1.0 * sp if mode == 3 else 0.0
                         if x > 0 and kind[b, z, y, x - 1] != 0:
-                            acc += _pick(dp, dst[b, c, z, y, x - 1], sp, src[b, c, z, y, x - 1], al, mode)
+                            acc += _pair(dp, dst[b, c, z, y, x - 1], sp, src[b, c, z, y, x - 1], al, mode)
                         if x + 1 < ex and kind[b, z, y, x + 1] != 0:
-                            acc += _pick(dp, dst[b, c, z, y, x + 1], sp, src[b, c, z, y, x + 1], al, mode)
+                            acc += _pair(dp, dst[b, c, z, y, x + 1], sp, src[b, c, z, y, x + 1], al, mode)
                         if y > 0 and kind[b, z, y - 1, x] != 0:
-                            acc += _pick(dp, dst[b, c, z, y - 1, x], sp, src[b, c, z, y - 1, x], al, mode)
+                            acc += _pair(dp, dst[b, c, z, y - 1, x], sp, src[b, c, z, y - 1, x], al, mode)
                         if y + 1 < ey and kind[b, z, y + 1, x] != 0:
-                            acc += _pick(dp, dst[b, c, z, y + 1, x], sp, src[b, c, z, y + 1, x], al, mode)
+                            acc += _pair(dp, dst[b, c, z, y + 1, x], sp, src[b, c, z, y + 1, x], al, mode)
                         if z > 0 and kind[b, z - 1, y, x] != 0:
-                            acc += _pick(dp, dst[b, c, z - 1, y, x], sp, src[b, c, z - 1, y, x], al, mode)
+                            acc += _pair(dp, dst[b, c, z - 1, y, x], sp, src[b, c, z - 1, y, x], al, mode)
                         if z + 1 < ez and kind[b, z + 1, y, x] != 0:
-                            acc += _pick(dp, dst[b, c, z + 1, y, x], sp, src[b, c, z + 1, y, x], al, mode)
+                            acc += _pair(dp, dst[b, c, z + 1, y, x], sp, src[b, c, z + 1, y, x], al, mode)
                         rhs[b, c, z, y, x] = acc
-
-
-@njit(**_OPTS)
-def fill_unknowns(u, kind, ext, value):
-    """Set ``u`` to ``value`` on every unknown cell."""
-    B, C, Dp, Hp, Wp = u.shape
-    for b in range(B):
-        for c in range(C):
-            for z in range(Dp):
-                for y in range(Hp):
-                    if z >= ext[b, 0] or y >= ext[b, 1]:
-                        continue
-                    for x in range(ext[b, 2]):
-                        if kind[b, z, y, x] == 2:
-                            u[b, c, z, y, x] = value
 
 
 @njit(inline="always")
@@ -242,10 +248,10 @@ def rbgs_sweep(u, rhs, kind, ext, w, color):
     """
     B, C, Dp, Hp, Wp = u.shape
     wt = w.astype(u.dtype)
-    wz, wy, wx = wt[0], wt[1], wt[2]
-    zero = wx - wx
     tmp = np.empty(Wp, u.dtype)
     for b in range(B):
+        wz, wy, wx = wt[b, 0], wt[b, 1], wt[b, 2]
+        zero = wx - wx
         ez, ey, ex = ext[b, 0], ext[b, 1], ext[b, 2]
         for c in range(C):
             for z in range(ez):
@@ -258,8 +264,8 @@ def rbgs_sweep(u, rhs, kind, ext, w, color):
 def jacobi_sweep(u, rhs, kind, ext, w, omega, u_out):
     """One weighted Jacobi sweep from ``u`` into ``u_out`` (non-unknown cells are copied)."""
     B, C, Dp, Hp, Wp = u.shape
-    wz, wy, wx = w[0], w[1], w[2]
     for b in range(B):
+        wz, wy, wx = w[b, 0], w[b, 1], w[b, 2]
         for c in range(C):
             for z in range(Dp):
                 for y in range(Hp):
@@ -305,9 +311,9 @@ def residual(u, rhs, kind, ext, w, r):
     """
     B, C, Dp, Hp, Wp = u.shape
     wt = w.astype(u.dtype)
-    wz, wy, wx = wt[0], wt[1], wt[2]
-    zero = wx - wx
     for b in range(B):
+        wz, wy, wx = wt[b, 0], wt[b, 1], wt[b, 2]
+        zero = wx - wx
         for c in range(C):
             for z in range(Dp):
                 for y in range(Hp):
@@ -356,8 +362,8 @@ def coarsen_kind(kind_f, ext_f, flags, kind_c, ext_c):
     every fixed fine cell keeps a fixed parent (no coarse problem loses its Dirichlet boundary).
     """
     B, Dc, Hc, Wc = kind_c.shape
-    fz, fy, fx = flags[0], flags[1], flags[2]
     for b in range(B):
+        fz, fy, fx = flags[b, 0], flags[b, 1], flags[b, 2]
         for Z in range(Dc):
             for Y in range(Hc):
                 row_ok = Z < ext_c[b, 0] and Y < ext_c[b, 1]
@@ -427,10 +433,10 @@ def restrict(r_f, ext_f, kind_c, ext_c, flags, rhs_c):
     """
     B, C, Dc, Hc, Wc = rhs_c.shape
     Wf = r_f.shape[4]
-    fz, fy, fx = flags[0], flags[1], flags[2]
-    scale = 1.0 / (1 << (fz + fy + fx))
     acc = np.empty(Wf)
     for b in range(B):
+        fz, fy, fx = flags[b, 0], flags[b, 1], flags[b, 2]
+        scale = 1.0 / (1 << (fz + fy + fx))
         for c in range(C):
             for Z in range(Dc):
                 for Y in range(Hc):
@@ -472,14 +478,17 @@ def prolong_add(e_c, kind_c, ext_c, kind_f, ext_f, flags, u_f):
     """u_f += P e_c on fine unknowns: cell-centred (bi/tri)linear interpolation (weights 3/4, 1/4
     per coarsened axis; at the end of the coarse extent, the nearest coarse cell).
 
-    Coarse cells that are not unknown hold a zero correction. ``kind_c`` is not read (it is part
-    of the signature for symmetry with :func:`restrict`).
+    Coarse cells that are not unknown hold a zero correction; a sample absent from the coarse level
+    (coarse extent 0) gets nothing. ``kind_c`` is not read (it is part of the signature for
+    symmetry with :func:`restrict`).
     """
     B, C, Df, Hf, Wf = u_f.shape
     Wc = e_c.shape[4]
-    fz, fy, fx = flags[0], flags[1], flags[2]
     ec = np.empty(Wc)
     for b in range(B):
+        fz, fy, fx = flags[b, 0], flags[b, 1], flags[b, 2]
+        if ext_c[b, 0] == 0 or ext_c[b, 1] == 0 or ext_c[b, 2] == 0:
+            continue
         for c in range(C):
             for z in range(Df):
                 for y in range(Hf):
@@ -524,10 +533,14 @@ def dot_unknowns(x, y, kind, ext, out):
 
 @njit(**_OPTS)
 def axpy_unknowns(a, x, y, kind, ext):
-    """y += a[b, c] * x on the unknown cells of every system (b, c); a: (B, C) float64."""
+    """y += a[b, c] * x on the unknown cells of every system (b, c); a: (B, C) float64.
+
+    Systems with a == 0 are left alone (frozen systems of the driver cost nothing here)."""
     B, C, Dp, Hp, Wp = x.shape
     for b in range(B):
         for c in range(C):
+            if a[b, c] == 0:
+                continue
             for z in range(Dp):
                 for yy in range(Hp):
                     if z >= ext[b, 0] or yy >= ext[b, 1]:
@@ -560,9 +573,10 @@ def xpby_unknowns(x, beta, y, kind, ext):
 
 @njit(**_OPTS)
 def scatter_crop(u, kind, off, ext, lo, hi, do_clip, out):
-    """Write the unknown cells of the crop solution into the full-size output.
+    """Add the crop's correction to the full-size output on unknown cells: out = clip(dst + e).
 
-    u: (B, C, Dp, Hp, Wp); out: (B, C, D, H, W), already holding dst; lo, hi: (B, C) clip bounds.
+    u: (B, C, Dp, Hp, Wp) the correction e; out: (B, C, D, H, W), holding dst (the sum is
+    rounded once, to the image dtype); lo, hi: (B, C) clip bounds.
     """
     B, C, Dp, Hp, Wp = u.shape
     for b in range(B):
@@ -576,13 +590,14 @@ def scatter_crop(u, kind, off, ext, lo, hi, do_clip, out):
                     for x in range(ext[b, 2]):
                         if kind[b, z, y, x] != 2:
                             continue
-                        v = u[b, c, z, y, x]
+                        ix = off[b, 2] + x
+                        v = out[b, c, iz, iy, ix] + u[b, c, z, y, x]
                         if do_clip:
                             if v < lo[b, c]:
                                 v = lo[b, c]
                             elif v > hi[b, c]:
                                 v = hi[b, c]
-                        out[b, c, iz, iy, off[b, 2] + x] = v
+                        out[b, c, iz, iy, ix] = v
 
 
 @njit(**_OPTS)
@@ -595,12 +610,12 @@ def smooth(u, rhs, kind, ext, w, sweeps, reverse):
     """
     B, C, Dp, Hp, Wp = u.shape
     wt = w.astype(u.dtype)
-    wz, wy, wx = wt[0], wt[1], wt[2]
-    zero = wx - wx
     tmp = np.empty(Wp, u.dtype)
     first = 1 if reverse else 0
     interior = np.empty(Dp * Hp, np.bool_)
     for b in range(B):
+        wz, wy, wx = wt[b, 0], wt[b, 1], wt[b, 2]
+        zero = wx - wx
         ez, ey, ex = ext[b, 0], ext[b, 1], ext[b, 2]
         rows = ez * ey
         lag = ey if ez > 1 else 1

@@ -7,10 +7,14 @@ rectangle, which the type-I discrete sine transform (DST-I) diagonalises exactly
 1D eigenvalues ``2 - 2 cos(pi k / (N + 1))``. The transforms are dense products with the sine
 matrices, so a box of sides ``n_i`` costs ``prod(n_i) * sum(n_i)`` multiply-adds: far less than
 multigrid for the patch sizes of the original, more for very large boxes, so
-:func:`spectral_eligible` limits the sides' sum. Arithmetic is float64 whatever the image dtype.
+:func:`box_samples` limits the sides' sum. The right-hand side and the transforms are computed in
+the image dtype (float32 or float64); norms and the residual check in float64.
 
-The solve reads the full images and writes the output directly (no crop copies) and reports the
-true relative residual of the value it stores, so nothing about its accuracy is assumed.
+Like the multigrid path, it solves for the correction ``e = f - dst`` (zero on the ring), whose
+right-hand side is the residual of ``dst`` and holds only differences of pixel values, so neither
+the solve nor its convergence test depends on the images' offset. It reads the full images, writes
+``clip(dst + e)`` directly (no crop copies) and reports the true relative residual
+``||r0 - A e|| / ||r0||`` of the correction it computed, so nothing about its accuracy is assumed.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .solver import DIVERGENCE, HARMONIC
 
 
 @njit(inline="always")
@@ -29,6 +34,12 @@ def _pick_t(dp, dq, sp, sq, wa, ws, mode):
         return s
     a = wa * (dp - dq)
     return a if abs(a) > abs(s) else s
+
+
+@njit(inline="always")
+def _pair_t(dp, dq, sp, sq, wa, ws, mode):
+    """v_pq - (dp - dq), the pair's term of the correction's right-hand side (image dtype)."""
+    return _pick_t(dp, dq, sp, sq, wa, ws, mode) - (dp - dq)
 
 #: Boxes whose sides add up to more than this are left to multigrid (cost ~ volume * sides).
 MAX_SIDE_SUM = 640
@@ -126,15 +137,14 @@ def _stencil_rows(a, z, y, x0, N, ndim):
 
 
 @njit(cache=True, nogil=True)
-def spectral_box_solve(dst, src, rhs, alpha, mode, idx, lo, hi, ndim, clip_lo, clip_hi, do_clip,
-                       out, residual):
+def spectral_box_solve(dst, guide, alpha, mode, idx, lo, hi, ndim, clip_lo, clip_hi, do_clip, out, residual):
     """Solve every sample ``idx[i]`` (a box mask [lo, hi)) exactly and write it into ``out``.
 
-    dst, out: (B, C, D, H, W); src: same (guidance modes 0 pii, 1 mixed, 2 source) or unused with
-    mode -1, where ``rhs`` (B, C, D, H, W) is the divergence per pixel, or unused with mode -2 (zero
-    divergence); alpha: (B,) float64;
-    clip_lo, clip_hi: (B, C); residual: (B, C) float64, receives ||b - A f|| / ||b|| of the
-    stored (rounded, unclipped) solution.
+    dst, out: (B, C, D, H, W), ``out`` holding a copy of dst; guide: same shape, the source images
+    (guidance modes 0 pii, 1 mixed, 2 source), the divergence per pixel (mode ``DIVERGENCE``) or
+    unread (``HARMONIC``, zero guidance); alpha: (B,) float64; clip_lo, clip_hi: (B, C);
+    residual: (B, C) float64, receives ``||r0 - A e|| / ||r0||`` of the computed correction e
+    (0 when r0 = 0; NaN when the data are not finite).
     """
     C = dst.shape[1]
     work = np.empty(1, dst.dtype)  # the transforms run in the image dtype (float32 or float64)
@@ -153,8 +163,12 @@ def spectral_box_solve(dst, src, rhs, alpha, mode, idx, lo, hi, ndim, clip_lo, c
         scale = 2.0 / (N + 1)  # S S = (n + 1) / 2 per transformed axis
         if ndim == 3:
             scale *= 2.0 / (P + 1)
+        wscale = np.empty(1, work.dtype)
+        wscale[0] = scale
         cp = np.empty((M, N), work.dtype)
-        gr = np.empty(N)  # one row of the right-hand side without the ring values
+        gr = np.empty(N)  # one residual row, float64
+        # the correction with a zero ring around it (the z planes are unused in 2D)
+        ep = np.zeros((P + 2, M + 2, N + 2), work.dtype)
         # guidance weights in the image dtype: a = wa (d_p - d_q), s = ws (s_p - s_q)
         wv = np.empty(2, dst.dtype)
         wv[0] = 1.0 - alpha[b] if mode == 0 else 1.0
@@ -162,64 +176,55 @@ def spectral_box_solve(dst, src, rhs, alpha, mode, idx, lo, hi, ndim, clip_lo, c
         wa, ws = wv[0], wv[1]
         for c in range(C):
             d = dst[b, c]
-            rb = np.empty((P, M, N), work.dtype)  # every element is written below
+            g = guide[b, c]
+            rb = np.empty((P, M, N), work.dtype)  # r0, the residual of e = 0: every element written
             for i in range(P):
                 z = z0 + i
                 for j in range(M):
                     y = y0 + j
                     dc, dn, ds, dd, du = _stencil_rows(d, z, y, x0, N, ndim)
                     out_row = rb[i, j]
-                    if mode == -2:  # no guidance: the membrane (harmonic) fill
-                        out_row[:] = 0
-                    elif mode == -1:
-                        rr = rhs[b, c, z, y, x0:x0 + N]
+                    if mode == HARMONIC or mode == DIVERGENCE:
                         for k in range(N):
-                            out_row[k] = rr[k]
+                            dp = dc[k + 1]
+                            acc = ((dp - dc[k]) + (dp - dc[k + 2])) + ((dp - dn[k]) + (dp - ds[k]))
+                            if ndim == 3:
+                                acc += (dp - dd[k]) + (dp - du[k])
+                            out_row[k] = -acc
+                        if mode == DIVERGENCE:
+                            gg = g[z, y, x0:x0 + N]
+                            for k in range(N):
+                                out_row[k] += gg[k]
                     else:
-                        sc, sn, ss, sd, su = _stencil_rows(src[b, c], z, y, x0, N, ndim)
+                        sc, sn, ss, sd, su = _stencil_rows(g, z, y, x0, N, ndim)
                         # in the image dtype, branch-free: the loop vectorises
                         for k in range(N):
                             dp = dc[k + 1]
                             sp = sc[k + 1]
-                            acc = _pick_t(dp, dc[k], sp, sc[k], wa, ws, mode)
-                            acc += _pick_t(dp, dc[k + 2], sp, sc[k + 2], wa, ws, mode)
-                            acc += _pick_t(dp, dn[k], sp, sn[k], wa, ws, mode)
-                            acc += _pick_t(dp, ds[k], sp, ss[k], wa, ws, mode)
+                            acc = _pair_t(dp, dc[k], sp, sc[k], wa, ws, mode)
+                            acc += _pair_t(dp, dc[k + 2], sp, sc[k + 2], wa, ws, mode)
+                            acc += _pair_t(dp, dn[k], sp, sn[k], wa, ws, mode)
+                            acc += _pair_t(dp, ds[k], sp, ss[k], wa, ws, mode)
                             if ndim == 3:
-                                acc += _pick_t(dp, dd[k], sp, sd[k], wa, ws, mode)
-                                acc += _pick_t(dp, du[k], sp, su[k], wa, ws, mode)
+                                acc += _pair_t(dp, dd[k], sp, sd[k], wa, ws, mode)
+                                acc += _pair_t(dp, du[k], sp, su[k], wa, ws, mode)
                             out_row[k] = acc
-                    # Dirichlet values of the ring
-                    out_row[0] += dc[0]
-                    out_row[N - 1] += dc[N + 1]
-                    if j == 0:
-                        for k in range(N):
-                            out_row[k] += dn[k]
-                    if j == M - 1:
-                        for k in range(N):
-                            out_row[k] += ds[k]
-                    if ndim == 3 and i == 0:
-                        for k in range(N):
-                            out_row[k] += dd[k]
-                    if ndim == 3 and i == P - 1:
-                        for k in range(N):
-                            out_row[k] += du[k]
             f = _transform(rb, Sx, 2)
             if ndim == 3:
                 f = _transform(f, Sz, 0)
             two = lam[0, 0] - lam[0, 0] + 2  # 2 in the work dtype
             for i in range(P):  # (T_y + lambda) g = f along y for every (z, x) mode, in place
-                g = f[i]
+                gm = f[i]
                 lm = lam[i]
-                g0 = g[0]
+                g0 = gm[0]
                 c0 = cp[0]
                 for k in range(N):
                     dk = two + lm[k]
                     c0[k] = -1 / dk
                     g0[k] = g0[k] / dk
                 for j in range(1, M):
-                    gj = g[j]
-                    gp = g[j - 1]
+                    gj = gm[j]
+                    gp = gm[j - 1]
                     cj = cp[j]
                     cq = cp[j - 1]
                     for k in range(N):
@@ -227,57 +232,42 @@ def spectral_box_solve(dst, src, rhs, alpha, mode, idx, lo, hi, ndim, clip_lo, c
                         cj[k] = -1 / den
                         gj[k] = (gj[k] + gp[k]) / den
                 for j in range(M - 2, -1, -1):
-                    gj = g[j]
-                    gn = g[j + 1]
+                    gj = gm[j]
+                    gn = gm[j + 1]
                     cj = cp[j]
                     for k in range(N):
                         gj[k] = gj[k] - cj[k] * gn[k]
             f = _transform(f, Sx, 2)
             if ndim == 3:
                 f = _transform(f, Sz, 0)
-            # store (rounded to the image dtype), then the true residual of the stored values
+            # e = f * scale in the image dtype, stored clipped into out (which holds dst)
+            sw = wscale[0]
             o = out[b, c]
             for i in range(P):
                 for j in range(M):
                     orow = o[z0 + i, y0 + j, x0:x0 + N]
+                    erow = ep[i + 1, j + 1, 1:N + 1]
                     frow = f[i, j]
                     for k in range(N):
-                        orow[k] = frow[k] * scale
+                        erow[k] = frow[k] * sw
+                        orow[k] = orow[k] + erow[k]
+            # the true residual of e, in float64: r = r0 - A e, with e = 0 on the ring
             r0 = r1 = r2 = r3 = 0.0
             b0 = b1 = b2 = b3 = 0.0
             n4 = N - N % 4
+            diag = 2.0 * ndim
             for i in range(P):
-                z = z0 + i
                 for j in range(M):
-                    y = y0 + j
-                    oc, on, os_, od, ou = _stencil_rows(o, z, y, x0, N, ndim)
-                    dc, dn, ds, dd, du = _stencil_rows(d, z, y, x0, N, ndim)
+                    ec, en, es, ed, eu = _stencil_rows(ep, i + 1, j + 1, 1, N, ndim)
                     brow = rb[i, j]
-                    # gr = b minus the ring's dst values (o's ring still holds dst, as out starts
-                    # as a copy of dst), so the equation reads 4 f_p - sum_q o_q = gr_p
-                    for k in range(N):
-                        gr[k] = brow[k]
-                    gr[0] -= dc[0]
-                    gr[N - 1] -= dc[N + 1]
-                    if j == 0:
-                        for k in range(N):
-                            gr[k] -= dn[k]
-                    if j == M - 1:
-                        for k in range(N):
-                            gr[k] -= ds[k]
-                    if ndim == 3 and i == 0:
-                        for k in range(N):
-                            gr[k] -= dd[k]
-                    if ndim == 3 and i == P - 1:
-                        for k in range(N):
-                            gr[k] -= du[k]
                     if ndim == 3:
                         for k in range(N):
-                            gr[k] -= 6.0 * oc[k + 1] - oc[k] - oc[k + 2] - on[k] - os_[k] - od[k] - ou[k]
+                            gr[k] = brow[k] - (diag * ec[k + 1] - ((1.0 * ec[k] + ec[k + 2]) + (1.0 * en[k] + es[k])
+                                                                   + (1.0 * ed[k] + eu[k])))
                     else:
                         for k in range(N):
-                            gr[k] -= 4.0 * oc[k + 1] - oc[k] - oc[k + 2] - on[k] - os_[k]
-                    # gr is now the residual row; sum squares with four independent accumulators
+                            gr[k] = brow[k] - (diag * ec[k + 1] - ((1.0 * ec[k] + ec[k + 2]) + (1.0 * en[k] + es[k])))
+                    # sums of squares with four independent accumulators
                     for k in range(0, n4, 4):
                         r0 += gr[k] * gr[k]
                         r1 += gr[k + 1] * gr[k + 1]
@@ -292,7 +282,12 @@ def spectral_box_solve(dst, src, rhs, alpha, mode, idx, lo, hi, ndim, clip_lo, c
                         b0 += 1.0 * brow[k] * brow[k]
             rr = (r0 + r1) + (r2 + r3)
             bb = (b0 + b1) + (b2 + b3)
-            residual[b, c] = np.sqrt(rr / bb) if bb > 0 else 0.0
+            if not (np.isfinite(rr) and np.isfinite(bb)):
+                residual[b, c] = np.nan
+            elif bb > 0:
+                residual[b, c] = np.sqrt(rr / bb)
+            else:
+                residual[b, c] = 0.0 if rr == 0 else np.inf
             if do_clip:
                 lo_v, hi_v = clip_lo[b, c], clip_hi[b, c]
                 for i in range(P):

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .._arrays import (
+    check_array,
     check_finite as _check_finite,
     check_image_batch,
     check_same_shape,
@@ -24,8 +25,18 @@ from .._arrays import (
     same_device_or_raise,
     to_backend_array,
 )
-from ._backends import get_backend
-from .solver import METHODS, MODES, SolveInfo, prepare_crop, report_unconverged, solve_crop
+from .._validate import check_bool, check_choice, check_int, check_real
+from ._backends import BACKENDS, get_backend
+from .solver import (
+    DIVERGENCE,
+    HARMONIC,
+    METHODS,
+    MODES,
+    SolveInfo,
+    prepare_crop,
+    report_unconverged,
+    solve_crop,
+)
 
 __all__ = [
     "poisson_interpolate",
@@ -35,9 +46,28 @@ __all__ = [
     "DEFAULT_TOL",
 ]
 
-#: Default relative-residual tolerance: keeps max |out - exact| <= 1e-4 of the image range on the
-#: reference workload (see tests/ops/test_accuracy.py).
+#: Default relative-residual tolerance of the correction (see :mod:`pii_augment.ops.solver`, "What
+#: tol bounds"): keeps max |out - exact| within 1e-4 of the destination's range (tests/ops).
 DEFAULT_TOL = 1e-5
+
+
+def _check_options(*, method: str, tol: Any, max_iter: Any, backend: str, check_finite: Any,
+                   on_unconverged: str, return_info: Any, clip: Any) -> float:
+    """Validate the solver options of the public functions (before any work); return tol."""
+    check_choice("method", method, ("auto",) + METHODS)
+    tol = check_real("tol", tol, low=0, low_open=True)
+    if max_iter is not None:
+        check_int("max_iter", max_iter, low=1)
+    check_choice("backend", backend, BACKENDS)
+    check_bool("check_finite", check_finite)
+    check_choice("on_unconverged", on_unconverged, ("raise", "warn", "ignore"))
+    check_bool("return_info", return_info)
+    check_bool("clip", clip)
+    return tol
+
+
+def _empty_info(method: str, tol: float, C: int) -> SolveInfo:
+    return SolveInfo(method, tol, 0, 0, (0, 0, 0), np.zeros((0, C)), np.ones((0, C), bool))
 
 
 def _as_5d(x: Any, xp) -> Any:
@@ -64,7 +94,11 @@ def _check_not_full(m5: Any, xp, name: str = "mask") -> None:
         )
 
 
-def _prepare(dst, src, mask, names=("dst", "src")):
+def _prepare(dst, src, mask, names=("dst", "src"), src_optional=False):
+    check_array(dst, names[0])
+    if src is not None or not src_optional:
+        check_array(src, names[1])
+    check_array(mask, "mask")
     arrays = {names[0]: dst, "mask": mask}
     if src is not None:
         arrays[names[1]] = src
@@ -98,28 +132,28 @@ def _merge_infos(infos: list[SolveInfo]) -> SolveInfo:
         tuple(int(max(i.crop_shape[a] for i in infos)) for a in range(3)),
         np.concatenate([i.residual for i in infos]),
         np.concatenate([i.converged for i in infos]),
+        stalled=np.concatenate([i.stalled for i in infos]),
+        dtype=first.dtype,
     )
 
 
-def _solve(bk, d, m, make_rhs, *, clip: bool, on_unconverged: str, method: str, spectral: dict,
+def _solve(bk, d, m, guide, alpha, mode: int, *, clip: bool, on_unconverged: str, method: str,
            check_finite: bool, also_finite: dict, **solver_kw):
     """Shared path of :func:`poisson_interpolate` and :func:`solve_poisson` on backend arrays.
 
-    ``make_rhs(crop, dst_c, sl)`` returns the crop right-hand side of batch slice ``sl``;
-    ``spectral`` holds what the exact box solve needs besides dst (``src``, ``rhs``, ``alpha``,
-    ``mode``); ``also_finite`` maps names to further arrays whose values ``check_finite`` covers.
-    With ``method="auto"`` on the Numba backend, samples whose mask is a box with its ring inside
-    the image are solved exactly by :mod:`pii_augment.ops._spectral`; all others by multigrid.
+    ``guide``: the source images (guidance modes of ``MODES``), the divergence per pixel (mode
+    ``DIVERGENCE``) or None (``HARMONIC``); ``alpha``: (B,) float64 host array; ``also_finite``
+    maps names to further arrays whose values ``check_finite`` covers. With ``method="auto"`` on
+    the Numba backend, samples whose mask is a box with its ring inside the image are solved
+    exactly by :mod:`pii_augment.ops._spectral`; all others by multigrid. Both solve for the
+    correction ``e = f - dst`` and write ``clip(dst + e)``.
     """
-    if on_unconverged not in ("raise", "warn", "ignore"):
-        raise ValueError(f"on_unconverged must be 'raise', 'warn' or 'ignore'; got {on_unconverged!r}")
-    if method not in ("auto",) + METHODS:
-        raise ValueError(f"method must be one of {('auto',) + METHODS}; got {method!r}")
     xp = bk.xp
     shape = d.shape
     ndim = d.ndim - 2
     d5 = _as_5d(d, xp)
     m5 = _mask_5d(m, xp)
+    g5 = d5 if guide is None else _as_5d(guide, xp)  # unread in HARMONIC mode
     B, C = d5.shape[:2]
     box_idx = np.zeros(0, np.int64)
     box_res = None
@@ -170,7 +204,7 @@ def _solve(bk, d, m, make_rhs, *, clip: bool, on_unconverged: str, method: str, 
             box_idx = np.flatnonzero(box_samples(blo, bhi, filled, m5.shape[1:], ndim))
         if box_idx.size:
             box_res = np.zeros((B, C))
-            args = (d5, spectral["src"], spectral["rhs"], spectral["alpha"], spectral["mode"])
+            args = (d5, g5, alpha, mode)
 
             def run_boxes(part: np.ndarray) -> None:
                 spectral_box_solve(*args, part, blo, bhi, ndim, lo, hi, bool(clip), out, box_res)
@@ -183,12 +217,21 @@ def _solve(bk, d, m, make_rhs, *, clip: bool, on_unconverged: str, method: str, 
         mg_boxes = (mlo, mhi)
     mg_method = "multigrid" if method == "auto" else method
 
+    alpha_dev = bk.index_array(alpha)
+
     def run(sl: slice) -> SolveInfo:
         crop = prepare_crop(bk, m5[sl], ndim, None if mg_boxes is None else (mg_boxes[0][sl], mg_boxes[1][sl]))
-        dst_c = bk.empty((sl.stop - sl.start, C) + crop.shape, d5.dtype)
+        shape_c = (sl.stop - sl.start, C) + crop.shape
+        dst_c = bk.empty(shape_c, d5.dtype)
         bk.gather_crop(d5[sl], crop.off_dev, crop.ext_dev, dst_c)
-        rhs = make_rhs(crop, dst_c, sl)
-        u = dst_c  # initial guess: the destination; fixed cells hold the Dirichlet values
+        guide_c = dst_c
+        if guide is not None:
+            guide_c = bk.empty(shape_c, d5.dtype)
+            bk.gather_crop(g5[sl], crop.off_dev, crop.ext_dev, guide_c)
+        rhs = bk.empty(shape_c, d5.dtype)
+        bk.guidance_rhs(dst_c, guide_c, crop.kind, crop.ext_dev, alpha_dev[sl], mode, rhs)
+        u = dst_c  # reused for the correction e, which starts at 0 (and is 0 on fixed cells)
+        u[...] = 0
         info = solve_crop(bk, u, rhs, crop, method=mg_method, on_unconverged="ignore", **solver_kw)
         bk.scatter_crop(u, crop.kind, crop.off_dev, crop.ext_dev, lo[sl], hi[sl], bool(clip), out[sl])
         return info
@@ -196,10 +239,17 @@ def _solve(bk, d, m, make_rhs, *, clip: bool, on_unconverged: str, method: str, 
     if box_idx.size < B:
         info = _merge_infos(_map(bk, run, B))
     else:  # every sample was a box
-        info = SolveInfo(mg_method, solver_kw["tol"], 0, 0, (0, 0, 0), np.zeros((B, C)), np.ones((B, C), bool))
+        info = SolveInfo(mg_method, solver_kw["tol"], 0, 0, (0, 0, 0), np.zeros((B, C)), np.ones((B, C), bool),
+                         dtype=np.dtype(d5.dtype).name)
     if box_res is not None:
         info.residual[box_idx] = box_res[box_idx]
         info.converged[box_idx] = box_res[box_idx] <= solver_kw["tol"]
+        # an exact solve cannot iterate further: a miss is the rounding floor (or non-finite data)
+        info.stalled[box_idx] = ~info.converged[box_idx] & np.isfinite(box_res[box_idx])
+    if not check_finite:  # a system whose destination holds NaN/Inf is never reported converged
+        bad = ~(np.isfinite(bk.to_host(lo)) & np.isfinite(bk.to_host(hi)))
+        info.residual[bad] = np.nan
+        info.converged[bad] = False
     info.method = method
     info.spectral_samples = int(box_idx.size)
     report_unconverged(info, on_unconverged)
@@ -261,15 +311,21 @@ def poisson_interpolate(
         alpha: scalar or (B,) in [0, 1], the interpolation factor.
         gradient: ``"pii"``, ``"mixed"`` or ``"source"``.
         clip: clip the result to [min, max] of ``dst`` per sample and channel (as the original).
-        tol: relative residual ``||b - A f|| / ||b||`` at which a system is converged.
+        tol: relative residual ``||r0 - A e|| / ||r0||`` of the correction ``e = out - dst`` at
+            which a system is converged (``r0``: the residual of ``dst``); invariant to the images'
+            offset and scale. See :mod:`pii_augment.ops.solver` for what it bounds in practice.
         method: ``"auto"`` (the default: on the CPU, samples whose mask is a box with its one-pixel
             ring inside the image, as the original's patches, get an exact DST-I solve; all others
             multigrid), ``"multigrid"`` (conjugate gradients preconditioned by a V-cycle, for every
             sample), ``"vcycle"`` (plain V-cycles) or ``"jacobi"`` (weighted Jacobi, for comparison).
-        max_iter: V-cycles (multigrid, default 50) or sweeps (jacobi, default 20000).
-        backend: ``"auto"`` (by where the arrays live), ``"numba"`` or ``"cupy"``.
-        check_finite: reject NaN/Inf in ``dst``/``src`` with a ``ValueError``.
-        on_unconverged: ``"raise"`` (:class:`ConvergenceError`), ``"warn"`` or ``"ignore"``.
+        max_iter: PCG iterations (multigrid, default 30), V-cycles (vcycle, default 50) or sweeps
+            (jacobi, default 20000).
+        backend: ``"auto"`` (by where the arrays live), ``"numba"``, ``"cupy"`` or
+            ``"cuda-emulated"`` (the CUDA kernels compiled for the CPU, for testing).
+        check_finite: reject NaN/Inf in ``dst``/``src`` with a ``ValueError``. With False, a
+            system (sample, channel) whose data hold NaN or Inf is reported unconverged.
+        on_unconverged: ``"raise"`` (:class:`ConvergenceError`), ``"warn"`` (a
+            :class:`ConvergenceWarning`) or ``"ignore"``; a miss is never silent in the info.
         return_info: also return a :class:`SolveInfo`.
 
     Returns:
@@ -286,31 +342,19 @@ def poisson_interpolate(
         >>> out.shape, bool((out[:, 0][~mask] == dst[:, 0][~mask]).all())
         ((2, 1, 32, 32), True)
     """
-    if gradient not in MODES:
-        raise ValueError(f"gradient must be one of {tuple(MODES)}; got {gradient!r}")
+    check_choice("gradient", gradient, tuple(MODES))
+    tol = _check_options(method=method, tol=tol, max_iter=max_iter, backend=backend, check_finite=check_finite,
+                         on_unconverged=on_unconverged, return_info=return_info, clip=clip)
     kind, d, s, m = _prepare(dst, src, mask)
     xp = get_xp(d)
     a = normalize_alpha(alpha, d.shape[0], xp)
     bk = get_backend(backend, d)
     if d.shape[0] == 0:
-        out = d.copy()
-        info = SolveInfo(method, tol, 0, 0, (0, 0, 0), np.zeros((0, d.shape[1])), np.ones((0, d.shape[1]), bool))
-        return (from_backend_array(out, kind), info) if return_info else from_backend_array(out, kind)
-    s5 = _as_5d(s, xp)
-    alpha_dev = bk.index_array(a)
-    mode = MODES[gradient]
-
-    def make_rhs(crop, dst_c, sl):
-        src_c = bk.empty(dst_c.shape, dst_c.dtype)
-        bk.gather_crop(s5[sl], crop.off_dev, crop.ext_dev, src_c)
-        rhs = bk.empty(dst_c.shape, dst_c.dtype)
-        bk.guidance_rhs(dst_c, src_c, crop.kind, crop.ext_dev, alpha_dev[sl], mode, rhs)
-        return rhs
-
-    spectral = dict(src=s5, rhs=s5, alpha=a, mode=mode)  # rhs unused by the guidance modes
+        out = from_backend_array(d.copy(), kind)
+        return (out, _empty_info(method, tol, d.shape[1])) if return_info else out
     out, info = _solve(
-        bk, d, m, make_rhs, clip=clip, tol=tol, method=method, max_iter=max_iter,
-        on_unconverged=on_unconverged, spectral=spectral, check_finite=check_finite, also_finite={"src": s5},
+        bk, d, m, s, a, MODES[gradient], clip=clip, tol=tol, method=method, max_iter=max_iter,
+        on_unconverged=on_unconverged, check_finite=check_finite, also_finite={"src": _as_5d(s, xp)},
     )
     out = from_backend_array(out, kind)
     return (out, info) if return_info else out
@@ -356,28 +400,18 @@ def solve_poisson(
         >>> bool((f[0, 0, 4:12, 4:12] > 0).all() and (f[0, 0, 4:12, 4:12] < 1).all())
         True
     """
-    kind, d, r, m = _prepare(dst, rhs, mask, names=("dst", "rhs"))
+    tol = _check_options(method=method, tol=tol, max_iter=max_iter, backend=backend, check_finite=check_finite,
+                         on_unconverged=on_unconverged, return_info=return_info, clip=clip)
+    kind, d, r, m = _prepare(dst, rhs, mask, names=("dst", "rhs"), src_optional=True)
     xp = get_xp(d)
     bk = get_backend(backend, d)
     if d.shape[0] == 0:
-        out = d.copy()
-        info = SolveInfo(method, tol, 0, 0, (0, 0, 0), np.zeros((0, d.shape[1])), np.ones((0, d.shape[1]), bool))
-        return (from_backend_array(out, kind), info) if return_info else from_backend_array(out, kind)
-    r5 = None if r is None else _as_5d(r, xp)
-
-    def make_rhs(crop, dst_c, sl):
-        out = bk.zeros(dst_c.shape, dst_c.dtype)
-        if r5 is not None:
-            bk.gather_crop(r5[sl], crop.off_dev, crop.ext_dev, out)
-        return out
-
-    d5 = _as_5d(d, xp)
-    # src is unused by the box solve here; mode -2 (no rhs) needs no zero-filled image either
-    spectral = dict(src=d5, rhs=d5 if r5 is None else r5, alpha=np.zeros(d.shape[0]), mode=-2 if r5 is None else -1)
+        out = from_backend_array(d.copy(), kind)
+        return (out, _empty_info(method, tol, d.shape[1])) if return_info else out
     out, info = _solve(
-        bk, d, m, make_rhs, clip=clip, tol=tol, method=method, max_iter=max_iter,
-        on_unconverged=on_unconverged, spectral=spectral, check_finite=check_finite,
-        also_finite={} if r5 is None else {"rhs": r5},
+        bk, d, m, r, np.zeros(d.shape[0]), HARMONIC if r is None else DIVERGENCE, clip=clip, tol=tol,
+        method=method, max_iter=max_iter, on_unconverged=on_unconverged, check_finite=check_finite,
+        also_finite={} if r is None else {"rhs": _as_5d(r, xp)},
     )
     out = from_backend_array(out, kind)
     return (out, info) if return_info else out
@@ -409,6 +443,8 @@ def foreign_patch_interpolate(
         >>> foreign_patch_interpolate(dst, src, mask, 0.25)[0, 0, 1]
         array([0.  , 0.25, 0.25, 0.  ], dtype=float32)
     """
+    check_choice("backend", backend, BACKENDS)
+    check_bool("check_finite", check_finite)
     kind, d, s, m = _prepare(dst, src, mask)
     xp = get_xp(d)
     a = normalize_alpha(alpha, d.shape[0], xp)
@@ -454,11 +490,11 @@ def anomaly_label(dst: Any, out: Any, mask: Any, alpha: Any, *, tolerance: float
         array([[0.7, 0. ],
                [0. , 0. ]], dtype=float32)
     """
+    if tolerance is not None:
+        tolerance = check_real("tolerance", tolerance, low=0, low_open=True)
     kind, d, o, m = _prepare(dst, out, mask, names=("dst", "out"))
     xp = get_xp(d)
     a = normalize_alpha(alpha, d.shape[0], xp)
-    if tolerance is not None and not tolerance > 0:
-        raise ValueError(f"tolerance must be positive or None; got {tolerance}")
     if xp is np:  # one pass, no temporaries
         from ._host_kernels import label_host
 

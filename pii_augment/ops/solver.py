@@ -9,22 +9,55 @@ Multigrid: cell-centred coarsening by 2 along every axis longer than one cell, c
 erosion (a coarse cell is unknown iff it has an unknown child and no fixed one, so every coarse
 problem keeps a Dirichlet boundary), (bi/tri)linear prolongation and its scaled transpose as
 restriction, red-black Gauss-Seidel smoothing. ``method="multigrid"`` runs conjugate gradients on
-all systems at once, preconditioned by one symmetric V-cycle, until the relative residual
-``||b - A f|| / ||b||`` of every system (sample, channel) is at most ``tol``.
+all systems at once, preconditioned by one symmetric V-cycle.
+
+What ``tol`` bounds
+-------------------
+The unknown is the correction ``e = f - dst`` inside the mask, with ``e = 0`` outside it (the
+Dirichlet values are the destination's own). Its right-hand side ``r0`` is the residual of the
+destination itself, ``r0_p = sum_q (v_pq - (dst_p - dst_q))``: it holds only differences, so it
+does not change when a constant is added to both images, and it scales with them. A system
+(sample, channel) is converged when its relative residual
+
+    ||r0 - A e|| / ||r0||  <=  tol
+
+(2-norms over the system's mask pixels). The test is therefore the same for z-scored images, CT
+in Hounsfield units, 16-bit X-rays or images at an offset of 1e6: the same masks and guidance
+take the same iterations and give the same relative error. The output is ``dst + e`` rounded
+once to the image dtype. In practice (benchmarks/RESULTS.md, "Accuracy against tol") the default
+``tol=1e-5`` keeps ``max |out - exact|`` near 1e-6 of the destination's range and always within
+1e-4; float32 reaches relative residuals of about 1e-7 to 1e-6 (its rounding floor), so a float32
+solve asked for less stalls there, is reported as such, and should be run in float64.
+
+Convergence is decided per system, and a system that is done (converged, stalled at the rounding
+floor, or non-finite) is frozen: no further update touches it. Each sample also coarsens on its
+own schedule (:func:`build_hierarchy`). A system's result is thus bitwise the same alone, in any
+batch, in any chunk of the batch and with any number of threads (on backends whose reductions
+are deterministic: Numba, the emulated and the cupy kernels).
 """
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-__all__ = ["SolveInfo", "ConvergenceError", "ConvergenceWarning", "solve_crop", "CropProblem"]
+from .._validate import check_choice, check_real, warn_caller
 
+__all__ = ["SolveInfo", "ConvergenceError", "ConvergenceWarning", "solve_crop", "build_hierarchy", "CropProblem"]
+
+#: Guidance codes of the kernels: the three gradients of DESIGN.md, then ``DIVERGENCE`` (the
+#: divergence is given per pixel, :func:`pii_augment.solve_poisson` with ``rhs``) and
+#: ``HARMONIC`` (zero guidance, ``solve_poisson`` without ``rhs``).
 MODES = {"pii": 0, "mixed": 1, "source": 2}
+DIVERGENCE, HARMONIC = 3, 4
 METHODS = ("multigrid", "vcycle", "jacobi")
+
+#: A system whose true relative residual, checked twice, fell by less than this factor is stalled
+#: at the rounding floor of its dtype and is frozen (multigrid: only once the iteration's own
+#: estimate has met the tolerance; jacobi converges too slowly to tell).
+STALL_RATIO = {"multigrid": 0.5, "vcycle": 0.95, "jacobi": None}
 
 
 class ConvergenceError(RuntimeError):
@@ -39,10 +72,14 @@ class ConvergenceWarning(RuntimeWarning):
 class SolveInfo:
     """What a solve did.
 
-    ``residual``: (B, C) final relative residual per system; ``converged``: (B, C) bool;
-    ``iterations``: V-cycles (multigrid) or sweeps (jacobi) performed; ``levels``: grid levels
-    used; ``crop_shape``: the padded crop (D, H, W) the solve ran on; ``spectral_samples``: how
-    many samples ``method="auto"`` solved exactly by the box (DST-I) solve instead.
+    ``residual``: (B, C) final relative residual ``||r0 - A e|| / ||r0||`` per system (NaN for a
+    system with NaN or Inf in its data); ``converged``: (B, C) bool, residual <= tol;
+    ``stalled``: (B, C) bool, systems that stopped improving above tol at the rounding floor of
+    their dtype (a float32 solve asked for too small a tol); ``iterations``: the most PCG
+    iterations, V-cycles or Jacobi sweeps any system needed; ``levels``: grid levels used;
+    ``crop_shape``: the padded crop (D, H, W) the solve ran on; ``spectral_samples``: how many
+    samples ``method="auto"`` solved exactly by the box (DST-I) solve instead; ``dtype``: the
+    dtype the solve ran in.
     """
 
     method: str
@@ -53,6 +90,12 @@ class SolveInfo:
     residual: np.ndarray = field(repr=False)
     converged: np.ndarray = field(repr=False)
     spectral_samples: int = 0
+    stalled: np.ndarray | None = field(default=None, repr=False)
+    dtype: str = "float64"
+
+    def __post_init__(self) -> None:
+        if self.stalled is None:
+            self.stalled = np.zeros(self.converged.shape, bool)
 
     @property
     def max_residual(self) -> float:
@@ -120,39 +163,96 @@ def prepare_crop(bk, mask5: Any, ndim: int, boxes: tuple[np.ndarray, np.ndarray]
 
 @dataclass
 class _Level:
+    """One multigrid level: padded shape, per-sample extents (host and backend copies), labels,
+    per-sample axis weights and, towards the next level, per-sample coarsening flags."""
+
     shape: tuple[int, int, int]
     ext: np.ndarray
     ext_dev: Any
     kind: Any
     w: Any
-    flags: Any = None  # coarsening flags towards the next level (None on the coarsest)
+    flags: Any = None  # (B, 3) coarsening flags towards the next level (None on the coarsest)
 
 
-def _hierarchy(bk, crop: CropProblem, coarsest: int, max_levels: int) -> list[_Level]:
-    levels = [_Level(crop.shape, crop.ext, crop.ext_dev, crop.kind, bk.index_array(np.ones(3)))]
-    w = np.ones(3)
-    while max(levels[-1].shape) > coarsest and len(levels) < max_levels:
-        fine = levels[-1]
-        flags = np.array([1 if s > 1 else 0 for s in fine.shape], np.int64)
-        shape = tuple(int(-(-s // 2)) if f else int(s) for s, f in zip(fine.shape, flags))
-        ext = np.where(flags[None, :] == 1, -(-fine.ext // 2), fine.ext)
+def build_hierarchy(bk, crop: CropProblem, coarsest: int = 2, max_levels: int = 16) -> list[_Level]:
+    """The multigrid levels of a crop, each sample on its own schedule.
+
+    A sample coarsens (by 2 along each of its axes longer than one cell) while its largest extent
+    exceeds ``coarsest`` and it has fewer than ``max_levels`` levels; on the levels below its
+    last it has extent 0, so every kernel skips it. Its levels, weights and flags are therefore
+    those it would have alone: nothing about a sample's solve depends on its batch mates.
+    """
+    B = crop.ext.shape[0]
+    w = np.ones((B, 3))
+    levels = [_Level(crop.shape, crop.ext, crop.ext_dev, crop.kind, bk.index_array(w))]
+    ext = crop.ext
+    while len(levels) < max_levels:
+        going = ext.max(axis=1, initial=0) > coarsest
+        if not going.any():
+            break
+        flags = (going[:, None] & (ext > 1)).astype(np.int64)
+        ext_c = np.where(going[:, None], np.where(flags == 1, -(-ext // 2), ext), 0)
         w = w * np.where(flags == 1, 0.25, 1.0)
+        shape = tuple(int(max(1, v)) for v in ext_c.max(axis=0))
+        fine = levels[-1]
         fine.flags = bk.index_array(flags)
-        ext_dev = bk.index_array(ext)
-        kind = bk.empty((crop.kind.shape[0],) + shape, np.uint8)
+        ext_dev = bk.index_array(ext_c)
+        kind = bk.empty((B,) + shape, np.uint8)
         bk.coarsen_kind(fine.kind, fine.ext_dev, fine.flags, kind, ext_dev)
-        levels.append(_Level(shape, ext, ext_dev, kind, bk.index_array(w.copy())))
+        levels.append(_Level(shape, ext_c, ext_dev, kind, bk.index_array(w)))
+        ext = ext_c
     return levels
 
 
-def _relative_residual(bk, u, rhs, lev: _Level, r, bnorm2: np.ndarray) -> np.ndarray:
-    bk.residual(u, rhs, lev.kind, lev.ext_dev, lev.w, r)
-    return _relative(bk.to_host(_dot(bk, r, r, lev)), bnorm2)
+def _relative(rr: np.ndarray, r0n2: np.ndarray) -> np.ndarray:
+    """sqrt(||r||^2 / ||r0||^2) per system: 0 where there is nothing to solve (r0 = r = 0), NaN
+    where either norm is not finite (a NaN or Inf in the system's data)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.sqrt(rr / r0n2)
+        rel = np.where(r0n2 == 0, np.where(rr == 0, 0.0, np.inf), rel)
+    return np.where(np.isfinite(r0n2) & np.isfinite(rr), rel, np.nan)
 
 
-def _relative(rr: np.ndarray, bnorm2: np.ndarray) -> np.ndarray:
-    """sqrt(||r||^2 / ||b||^2) per system, 0 where b = 0 (nothing to solve)."""
-    return np.sqrt(np.where(bnorm2 > 0, rr / np.where(bnorm2 > 0, bnorm2, 1.0), 0.0))
+class _Monitor:
+    """Per-system convergence bookkeeping of one solve (host arrays of shape (B, C)).
+
+    A system is *active* until it converges (true relative residual <= tol), turns out
+    non-finite, or stalls: its true residual, confirmed twice, did not halve although the
+    iteration's own estimate says it has converged (the rounding floor of the dtype). Inactive
+    systems are frozen: the driver makes no further update to them, so a system's result does
+    not depend on how long its batch mates need.
+    """
+
+    def __init__(self, r0n2: np.ndarray, tol: float, stall_ratio: float | None = 0.5) -> None:
+        self.tol = tol
+        self.r0n2 = r0n2
+        self.rel = _relative(np.where(np.isfinite(r0n2), r0n2, np.nan), r0n2)  # 1, 0 or NaN
+        self.converged = self.rel <= tol  # NaN compares False
+        self.active = ~self.converged & np.isfinite(self.rel)
+        self.stalled = np.zeros_like(self.converged)
+        self.last = np.full(r0n2.shape, np.inf)
+        self.stall_ratio = stall_ratio
+
+    def estimate(self, rr: np.ndarray) -> np.ndarray:
+        return _relative(rr, self.r0n2)
+
+    def confirm(self, candidates: np.ndarray, true_rel: np.ndarray, estimate_ok: np.ndarray | None = None) -> None:
+        """Take the true relative residuals of ``candidates``; freeze those that are done."""
+        c = candidates & self.active
+        self.rel = np.where(c, true_rel, self.rel)
+        ok = c & (true_rel <= self.tol)
+        bad = c & ~np.isfinite(true_rel)
+        stuck = c & ~ok & ~bad
+        if estimate_ok is not None:
+            stuck &= estimate_ok
+        if self.stall_ratio is not None:
+            stuck &= true_rel > self.stall_ratio * self.last
+        else:
+            stuck[...] = False
+        self.last = np.where(c, true_rel, self.last)
+        self.converged |= ok
+        self.stalled |= stuck
+        self.active = self.active & ~(ok | bad | stuck)
 
 
 def solve_crop(
@@ -167,83 +267,101 @@ def solve_crop(
     check_every: int | None = None,
     pre_smooth: int = 2,
     post_smooth: int = 2,
-    coarse_sweeps: int = 16,
     coarsest: int = 2,
     max_levels: int = 16,
     omega: float = 0.8,
     on_unconverged: str = "raise",
 ) -> SolveInfo:
-    """Solve ``A f = rhs`` (plus the Dirichlet values held in ``u``) in place on the padded crop.
+    """Solve ``A e = rhs`` with ``e = 0`` on fixed cells, in place in ``u``, on the padded crop.
 
-    u: (B, C, Dp, Hp, Wp) initial guess holding the fixed values on kind-1 cells (overwritten with
-    the solution); rhs: same shape, guidance divergence on unknown cells.
+    u: (B, C, Dp, Hp, Wp) zeros on entry (the correction; overwritten with the solution); rhs:
+    same shape, the residual of the initial image on unknown cells (see ``guidance_rhs``).
+    Because the unknown is the correction, the relative residual ``||rhs - A e|| / ||rhs||`` of
+    every system (sample, channel) is invariant to adding a constant to, or scaling, the images.
 
     Methods: ``"multigrid"`` (conjugate gradients preconditioned by one symmetric V-cycle, the
-    default), ``"vcycle"`` (plain V-cycle iteration) and ``"jacobi"`` (weighted Jacobi, for
-    comparison). The relative residual is checked every ``check_every`` iterations (default: the
-    backend's ``check_every``, 1 on the CPU); each check is the only host synchronisation.
+    default, at most 30 iterations unless ``max_iter``), ``"vcycle"`` (plain V-cycles, at most
+    50) and ``"jacobi"`` (weighted Jacobi, for comparison, at most 20000 sweeps). Convergence
+    is decided per system every ``check_every`` iterations (default: the backend's
+    ``check_every``, 1 on the CPU; each check is a host synchronisation on the GPU); converged,
+    stalled and non-finite systems are frozen from then on.
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}; got {method!r}")
-    if not (tol > 0):
-        raise ValueError(f"tol must be positive; got {tol}")
+    check_choice("method", method, METHODS)
+    tol = check_real("tol", tol, low=0, low_open=True)
     if check_every is None:
         check_every = int(getattr(bk, "check_every", 1))
     B, C = u.shape[:2]
     dtype = u.dtype
-    fine_kind, fine_ext = crop.kind, crop.ext_dev
-    w1 = bk.index_array(np.ones(3))
-    fine = _Level(crop.shape, crop.ext, fine_ext, fine_kind, w1)
+    w1 = bk.index_array(np.ones((B, 3)))
+    fine = _Level(crop.shape, crop.ext, crop.ext_dev, crop.kind, w1)
+    r_true = bk.empty(u.shape, dtype)
 
-    # ||b||, b = rhs + Dirichlet contributions, is the residual of the field with zero unknowns.
-    r0 = bk.empty(u.shape, dtype)
-    saved = u.copy()
-    bk.fill_unknowns(u, fine_kind, fine_ext, 0.0)
-    bk.residual(u, rhs, fine_kind, fine_ext, w1, r0)
-    bnorm2 = bk.to_host(_dot(bk, r0, r0, fine))
-    u[...] = saved
-    del saved
+    def true_residual(x) -> np.ndarray:
+        bk.residual(x, rhs, fine.kind, fine.ext_dev, fine.w, r_true)
+        return mon.estimate(bk.to_host(_dot(bk, r_true, r_true, fine)))
 
-    def check(x) -> np.ndarray:
-        return _relative_residual(bk, x, rhs, fine, r0, bnorm2)
-
-    it = 0
+    # e = 0, so the initial residual is rhs itself
+    mon = _Monitor(bk.to_host(_dot(bk, rhs, rhs, fine)), tol, stall_ratio=STALL_RATIO[method])
     levels = [fine]
-    if method == "jacobi":
-        max_iter = 20000 if max_iter is None else max_iter
-        every = max(check_every, 10)
-        cur, nxt = u, u.copy()
-        rel = check(cur)
-        while it < max_iter and rel.max(initial=0.0) > tol:
-            for _ in range(min(every, max_iter - it)):
-                bk.jacobi_sweep(cur, rhs, fine_kind, fine_ext, w1, omega, nxt)
-                cur, nxt = nxt, cur
-                it += 1
-            rel = check(cur)
-        if cur is not u:
-            u[...] = cur
-    elif method == "vcycle":
-        levels = _hierarchy(bk, crop, coarsest, max_levels)
-        max_iter = 50 if max_iter is None else max_iter
-        es = [u] + [bk.zeros((B, C) + lv.shape, dtype) for lv in levels[1:]]
-        rhss = [rhs] + [bk.zeros((B, C) + lv.shape, dtype) for lv in levels[1:]]
-        rs = [bk.empty(u.shape, dtype)] + [bk.zeros((B, C) + lv.shape, dtype) for lv in levels[1:-1]]
-        rel = check(u)
-        while it < max_iter and rel.max(initial=0.0) > tol:
-            for _ in range(min(check_every, max_iter - it)):
-                _vcycle(bk, levels, es, rhss, rs, pre_smooth, post_smooth, coarse_sweeps)
-                it += 1
-            rel = check(u)
+    if method == "multigrid":
+        levels = build_hierarchy(bk, crop, coarsest, max_levels)
+        it = _pcg(bk, u, rhs, levels, mon, true_residual, 30 if max_iter is None else max_iter,
+                  check_every, pre_smooth, post_smooth)
     else:
-        levels = _hierarchy(bk, crop, coarsest, max_levels)
-        max_iter = 30 if max_iter is None else max_iter
-        rel, it = _pcg(bk, u, rhs, levels, check, bnorm2, tol, max_iter, check_every,
-                       pre_smooth, post_smooth, coarse_sweeps)
+        if method == "vcycle":
+            levels = build_hierarchy(bk, crop, coarsest, max_levels)
+            budget, every = (50 if max_iter is None else max_iter), check_every
+            es = [u] + [bk.zeros((B, C) + lv.shape, dtype) for lv in levels[1:]]
+            rhss = [rhs] + [bk.zeros((B, C) + lv.shape, dtype) for lv in levels[1:]]
+            rs = [bk.empty(u.shape, dtype)] + [bk.zeros((B, C) + lv.shape, dtype) for lv in levels[1:-1]]
 
-    converged = rel <= tol
-    info = SolveInfo(method, tol, it, len(levels), crop.shape, rel, converged)
+            def step(x):
+                _vcycle(bk, levels, es, rhss, rs, pre_smooth, post_smooth)
+                return x
+        else:
+            budget, every = (20000 if max_iter is None else max_iter), max(check_every, 10)
+            spare = bk.zeros(u.shape, dtype)
+            buffers = [u, spare]
+
+            def step(x):
+                y = buffers[1] if x is buffers[0] else buffers[0]
+                bk.jacobi_sweep(x, rhs, fine.kind, fine.ext_dev, fine.w, omega, y)
+                return y
+        it = _iterate(bk, u, step, mon, true_residual, budget, every)
+
+    info = SolveInfo(method, tol, it, len(levels), crop.shape, mon.rel, mon.converged, stalled=mon.stalled,
+                     dtype=np.dtype(dtype).name)
     report_unconverged(info, on_unconverged)
     return info
+
+
+def _iterate(bk, u, step, mon: _Monitor, true_residual, max_iter: int, every: int) -> int:
+    """Stationary iterations (V-cycles or Jacobi sweeps) ``x = step(x)`` from ``u``, every system
+    checked every ``every`` steps; a frozen system's values are kept as they were when it froze
+    (they are restored into ``u`` at the end)."""
+    frozen = ~mon.active
+    keep = u.copy() if frozen.any() else None  # the frozen systems' values when they froze
+    cur = u
+    it = 0
+    while it < max_iter and mon.active.any():
+        for _ in range(min(every, max_iter - it)):
+            cur = step(cur)
+            it += 1
+        mon.confirm(mon.active, true_residual(cur))
+        newly = ~mon.active & ~frozen
+        if newly.any():
+            if keep is None:
+                keep = cur.copy()
+            else:
+                idx = bk.index_array(newly)
+                keep[idx] = cur[idx]
+            frozen = ~mon.active
+    if cur is not u:
+        u[...] = cur
+    if keep is not None:
+        idx = bk.index_array(frozen)
+        u[idx] = keep[idx]
+    return it
 
 
 def _dot(bk, x, y, lev: _Level):
@@ -252,75 +370,97 @@ def _dot(bk, x, y, lev: _Level):
     return out
 
 
-def _pcg(bk, u, rhs, levels, check, bnorm2, tol, max_iter, check_every, nu1, nu2, coarse_sweeps):
+def _pcg(bk, u, rhs, levels, mon: _Monitor, true_residual, max_iter, check_every, nu1, nu2) -> int:
     """Conjugate gradients on every system of the batch at once, preconditioned by one V-cycle.
 
     The V-cycle is symmetric (red-black pre-smoothing, black-red post-smoothing, restriction the
     scaled transpose of prolongation), so the preconditioner is symmetric positive definite.
-    Per-system step sizes live on the backend's device; only the convergence check reads back.
+    Step sizes are 0 for frozen systems (see :class:`_Monitor`), so they keep their values.
+    Per-system step sizes live on the backend's device; only the convergence checks read back.
     """
     xp = bk.xp
     fine = levels[0]
     B, C = u.shape[:2]
     dtype = u.dtype
-    r = bk.empty(u.shape, dtype)
-    bk.residual(u, rhs, fine.kind, fine.ext_dev, fine.w, r)
+    r = rhs.copy()  # residual of e = 0
     z = bk.zeros(u.shape, dtype)
     q = bk.zeros(u.shape, dtype)
+    p = bk.zeros(u.shape, dtype)
     zero_rhs = bk.zeros(u.shape, dtype)
     es = [z] + [bk.zeros((B, C) + lv.shape, dtype) for lv in levels[1:]]
     rhss = [r] + [bk.zeros((B, C) + lv.shape, dtype) for lv in levels[1:]]
     rs = [q] + [bk.zeros((B, C) + lv.shape, dtype) for lv in levels[1:-1]]
-
-    def precondition():
-        z[...] = 0
-        _vcycle(bk, levels, es, rhss, rs, nu1, nu2, coarse_sweeps)
-
-    rel = check(u)
+    active = bk.index_array(mon.active)
+    rz = None
     it = 0
-    if rel.max(initial=0.0) <= tol:
-        return rel, it
-    precondition()
-    p = z.copy()
-    rz = _dot(bk, r, z, fine)
-    while it < max_iter:
+    while it < max_iter and mon.active.any():
+        z[...] = 0
+        _vcycle(bk, levels, es, rhss, rs, nu1, nu2)  # z = M^-1 r
+        rz_new = _dot(bk, r, z, fine)
+        if rz is None:
+            p[...] = z
+        else:
+            pos = active & (rz > 0)
+            beta = xp.where(pos, rz_new / xp.where(pos, rz, 1.0), 0.0)
+            bk.xpby_unknowns(z, beta, p, fine.kind, fine.ext_dev)  # p = z + beta p
+        rz = rz_new
         bk.residual(p, zero_rhs, fine.kind, fine.ext_dev, fine.w, q)  # q = -A p
         pq = _dot(bk, p, q, fine)
-        ok = pq < 0
+        ok = active & (pq < 0)
         alpha = xp.where(ok, rz / xp.where(ok, -pq, 1.0), 0.0)
         bk.axpy_unknowns(alpha, p, u, fine.kind, fine.ext_dev)  # u += alpha p
         bk.axpy_unknowns(alpha, q, r, fine.kind, fine.ext_dev)  # r -= alpha A p
         it += 1
         if it % check_every == 0 or it == max_iter:
             # the recursively updated residual is a free estimate; confirm with the true one
-            rel = _relative(bk.to_host(_dot(bk, r, r, fine)), bnorm2)
-            if rel.max(initial=0.0) <= tol or it == max_iter:
-                rel = check(u)
-                if rel.max(initial=0.0) <= tol:
-                    break
-        precondition()
-        rz_new = _dot(bk, r, z, fine)
-        pos = rz > 0
-        beta = xp.where(pos, rz_new / xp.where(pos, rz, 1.0), 0.0)
-        bk.xpby_unknowns(z, beta, p, fine.kind, fine.ext_dev)  # p = z + beta p
-        rz = rz_new
-    return rel, it
+            est = mon.estimate(bk.to_host(_dot(bk, r, r, fine)))
+            said_ok = est <= mon.tol
+            cand = mon.active & (said_ok | ~np.isfinite(est) | (it == max_iter))
+            if cand.any():
+                mon.confirm(cand, true_residual(u), estimate_ok=said_ok)
+                active = bk.index_array(mon.active)
+    return it
 
 
 def report_unconverged(info: SolveInfo, on_unconverged: str) -> None:
-    """Raise :class:`ConvergenceError` or warn when some system missed the tolerance."""
-    if on_unconverged not in ("raise", "warn", "ignore"):
-        raise ValueError(f"on_unconverged must be 'raise', 'warn' or 'ignore'; got {on_unconverged!r}")
+    """Raise :class:`ConvergenceError` or warn (at the caller's line) when a system missed tol.
+
+    The message says why: non-finite data, the rounding floor of the dtype (use float64 or a
+    larger tol), or too few iterations (raise max_iter or tol).
+    """
+    check_choice("on_unconverged", on_unconverged, ("raise", "warn", "ignore"))
     if info.converged.all() or on_unconverged == "ignore":
         return
-    msg = (
-        f"{info.method} solve stopped after {info.iterations} iterations with relative residual "
-        f"{info.max_residual:.3g} > tol={info.tol:.3g} in {(~info.converged).sum()} of "
-        f"{info.converged.size} systems; raise max_iter or tol"
-    )
+    missed = ~info.converged
+    finite = np.isfinite(info.residual)
+    nonfinite = missed & ~finite
+    floor = missed & finite & info.stalled
+    slow = missed & finite & ~info.stalled
+    parts = []
+    if nonfinite.any():
+        parts.append(
+            f"{int(nonfinite.sum())} systems have a non-finite residual: their images (or rhs) hold "
+            f"NaN or Inf (check_finite=True rejects them up front)"
+        )
+    if floor.any():
+        worst = float(info.residual[floor].max())
+        hint = (
+            "pass float64 images (float32 reaches about 1e-7 to 1e-6)" if info.dtype == "float32"
+            else f"raise tol to at least {worst:.1g}"
+        )
+        parts.append(
+            f"{int(floor.sum())} systems stalled at relative residual {worst:.3g}, the rounding floor "
+            f"of {info.dtype}, which is above tol={info.tol:.3g}: {hint}"
+        )
+    if slow.any():
+        parts.append(
+            f"{int(slow.sum())} systems stopped after {info.iterations} iterations with relative residual "
+            f"up to {float(info.residual[slow].max()):.3g} > tol={info.tol:.3g}: raise max_iter or tol"
+        )
+    msg = f"{info.method} solve missed its tolerance in {int(missed.sum())} of {missed.size} systems; " + "; ".join(parts)
     if on_unconverged == "raise":
         raise ConvergenceError(msg)
-    warnings.warn(msg, ConvergenceWarning, stacklevel=4)
+    warn_caller(msg, ConvergenceWarning)
 
 
 def _smooth(bk, x, rhs, lev, sweeps, reverse=False):
@@ -328,24 +468,26 @@ def _smooth(bk, x, rhs, lev, sweeps, reverse=False):
         bk.smooth(x, rhs, lev.kind, lev.ext_dev, lev.w, sweeps, reverse)
 
 
-def _vcycle(bk, levels, es, rhss, rs, nu1, nu2, coarse_sweeps):
+def _vcycle(bk, levels, es, rhss, rs, nu1, nu2):
+    """One V-cycle from es[0] (updated in place) for the right-hand side rhss[0].
+
+    Every level, the coarsest included, gets ``nu1`` red-black sweeps on the way down and ``nu2``
+    black-red sweeps on the way up, so a sample's coarsest level is treated the same whether or
+    not its batch mates go deeper (a sample absent from a level is skipped there).
+    """
     L = len(levels)
-    # descend
-    for k in range(L - 1):
+    for k in range(L):
         lev = levels[k]
         if k > 0:
             es[k][...] = 0
         _smooth(bk, es[k], rhss[k], lev, nu1)
-        bk.residual(es[k], rhss[k], lev.kind, lev.ext_dev, lev.w, rs[k])
-        nxt = levels[k + 1]
-        bk.restrict(rs[k], lev.ext_dev, nxt.kind, nxt.ext_dev, lev.flags, rhss[k + 1])
-    # coarsest
-    if L > 1:
-        es[L - 1][...] = 0
-    _smooth(bk, es[L - 1], rhss[L - 1], levels[L - 1], coarse_sweeps if L > 1 else nu1 + nu2)
-    # ascend
-    for k in range(L - 2, -1, -1):
-        lev, crs = levels[k], levels[k + 1]
-        bk.prolong_add(es[k + 1], crs.kind, crs.ext_dev, lev.kind, lev.ext_dev, lev.flags, es[k])
+        if k + 1 < L:
+            nxt = levels[k + 1]
+            bk.residual(es[k], rhss[k], lev.kind, lev.ext_dev, lev.w, rs[k])
+            bk.restrict(rs[k], lev.ext_dev, nxt.kind, nxt.ext_dev, lev.flags, rhss[k + 1])
+    for k in range(L - 1, -1, -1):
+        lev = levels[k]
+        if k + 1 < L:
+            crs = levels[k + 1]
+            bk.prolong_add(es[k + 1], crs.kind, crs.ext_dev, lev.kind, lev.ext_dev, lev.flags, es[k])
         _smooth(bk, es[k], rhss[k], lev, nu2, reverse=True)
-

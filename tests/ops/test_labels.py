@@ -67,5 +67,5 @@ def test_label_nonzero_exactly_where_the_blend_changed_the_image(rng):
 
 def test_label_bad_tolerance():
     z = np.zeros((1, 1, 2, 2))
-    with pytest.raises(ValueError, match="tolerance must be positive"):
+    with pytest.raises(ValueError, match="tolerance must be a finite number > 0"):
         pa.anomaly_label(z, z, np.ones((1, 2, 2), bool), 0.5, tolerance=0)
