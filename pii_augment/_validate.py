@@ -117,10 +117,15 @@ def check_pair(name: str, value: Any, low: float, high: float, *, strict: bool =
         >>> check_pair("alpha", (0.05, 0.95), 0.0, 1.0)
         (0.05, 0.95)
     """
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
+    try:
+        unordered = isinstance(value, (str, bytes, Mapping, Set))
+        first, second = (None, None) if unordered or len(value) != 2 else (value[0], value[1])
+    except (TypeError, KeyError, IndexError):
+        unordered = True
+    if unordered or len(value) != 2:
         raise TypeError(f"{name} must be a (low, high) pair of numbers; got {_show(value)}")
-    a = check_real(f"{name}[0]", value[0])
-    b = check_real(f"{name}[1]", value[1])
+    a = check_real(f"{name}[0]", first)
+    b = check_real(f"{name}[1]", second)
     if not (low <= a <= b <= high) or (strict and a == b):
         rel = "<" if strict else "<="
         raise ValueError(f"{name} must satisfy {low} <= low {rel} high <= {high}; got {_show(tuple(value))}")
