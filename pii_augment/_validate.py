@@ -105,7 +105,7 @@ def check_bool(name: str, value: Any) -> bool:
         >>> check_bool("clip", True)
         True
     """
-    if isinstance(value, bool) or type(value).__name__ == "bool_":
+    if isinstance(value, (bool, np.bool_)):  # np.bool_ is named "bool" in numpy 2
         return bool(value)
     raise TypeError(f"{name} must be True or False; got {type(value).__name__} {_show(value)}")
 
@@ -158,7 +158,8 @@ def check_shape(
         )
     out = tuple(check_int(f"{name}[{i}]", v, low=low) for i, v in enumerate(items))
     if len(out) not in tuple(lengths):
-        raise ValueError(f"{name} must have {counts} entries{layout}; got {_show(out)}")
+        expected = f"be {what} ({counts} entries)" if what else f"have {counts} entries"
+        raise ValueError(f"{name} must {expected}; got {_show(out)}")
     return out
 
 
