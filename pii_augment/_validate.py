@@ -12,7 +12,10 @@ import numbers
 import os
 import sys
 import warnings
+from collections.abc import Mapping, Set
 from typing import Any, Sequence
+
+import numpy as np
 
 __all__ = [
     "check_choice",
@@ -20,6 +23,8 @@ __all__ = [
     "check_int",
     "check_bool",
     "check_pair",
+    "check_shape",
+    "check_seed",
     "warn_caller",
 ]
 
@@ -106,7 +111,7 @@ def check_bool(name: str, value: Any) -> bool:
         >>> check_bool("clip", True)
         True
     """
-    if isinstance(value, bool) or type(value).__name__ == "bool_":
+    if isinstance(value, (bool, np.bool_)):  # np.bool_ is named "bool" in numpy 2
         return bool(value)
     raise TypeError(f"{name} must be True or False; got {type(value).__name__} {_show(value)}")
 
@@ -118,14 +123,70 @@ def check_pair(name: str, value: Any, low: float, high: float, *, strict: bool =
         >>> check_pair("alpha", (0.05, 0.95), 0.0, 1.0)
         (0.05, 0.95)
     """
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
+    try:
+        unordered = isinstance(value, (str, bytes, Mapping, Set))
+        first, second = (None, None) if unordered or len(value) != 2 else (value[0], value[1])
+    except (TypeError, KeyError, IndexError):
+        unordered = True
+    if unordered or len(value) != 2:
         raise TypeError(f"{name} must be a (low, high) pair of numbers; got {_show(value)}")
-    a = check_real(f"{name}[0]", value[0])
-    b = check_real(f"{name}[1]", value[1])
+    a = check_real(f"{name}[0]", first)
+    b = check_real(f"{name}[1]", second)
     if not (low <= a <= b <= high) or (strict and a == b):
         rel = "<" if strict else "<="
         raise ValueError(f"{name} must satisfy {low} <= low {rel} high <= {high}; got {_show(tuple(value))}")
     return a, b
+
+
+def check_shape(
+    name: str, value: Any, lengths: Sequence[int], *, low: int | None = 1, what: str | None = None
+) -> tuple[int, ...]:
+    """``value`` as a tuple of ints, of one of the ``lengths``, each at least ``low``.
+
+    ``TypeError`` for anything that is not a sequence of ints (an int, a string, a set, floats);
+    ``ValueError`` for a wrong length or an entry below ``low``. ``what`` describes the expected
+    layout in the messages, e.g. ``"(H, W) or (D, H, W)"``.
+
+    Example:
+        >>> check_shape("spatial_shape", [64, 48], (2, 3), what="(H, W) or (D, H, W)")
+        (64, 48)
+    """
+    counts = " or ".join(str(n) for n in lengths)
+    layout = f" {what}" if what else ""
+    try:
+        n = None if isinstance(value, (str, bytes, Mapping, Set)) else len(value)
+        items = None if n is None else [value[i] for i in range(n)]
+    except (TypeError, KeyError, IndexError):
+        n = items = None
+    if items is None:
+        raise TypeError(
+            f"{name} must be a sequence of {counts} ints{layout}; got {type(value).__name__} {_show(value)}"
+        )
+    out = tuple(check_int(f"{name}[{i}]", v, low=low) for i, v in enumerate(items))
+    if len(out) not in tuple(lengths):
+        expected = f"be {what} ({counts} entries)" if what else f"have {counts} entries"
+        raise ValueError(f"{name} must {expected}; got {_show(out)}")
+    return out
+
+
+def check_seed(name: str, value: Any, *, generator: bool = False) -> Any:
+    """``value`` if it is None or an int >= 0 (or, with ``generator``, a ``numpy.random.Generator``).
+
+    ``TypeError`` for any other kind of value (floats, strings, bools, torch generators),
+    ``ValueError`` for a negative int.
+
+    Example:
+        >>> check_seed("seed", 0), check_seed("seed", None)
+        (0, None)
+    """
+    if value is None or (generator and isinstance(value, np.random.Generator)):
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        expected = "None, an int >= 0 or a numpy.random.Generator" if generator else "None or an int >= 0"
+        raise TypeError(f"{name} must be {expected}; got {type(value).__name__} {_show(value)}")
+    if value < 0:
+        raise ValueError(f"{name} must be an int >= 0; got {int(value)}")
+    return int(value)
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep

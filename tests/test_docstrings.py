@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["pii_augment.ops.blend", "pii_augment.sampling.patches"]
+MODULES = ["pii_augment.ops.blend", "pii_augment.sampling.patches", "pii_augment._validate"]
 
 
 @pytest.mark.parametrize("name", MODULES)

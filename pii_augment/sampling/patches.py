@@ -12,6 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .._validate import check_choice, check_int, check_pair, check_seed, check_shape
+
 __all__ = ["PatchParams", "sample_patches", "sample_source_indices", "SHAPES"]
 
 SHAPES = ("square", "rectangle", "ellipse", "blob")
@@ -19,9 +21,14 @@ _BLOB_BUMPS = 4
 
 
 def _rng(seed) -> np.random.Generator:
+    """A generator for an already checked ``seed`` (see :func:`_check_seed`)."""
     if isinstance(seed, np.random.Generator):
         return seed
     return np.random.default_rng(seed)
+
+
+def _check_seed(seed):
+    return check_seed("seed", seed, generator=True)
 
 
 @dataclass
@@ -108,20 +115,28 @@ def sample_patches(
     ``~ U(0.05, 0.95)``.
 
     Args:
-        batch_size: B.
-        spatial_shape: (H, W) or (D, H, W).
+        batch_size: B, an int >= 0.
+        spatial_shape: (H, W) or (D, H, W), positive ints.
         shape: ``"square"`` (the original; a cube in 3D), ``"rectangle"`` (one half-width per
             axis, each drawn from that axis' size), ``"ellipse"`` (ellipse/ellipsoid inscribed in
             a rectangle box) or ``"blob"`` (a random smooth blob inside a rectangle box).
         half_width: half-width range as fractions of the axis size (upper bound exclusive).
         center: centre range as fractions of the axis size (upper bound exclusive).
-        alpha: (low, high) of the uniform alpha distribution, within [0, 1].
+        alpha: (low, high) of the uniform alpha distribution.
         border: image-edge pixels that no patch may cover (1 as the original; 0 allows patches
-            on the edge).
-        seed: int, ``numpy.random.Generator`` or None.
+            on the edge); ``2 * border`` must be smaller than every axis.
+        seed: None, an int >= 0 or a ``numpy.random.Generator`` (drawn from in place).
+
+    The three ranges are ``(low, high)`` pairs with ``0 <= low <= high <= 1``.
 
     Returns:
         A :class:`PatchParams`; call ``.masks()`` for the (B, *spatial_shape) bool masks.
+
+    Raises:
+        TypeError: an argument of the wrong kind (``batch_size=2.5``, ``spatial_shape=32``,
+            ``seed="0"``), naming it; checked before anything is drawn.
+        ValueError: a value out of range (a negative size, a reversed range, an unknown shape,
+            a border leaving no room for a patch).
 
     Example:
         >>> from pii_augment import sample_patches
@@ -131,18 +146,21 @@ def sample_patches(
         >>> bool((sample_patches(4, (256, 256), seed=0).masks() == p.masks()).all())
         True
     """
-    if shape not in SHAPES:
-        raise ValueError(f"shape must be one of {SHAPES}; got {shape!r}")
-    spatial_shape = tuple(int(s) for s in spatial_shape)
-    if len(spatial_shape) not in (2, 3) or min(spatial_shape) < 1:
-        raise ValueError(f"spatial_shape must be (H, W) or (D, H, W) of positive sizes; got {spatial_shape}")
-    if not (0.0 <= alpha[0] <= alpha[1] <= 1.0):
-        raise ValueError(f"alpha range must satisfy 0 <= low <= high <= 1; got {alpha}")
-    if batch_size < 0:
-        raise ValueError(f"batch_size must be >= 0; got {batch_size}")
+    B = check_int("batch_size", batch_size, low=0)
+    spatial_shape = check_shape("spatial_shape", spatial_shape, (2, 3), what="(H, W) or (D, H, W)")
+    check_choice("shape", shape, SHAPES)
+    half_width = check_pair("half_width", half_width, 0.0, 1.0)
+    center = check_pair("center", center, 0.0, 1.0)
+    alpha = check_pair("alpha", alpha, 0.0, 1.0)
+    border = check_int("border", border, low=0)
+    if 2 * border >= min(spatial_shape):
+        raise ValueError(
+            f"border={border} leaves no room for a patch in spatial_shape {spatial_shape}: every "
+            f"axis must be longer than 2 * border = {2 * border}"
+        )
+    seed = _check_seed(seed)
     rng = _rng(seed)
     nd = len(spatial_shape)
-    B = int(batch_size)
     centers = np.empty((B, nd), np.int64)
     for a, n in enumerate(spatial_shape):
         lo, hi = _int_range(center, n, int)
@@ -161,7 +179,7 @@ def sample_patches(
     if shape == "blob":
         blob_c = rng.uniform(-0.5, 0.5, size=(B, _BLOB_BUMPS, nd))
         blob_r = rng.uniform(0.25, 0.5, size=(B, _BLOB_BUMPS))
-    return PatchParams(spatial_shape, shape, centers, half_widths, alphas, int(border), blob_c, blob_r)
+    return PatchParams(spatial_shape, shape, centers, half_widths, alphas, border, blob_c, blob_r)
 
 
 def sample_source_indices(batch_size: int, *, seed=None, mode: str = "swap") -> np.ndarray:
@@ -171,19 +189,27 @@ def sample_source_indices(batch_size: int, *, seed=None, mode: str = "swap") -> 
     two batches (with an odd batch, the last three form a cycle); ``mode="random"`` draws any other
     index uniformly.
 
+    Args:
+        batch_size: B, an int >= 2.
+        seed: None, an int >= 0 or a ``numpy.random.Generator``.
+        mode: ``"swap"`` or ``"random"``.
+
+    Returns:
+        (B,) int64, the source sample of every sample.
+
     Example:
         >>> from pii_augment import sample_source_indices
         >>> idx = sample_source_indices(6, seed=0)
         >>> bool((idx != range(6)).all()) and bool((idx[idx] == range(6)).all())
         True
     """
+    batch_size = check_int("batch_size", batch_size)
     if batch_size < 2:
         raise ValueError(f"a source from the same batch needs batch_size >= 2; got {batch_size}")
-    rng = _rng(seed)
+    check_choice("mode", mode, ("swap", "random"))
+    rng = _rng(_check_seed(seed))
     if mode == "random":
         return (np.arange(batch_size) + rng.integers(1, batch_size, size=batch_size)) % batch_size
-    if mode != "swap":
-        raise ValueError(f"mode must be 'swap' or 'random'; got {mode!r}")
     perm = rng.permutation(batch_size)
     idx = np.empty(batch_size, np.int64)
     n_pairs = batch_size // 2

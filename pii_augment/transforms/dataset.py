@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, get_worker_info
 
+from .._validate import check_choice, check_int, check_seed
 from .interpolation import PoissonImageInterpolation, _PatchInterpolation
 
 __all__ = ["AnomalyDataset"]
@@ -44,17 +45,26 @@ class AnomalyDataset(Dataset):
 
     The wrapper is picklable and holds no generator once pickled.
 
+    Items are single images, so their rank decides how they are blended: a ``(C, H, W)`` item
+    is a 2D image, a ``(C, D, H, W)`` item a volume (blended with 3D patches). The transform
+    runs on a batch of one with the other image as its explicit source.
+
     Args:
         dataset: any map-style dataset whose items are images ``(C, H, W)`` / ``(C, D, H, W)``
             (float tensors or arrays), or tuples/dicts holding one (see ``get_image``).
         transform: a :class:`PoissonImageInterpolation` or :class:`ForeignPatchInterpolation`
             (its ``seed`` is not used: draws come from the generator above).
-        seed: mixed into every process' generator (None: torch's seeds alone decide).
-        get_image: picks the image out of an item (default: the item, ``item[0]`` for tuples and
-            lists, ``item["image"]`` for dicts).
+        seed: None or an int >= 0, mixed into every process' generator (None: torch's seeds
+            alone decide).
+        get_image: a callable picking the image out of an item (default: the item, ``item[0]``
+            for tuples and lists, ``item["image"]`` for dicts).
+        spatial_dims: None (the transform's ``spatial_dims`` if it set one, else each item's
+            rank), 2 or 3: the image rank every item must have (a ``ValueError`` naming the item
+            otherwise). It must agree with the transform's ``spatial_dims`` when both are set.
 
     Shape:
-        - item: ``(augmented, label)``, :math:`(C, *spatial)` and :math:`(1, *spatial)`.
+        - dataset item: :math:`(C, H, W)` or :math:`(C, D, H, W)`.
+        - item: ``(augmented, label)``, :math:`(C, *spatial)` and :math:`(1, *spatial)`, detached.
 
     Example:
         >>> import torch
@@ -68,6 +78,9 @@ class AnomalyDataset(Dataset):
         >>> loader = DataLoader(data, batch_size=4, generator=torch.Generator().manual_seed(0))
         >>> [tuple(t.shape) for t in next(iter(loader))]
         [(4, 1, 32, 32), (4, 1, 32, 32)]
+        >>> volumes = torch.rand(4, 2, 8, 16, 16, generator=torch.Generator().manual_seed(0))
+        >>> [tuple(t.shape) for t in AnomalyDataset(volumes, seed=0)[1]]  # (C, D, H, W) items
+        [(2, 8, 16, 16), (1, 8, 16, 16)]
     """
 
     def __init__(
@@ -77,6 +90,7 @@ class AnomalyDataset(Dataset):
         *,
         seed: int | None = None,
         get_image: Callable[[Any], Any] | None = None,
+        spatial_dims: int | None = None,
     ) -> None:
         if transform is None:
             transform = PoissonImageInterpolation()
@@ -85,12 +99,21 @@ class AnomalyDataset(Dataset):
                 "transform must be a PoissonImageInterpolation or ForeignPatchInterpolation; got "
                 f"{type(transform).__name__}"
             )
-        if seed is not None and (not isinstance(seed, (int, np.integer)) or seed < 0):
-            raise ValueError(f"seed must be a non-negative int or None; got {seed!r}")
+        seed = check_seed("seed", seed)
+        if get_image is not None and not callable(get_image):
+            raise TypeError(f"get_image must be None or a callable; got {type(get_image).__name__}")
+        if spatial_dims is not None:
+            spatial_dims = check_choice("spatial_dims", check_int("spatial_dims", spatial_dims), (2, 3))
+            if transform.spatial_dims not in (None, spatial_dims):
+                raise ValueError(
+                    f"spatial_dims={spatial_dims} disagrees with the transform's "
+                    f"spatial_dims={transform.spatial_dims}"
+                )
         self.dataset = dataset
         self.transform = transform
-        self.seed = None if seed is None else int(seed)
+        self.seed = seed
         self.get_image = get_image or _default_image
+        self.spatial_dims = spatial_dims
         self._generator: torch.Generator | None = None
         self._owner: tuple | None = None
 
@@ -124,6 +147,20 @@ class AnomalyDataset(Dataset):
             x = torch.as_tensor(np.asarray(x))
         return x
 
+    def _check_rank(self, image: torch.Tensor, index: int) -> None:
+        """The item's rank is that of one image of the dimensionality asked for (or inferred)."""
+        nd, by = self.spatial_dims, "spatial_dims"
+        if nd is None and self.transform.spatial_dims is not None:
+            nd, by = self.transform.spatial_dims, "the transform's spatial_dims"
+        ranks = {2: (3,), 3: (4,), None: (3, 4)}[nd]
+        if image.ndim not in ranks:
+            expected = {2: "(C, H, W)", 3: "(C, D, H, W)", None: "(C, H, W) or (C, D, H, W)"}[nd]
+            why = "" if nd is None else f" ({by}={nd})"
+            raise ValueError(
+                f"image {index} of dataset has shape {tuple(image.shape)}: AnomalyDataset needs "
+                f"single images {expected}{why}"
+            )
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         n = len(self)
         if n < 2:
@@ -135,9 +172,12 @@ class AnomalyDataset(Dataset):
         g = self.generator()
         other = (index + 1 + int(torch.randint(n - 1, (1,), generator=g).item())) % n
         image, source = self._image(index), self._image(other)
+        self._check_rank(image, index)
         if image.shape != source.shape:
             raise ValueError(
                 f"images {index} and {other} of dataset have shapes {tuple(image.shape)} and "
                 f"{tuple(source.shape)}: AnomalyDataset needs images of one shape"
             )
-        return self.transform(image, source, generator=g)
+        # A batch of one with an explicit source: the item's rank alone decides 2D or 3D.
+        out, label = self.transform(image[None], source[None], generator=g)
+        return out[0], label[0]

@@ -19,7 +19,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._validate import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_pair,
+    check_real,
+    check_seed,
+    check_shape,
+)
 from ..ops import DEFAULT_TOL, anomaly_label, foreign_patch_interpolate, poisson_interpolate
+from ..ops._backends import BACKENDS
 from ..ops.solver import MODES as _GRADIENTS
 from ..sampling import SHAPES, PatchParams, sample_patches, sample_source_indices
 
@@ -118,14 +128,39 @@ def _cycle_representatives(source_index: np.ndarray) -> np.ndarray:
     return rep
 
 
-def _check_range(name: str, value: Sequence[float], low: float, high: float) -> tuple[float, float]:
-    try:
-        a, b = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a (low, high) pair of numbers; got {value!r}") from None
-    if not (low <= a <= b <= high):
-        raise ValueError(f"{name} must satisfy {low} <= low <= high <= {high}; got {value!r}")
-    return a, b
+def _check_finite(x: torch.Tensor, name: str) -> None:
+    """A ``ValueError`` naming ``name`` if the tensor ``x`` holds NaN or Inf (one pass over it)."""
+    if x.numel() == 0:
+        return
+    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
+        from ..ops._host_kernels import all_finite
+
+        ok = all_finite(np.ascontiguousarray(x.detach().numpy()).reshape(-1))
+    else:
+        ok = bool(torch.isfinite(x).all())
+    if not ok:
+        raise ValueError(
+            f"{name} contains NaN or Inf; the blend and its label need finite values (replace them "
+            f"first, e.g. with torch.nan_to_num)"
+        )
+
+
+def _check_generator(generator: Any) -> None:
+    """``generator`` is None, a CPU ``torch.Generator`` or a ``numpy.random.Generator``."""
+    if generator is None or isinstance(generator, np.random.Generator):
+        return
+    if isinstance(generator, torch.Generator):
+        if generator.device.type != "cpu":
+            raise ValueError(
+                f"generator must be a CPU torch.Generator (parameters are drawn on the host so "
+                f"that a seed gives the same patches on every device); got one on "
+                f"{generator.device}"
+            )
+        return
+    raise TypeError(
+        f"generator must be a torch.Generator (CPU) or numpy.random.Generator; got "
+        f"{type(generator).__name__}"
+    )
 
 
 class _PatchInterpolation(nn.Module):
@@ -150,31 +185,23 @@ class _PatchInterpolation(nn.Module):
         spatial_dims: int | None = None,
     ) -> None:
         super().__init__()
-        if not (isinstance(p, (int, float)) and 0.0 <= float(p) <= 1.0):
-            raise ValueError(f"p must be a probability in [0, 1]; got {p!r}")
-        shape = SHAPE_ALIASES.get(shape, shape)
-        if shape not in SHAPES:
-            raise ValueError(f"shape must be one of {SHAPES + tuple(SHAPE_ALIASES)}; got {shape!r}")
-        if source not in SOURCE_MODES:
-            raise ValueError(f"source must be one of {tuple(SOURCE_MODES)}; got {source!r}")
-        if tolerance is not None and not tolerance > 0:
-            raise ValueError(f"tolerance must be positive or None; got {tolerance!r}")
-        if spatial_dims not in (None, 2, 3):
-            raise ValueError(f"spatial_dims must be None, 2 or 3; got {spatial_dims!r}")
-        if not (isinstance(border, (int, np.integer)) and border >= 0):
-            raise ValueError(f"border must be a non-negative int; got {border!r}")
-        self.p = float(p)
-        self.alpha = _check_range("alpha", alpha, 0.0, 1.0)
-        self.shape = shape
-        self.half_width = _check_range("half_width", half_width, 0.0, 1.0)
-        self.center = _check_range("center", center, 0.0, 1.0)
-        self.border = int(border)
+        self.p = check_real("p", p, low=0.0, high=1.0)
+        self.alpha = check_pair("alpha", alpha, 0.0, 1.0)
+        check_choice("shape", shape, SHAPES + tuple(SHAPE_ALIASES))
+        self.shape = SHAPE_ALIASES.get(shape, shape)
+        self.half_width = check_pair("half_width", half_width, 0.0, 1.0)
+        self.center = check_pair("center", center, 0.0, 1.0)
+        self.border = check_int("border", border, low=0)
+        if tolerance is not None:
+            tolerance = check_real("tolerance", tolerance, low=0.0, low_open=True)
         self.tolerance = tolerance
-        self.source = source
-        self.backend = backend
+        self.source = check_choice("source", source, tuple(SOURCE_MODES))
+        self.seed = check_seed("seed", seed)
+        self.backend = check_choice("backend", backend, BACKENDS)
+        if spatial_dims is not None:
+            spatial_dims = check_choice("spatial_dims", check_int("spatial_dims", spatial_dims), (2, 3))
         self.spatial_dims = spatial_dims
-        self.seed = seed
-        self._rng = None if seed is None else np.random.default_rng(seed)
+        self._rng = None if self.seed is None else np.random.default_rng(self.seed)
         self._params: InterpolationParams | None = None
 
     def extra_repr(self) -> str:
@@ -186,25 +213,15 @@ class _PatchInterpolation(nn.Module):
 
     # ----------------------------------------------------------------------------- randomness
     def _call_seed(self, generator: Any) -> int:
-        """One 62-bit integer seeding all the draws of a call (drawn on the host)."""
+        """One 62-bit integer seeding all the draws of a call (drawn on the host; ``generator``
+        checked by the caller)."""
         if generator is None:
             if self._rng is not None:
                 return int(self._rng.integers(_SEED_HIGH))
             return int(torch.randint(_SEED_HIGH, (1,)).item())
         if isinstance(generator, torch.Generator):
-            if generator.device.type != "cpu":
-                raise ValueError(
-                    f"generator must be a CPU torch.Generator (parameters are drawn on the host so "
-                    f"that a seed gives the same patches on every device); got one on "
-                    f"{generator.device}"
-                )
             return int(torch.randint(_SEED_HIGH, (1,), generator=generator).item())
-        if isinstance(generator, np.random.Generator):
-            return int(generator.integers(_SEED_HIGH))
-        raise TypeError(
-            f"generator must be a torch.Generator (CPU) or numpy.random.Generator; got "
-            f"{type(generator).__name__}"
-        )
+        return int(generator.integers(_SEED_HIGH))
 
     def forward_parameters(
         self,
@@ -227,11 +244,12 @@ class _PatchInterpolation(nn.Module):
         Returns:
             An :class:`InterpolationParams`.
         """
-        batch_shape = tuple(int(s) for s in batch_shape)
-        if len(batch_shape) not in (4, 5):
-            raise ValueError(
-                f"batch_shape must be (B, C, H, W) or (B, C, D, H, W); got {batch_shape}"
-            )
+        batch_shape = check_shape(
+            "batch_shape", batch_shape, (4, 5), low=0, what="(B, C, H, W) or (B, C, D, H, W)"
+        )
+        seed = check_seed("seed", seed)
+        explicit_source = check_bool("explicit_source", explicit_source)
+        _check_generator(generator)
         if seed is not None:
             if generator is not None:
                 raise ValueError("pass either generator or seed, not both")
@@ -304,7 +322,14 @@ class _PatchInterpolation(nn.Module):
                 f"images is a batch of one image, shape {tuple(x.shape)}: pass an explicit source "
                 f"batch of the same shape (the source is otherwise another image of the batch)"
             )
-        return x, src, single
+        spatial = tuple(x.shape[2:])
+        if min(spatial) <= 2 * self.border:
+            raise ValueError(
+                f"images has spatial shape {spatial}: with border={self.border} every spatial axis "
+                f"must be longer than 2 * border = {2 * self.border} to leave room for a patch"
+            )
+        # The blend is not differentiable: nothing downstream is part of the autograd graph.
+        return x.detach(), None if src is None else src.detach(), single
 
     def _check_params(self, params: Any, shape: tuple[int, ...], src: Any) -> None:
         if not isinstance(params, InterpolationParams):
@@ -322,6 +347,7 @@ class _PatchInterpolation(nn.Module):
 
     # ----------------------------------------------------------------------------- apply
     def _blend(self, dst: torch.Tensor, src: torch.Tensor, mask: torch.Tensor, alpha: np.ndarray):
+        """One functional call on finite float32/float64 batches (checked by the caller)."""
         raise NotImplementedError
 
     def apply_transform(
@@ -336,8 +362,18 @@ class _PatchInterpolation(nn.Module):
 
         Returns:
             ``(augmented, label)``: (B, C, *spatial) and (B, 1, *spatial), dtype and device of
-            ``images``.
+            ``images``, detached.
         """
+        self._check_params(params, tuple(images.shape), source)
+        _check_finite(images, "images")
+        if source is not None:
+            _check_finite(source, "source")
+        return self._apply(images.detach(), None if source is None else source.detach(), params)
+
+    def _apply(
+        self, images: torch.Tensor, source: torch.Tensor | None, params: InterpolationParams
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`apply_transform` on checked, finite, detached inputs."""
         B, spatial = images.shape[0], tuple(images.shape[2:])
         work = images.float() if images.dtype in _HALF_DTYPES else images
         idx = np.flatnonzero(params.apply)
@@ -374,15 +410,35 @@ class _PatchInterpolation(nn.Module):
         params: InterpolationParams | None = None,
         generator: torch.Generator | np.random.Generator | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(augmented, label)`` for a batch (or a single image with an explicit source).
+
+        Checks, before drawing or blending anything: the shapes, dtypes and devices of
+        ``images``/``source``, ``params`` or ``generator``, then that ``images`` (and
+        ``source``) hold no NaN or Inf (a ``ValueError`` naming them).
+
+        Args:
+            images: see the class' Shape block.
+            source: None (patches from other images of the batch) or the shape of ``images``.
+            params: replay these parameters instead of drawing new ones.
+            generator: a CPU ``torch.Generator`` or a ``numpy.random.Generator`` for this call.
+
+        Returns:
+            ``(augmented, label)``, detached.
+        """
         x, src, single = self._check_inputs(images, source)
         if params is None:
-            params = self.forward_parameters(x.shape, generator, explicit_source=src is not None)
+            _check_generator(generator)
         else:
             self._check_params(params, tuple(x.shape), src)
+        _check_finite(x, "images")
+        if src is not None:
+            _check_finite(src, "source")
+        if params is None:
+            params = self.forward_parameters(x.shape, generator, explicit_source=src is not None)
         self._params = params
         if x.shape[0] == 0:
             return x.clone(), x.new_zeros((0, 1) + tuple(x.shape[2:]))
-        out, label = self.apply_transform(x, src, params)
+        out, label = self._apply(x, src, params)
         if single:
             out, label = out[0], label[0]
         return out, label
@@ -403,30 +459,41 @@ class PoissonImageInterpolation(_PatchInterpolation):
     ``generator=``, else the module's ``seed`` stream, else torch's global RNG) and kept in
     ``self._params``; ``aug(x, params=aug._params)`` replays a call exactly.
 
+    The outputs are detached: the blend is not differentiable, so ``augmented`` and ``label``
+    never require grad, whatever ``p`` and the inputs. Every option is checked in the
+    constructor (a ``TypeError`` or ``ValueError`` naming it); NaN or Inf in ``images`` (or an
+    explicit ``source``) is a ``ValueError`` naming them, raised before anything is drawn.
+
     Args:
         p: probability that a sample is augmented (others: output == input, label 0).
-        alpha: (low, high) of the uniform interpolation factor.
+        alpha: (low, high) of the uniform interpolation factor, ``0 <= low <= high <= 1``
+            (``half_width`` and ``center`` too).
         shape: patch shape, ``"square"`` (a cube in 3D; the original), ``"rectangle"``
             (``"cuboid"``), ``"ellipse"`` (``"ellipsoid"``) or ``"blob"``.
         half_width: half-width range, fractions of the axis size (upper bound exclusive).
         center: patch centre range, fractions of the axis size (upper bound exclusive).
-        border: image-edge pixels no patch covers (1 as the original).
+        border: image-edge pixels no patch covers (1 as the original); every spatial axis of the
+            images must be longer than ``2 * border``.
         gradient: guidance, ``"pii"`` (the paper), ``"mixed"`` or ``"source"``.
         tolerance: label quantisation step (None: alpha on the whole patch).
         source: ``"batch"`` (pairs, both ways) or ``"random"`` (any other sample).
-        seed: seeds a stream private to the module (None: torch's global RNG).
-        backend: ``"auto"``, ``"numba"`` or ``"cupy"`` (see :func:`~pii_augment.poisson_interpolate`).
+        seed: None or an int >= 0 seeding a stream private to the module (None: torch's global
+            RNG).
+        backend: one of ``pii_augment.ops._backends.BACKENDS``: ``"auto"``, ``"numba"``,
+            ``"cupy"`` or ``"cuda-emulated"`` (see :func:`~pii_augment.poisson_interpolate`).
         spatial_dims: 2 or 3 to fix the image rank; None infers it (a 4D input is then a 2D
             batch: use ``spatial_dims=3`` for a single ``(C, D, H, W)`` volume).
-        clip: clip the blend to the destination's range per sample and channel.
-        solver_tol: relative residual of the Poisson solve.
+        clip: True or False: clip the blend to the destination's range per sample and channel.
+        solver_tol: relative residual of the Poisson solve, > 0.
 
     Shape:
         - images: :math:`(B, C, H, W)` or :math:`(B, C, D, H, W)`, float (a single
           :math:`(C, H, W)` / :math:`(C, D, H, W)` image with an explicit source).
         - source: None or the shape of ``images``.
         - Output: ``augmented`` like ``images``; ``label`` :math:`(B, 1, *spatial)` (or
-          :math:`(1, *spatial)`), same dtype and device. float16/bfloat16 are computed in float32.
+          :math:`(1, *spatial)`), same dtype and device, both detached.
+        - dtypes: float32 and float64 are blended as they are; float16 and bfloat16 are computed
+          in float32 and cast back.
 
     Example:
         >>> import torch
@@ -466,11 +533,9 @@ class PoissonImageInterpolation(_PatchInterpolation):
             tolerance=tolerance, source=source, seed=seed, backend=backend,
             spatial_dims=spatial_dims,
         )
-        if gradient not in _GRADIENTS:
-            raise ValueError(f"gradient must be one of {tuple(_GRADIENTS)}; got {gradient!r}")
-        self.gradient = gradient
-        self.clip = bool(clip)
-        self.solver_tol = float(solver_tol)
+        self.gradient = check_choice("gradient", gradient, tuple(_GRADIENTS))
+        self.clip = check_bool("clip", clip)
+        self.solver_tol = check_real("solver_tol", solver_tol, low=0.0, low_open=True)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, gradient={self.gradient!r}"
@@ -478,7 +543,7 @@ class PoissonImageInterpolation(_PatchInterpolation):
     def _blend(self, dst, src, mask, alpha):
         return poisson_interpolate(
             dst, src, mask, alpha, gradient=self.gradient, clip=self.clip, tol=self.solver_tol,
-            backend=self.backend,
+            backend=self.backend, check_finite=False,
         )
 
 
@@ -488,13 +553,18 @@ class ForeignPatchInterpolation(_PatchInterpolation):
     The linear forerunner of :class:`PoissonImageInterpolation`, with the same options (less
     ``gradient``): a patch becomes ``(1 - alpha) dst + alpha src``
     (:func:`~pii_augment.foreign_patch_interpolate`), the label is ``alpha`` where the image
-    changed (:func:`~pii_augment.anomaly_label`).
+    changed (:func:`~pii_augment.anomaly_label`). As there, the outputs are detached, every
+    option is checked in the constructor and NaN/Inf inputs are a ``ValueError`` naming
+    ``images`` (or ``source``).
 
     Shape:
         - images: :math:`(B, C, H, W)` or :math:`(B, C, D, H, W)`, float (a single
           :math:`(C, H, W)` / :math:`(C, D, H, W)` image with an explicit source).
         - source: None or the shape of ``images``.
-        - Output: ``augmented`` like ``images``; ``label`` :math:`(B, 1, *spatial)`.
+        - Output: ``augmented`` like ``images``; ``label`` :math:`(B, 1, *spatial)` (or
+          :math:`(1, *spatial)`), same dtype and device, both detached.
+        - dtypes: float32 and float64 are blended as they are; float16 and bfloat16 are computed
+          in float32 and cast back.
 
     Example:
         >>> import torch
@@ -508,4 +578,6 @@ class ForeignPatchInterpolation(_PatchInterpolation):
     """
 
     def _blend(self, dst, src, mask, alpha):
-        return foreign_patch_interpolate(dst, src, mask, alpha, backend=self.backend)
+        return foreign_patch_interpolate(
+            dst, src, mask, alpha, backend=self.backend, check_finite=False
+        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -270,13 +271,13 @@ class TestBadInputs:
     @pytest.mark.parametrize(
         "kwargs, match",
         [
-            ({"p": 1.5}, "p must be a probability"),
+            ({"p": 1.5}, "p must be a finite number with 0.0 <= p <= 1.0"),
             ({"shape": "star"}, "shape must be one of"),
             ({"source": "other"}, "source must be one of"),
             ({"gradient": "laplace"}, "gradient must be one of"),
             ({"alpha": (0.9, 0.1)}, "alpha must satisfy"),
             ({"half_width": 0.1}, "half_width must be a"),
-            ({"tolerance": 0}, "tolerance must be positive"),
+            ({"tolerance": 0}, "tolerance must be a finite number with 0.0 < tolerance"),
             ({"spatial_dims": 4}, "spatial_dims must be"),
             ({"border": -1}, "border must be"),
         ],
@@ -308,3 +309,269 @@ def test_cuda_matches_cpu(cls, images):
     assert float(((label.cpu() > 0) != (ref_label > 0)).float().mean()) < 1e-3
     single, _ = cls(seed=0)(cuda[0], cuda[1])
     assert single.device == cuda.device
+
+
+# ------------------------------------------------------------------------------------------------
+# Constructor options: every class of bad value is a TypeError (wrong kind) or ValueError (bad
+# value) naming the option and showing what came, raised by the constructor.
+
+_NOT_PAIRS = [0.1, "ab", (0.1,), (0.1, 0.2, 0.3), None, {0.1, 0.2}, ("a", 0.5), (True, 0.5)]
+_BAD_PAIRS = [(-0.1, 0.5), (0.2, 1.5), (0.6, 0.4), (float("nan"), 0.5)]
+
+_OPTION_TYPE_ERRORS = (
+    [("p", v) for v in ["0.5", True, None, [0.5]]]
+    + [(n, v) for n in ("alpha", "half_width", "center") for v in _NOT_PAIRS]
+    + [("border", v) for v in [1.0, "1", True, None]]
+    + [("tolerance", v) for v in ["1e-3", True, [1e-3]]]
+    + [("seed", v) for v in [1.5, "0", True, np.random.default_rng(0), torch.Generator()]]
+    + [("spatial_dims", v) for v in [2.0, "3", True]]
+)
+_OPTION_VALUE_ERRORS = (
+    [("p", v) for v in [-0.1, 1.5, float("nan"), float("inf")]]
+    + [(n, v) for n in ("alpha", "half_width", "center") for v in _BAD_PAIRS]
+    + [("shape", v) for v in ["star", "Square", 3, None]]
+    + [("source", v) for v in ["other", "", None]]
+    + [("border", v) for v in [-1, -3]]
+    + [("tolerance", v) for v in [0, -1e-3, float("nan"), float("inf")]]
+    + [("seed", v) for v in [-1, -(2**40)]]
+    + [("backend", v) for v in ["bogus", "Numba", "", None, 3]]
+    + [("spatial_dims", v) for v in [0, 1, 4]]
+)
+_PII_TYPE_ERRORS = (
+    [("clip", v) for v in [1, 0, "yes", None, 1.0]]
+    + [("solver_tol", v) for v in ["1e-5", True, None]]
+)
+_PII_VALUE_ERRORS = (
+    [("gradient", v) for v in ["laplace", "PII", None, 0]]
+    + [("solver_tol", v) for v in [0, -1e-5, float("nan"), float("inf")]]
+)
+
+
+def _assert_names(err, name, value):
+    text = str(err)
+    assert re.match(rf"{name}(\[\d\])? must ", text), text
+    shown = [repr(value)[:20], type(value).__name__ if not isinstance(value, (int, float, str)) else repr(value)]
+    if isinstance(value, tuple):
+        shown += [repr(v) for v in value]
+    assert any(s in text for s in shown), text
+
+
+@pytest.mark.parametrize("name, value", _OPTION_TYPE_ERRORS, ids=lambda v: repr(v)[:24])
+def test_option_of_the_wrong_kind_is_a_type_error(cls, name, value):
+    with pytest.raises(TypeError) as info:
+        cls(**{name: value})
+    _assert_names(info.value, name, value)
+
+
+@pytest.mark.parametrize("name, value", _OPTION_VALUE_ERRORS, ids=lambda v: repr(v)[:24])
+def test_option_with_a_bad_value_is_a_value_error(cls, name, value):
+    with pytest.raises(ValueError) as info:
+        cls(**{name: value})
+    _assert_names(info.value, name, value)
+
+
+@pytest.mark.parametrize(
+    "name, value, error",
+    [(n, v, TypeError) for n, v in _PII_TYPE_ERRORS] + [(n, v, ValueError) for n, v in _PII_VALUE_ERRORS],
+    ids=lambda v: repr(v)[:24],
+)
+def test_pii_option_checks(name, value, error):
+    with pytest.raises(error) as info:
+        PoissonImageInterpolation(**{name: value})
+    _assert_names(info.value, name, value)
+
+
+def test_backend_is_checked_in_the_constructor_not_at_the_first_forward():
+    with pytest.raises(ValueError, match=r"backend must be one of \('auto', 'numba', 'cupy', 'cuda-emulated'\); got 'bogus'"):
+        PoissonImageInterpolation(backend="bogus")
+    from pii_augment.ops._backends import BACKENDS
+
+    for backend in BACKENDS:
+        assert ForeignPatchInterpolation(backend=backend).backend == backend
+
+
+def test_valid_options_are_kept_normalised():
+    aug = PoissonImageInterpolation(
+        p=np.float32(0.5), alpha=[0.1, 0.9], half_width=np.array([0.1, 0.2]), border=np.int64(2),
+        tolerance=1, seed=np.int64(3), spatial_dims=np.int64(2), shape="cuboid", clip=np.bool_(False),
+        solver_tol=1e-4,
+    )
+    assert aug.p == 0.5 and aug.alpha == (0.1, 0.9) and aug.half_width == (0.1, 0.2)
+    assert aug.border == 2 and type(aug.border) is int and aug.tolerance == 1.0 and aug.seed == 3
+    assert aug.spatial_dims == 2 and aug.shape == "rectangle" and aug.clip is False
+    assert PoissonImageInterpolation(tolerance=None).tolerance is None
+
+
+@settings(max_examples=40, deadline=None)
+@given(p=st.one_of(st.floats(allow_nan=True), st.integers(-3, 3)))
+def test_p_is_a_probability(p):
+    ok = 0 <= p <= 1
+    if ok:
+        assert ForeignPatchInterpolation(p=p).p == float(p)
+    else:
+        with pytest.raises(ValueError, match=r"^p must be a finite number with 0.0 <= p <= 1.0; got"):
+            ForeignPatchInterpolation(p=p)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(batch_shape=32), TypeError, r"^batch_shape must be a sequence of 4 or 5 ints"),
+        (dict(batch_shape=(2, 1, 16.0, 16)), TypeError, r"^batch_shape\[2\] must be an int; got float 16.0"),
+        (dict(seed=-1), ValueError, r"^seed must be an int >= 0; got -1"),
+        (dict(seed=1.5), TypeError, r"^seed must be None or an int >= 0; got float 1.5"),
+        (dict(explicit_source="yes"), TypeError, r"^explicit_source must be True or False; got str 'yes'"),
+        (dict(generator=3), TypeError, r"^generator must be a torch.Generator"),
+    ],
+)
+def test_forward_parameters_arguments(kwargs, error, match):
+    args = {"batch_shape": (2, 1, 16, 16), **kwargs}
+    with pytest.raises(error, match=match):
+        PoissonImageInterpolation().forward_parameters(args.pop("batch_shape"), **args)
+
+
+@pytest.mark.parametrize("size, border", [((2, 2), 1), ((16, 2), 1), ((8, 8), 4), ((6, 9, 9), 3)])
+def test_images_too_small_for_the_border(cls, size, border):
+    aug = cls(border=border, seed=0)
+    shown = re.escape(str(size))
+    for batch in (0, 2):  # also for an empty batch
+        with pytest.raises(ValueError, match=rf"^images has spatial shape {shown}: with border={border}"):
+            aug(torch.zeros((batch, 1) + size))
+    bigger = tuple(n + 1 if n <= 2 * border else n for n in size)
+    assert aug(torch.rand((2, 1) + bigger))[0].shape == (2, 1) + bigger
+
+
+# ------------------------------------------------------------------------------------------------
+# NaN / Inf: named after the module's arguments, checked once, up front, by the module.
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16],
+                         ids=lambda d: str(d)[6:])
+@pytest.mark.parametrize("p", [0.0, 0.5, 1.0])
+def test_nan_inf_in_images_names_images(cls, images, value, dtype, p):
+    x = images.to(dtype)
+    bad = x.clone()
+    bad[5, 1, 39, 47] = value  # the last pixel of the last sample
+    with pytest.raises(ValueError, match=r"^images contains NaN or Inf"):
+        cls(p=p, seed=0)(bad)
+    with pytest.raises(ValueError, match=r"^images contains NaN or Inf"):
+        cls(p=p, seed=0)(bad, x)
+    with pytest.raises(ValueError, match=r"^source contains NaN or Inf"):
+        cls(p=p, seed=0)(x, bad)
+    with pytest.raises(ValueError, match=r"^images contains NaN or Inf"):
+        cls(p=p, seed=0)(bad[5], x[0])  # a single image
+    with pytest.raises(ValueError, match=r"^source contains NaN or Inf"):
+        cls(p=p, seed=0)(x[0], bad[5])
+
+
+def test_nan_in_a_non_contiguous_volume(cls):
+    vol = torch.rand(2, 1, 6, 10, 12, generator=torch.Generator().manual_seed(0))
+    bad = vol.clone()
+    bad[1, 0, 5, 9, 11] = float("nan")
+    with pytest.raises(ValueError, match=r"^images contains NaN or Inf"):
+        cls(seed=0)(bad.transpose(-1, -2))
+    with pytest.raises(ValueError, match=r"^source contains NaN or Inf"):
+        cls(seed=0)(vol.transpose(-1, -2), bad.transpose(-1, -2))
+
+
+def test_nan_is_found_before_anything_is_drawn(cls, images):
+    bad = images.clone()
+    bad[0, 0, 0, 0] = float("nan")
+    aug = cls(seed=3)
+    with pytest.raises(ValueError, match="images contains NaN"):
+        aug(bad)
+    assert aug._params is None
+    assert torch.equal(aug(images)[0], cls(seed=3)(images)[0])  # the seed stream did not move
+    g = torch.Generator().manual_seed(1)
+    state = g.get_state()
+    with pytest.raises(ValueError, match="images contains NaN"):
+        cls()(bad, generator=g)
+    assert torch.equal(g.get_state(), state)
+
+
+def test_apply_transform_names_its_arguments(cls, images):
+    aug = cls(seed=0)
+    params = aug.forward_parameters(images.shape)
+    bad = images.clone()
+    bad[2, 1, 5, 5] = float("inf")
+    with pytest.raises(ValueError, match=r"^images contains NaN or Inf"):
+        aug.apply_transform(bad, None, params)
+    explicit = aug.forward_parameters(images.shape, explicit_source=True)
+    with pytest.raises(ValueError, match=r"^source contains NaN or Inf"):
+        aug.apply_transform(images, bad, explicit)
+    out, label = aug.apply_transform(images, None, params)
+    assert torch.equal(out, aug(images, params=params)[0])
+
+
+def test_finiteness_is_checked_once_by_the_module(cls, images, monkeypatch):
+    """One pass per input tensor, and the functional layer is told not to check again."""
+    import pii_augment.ops._host_kernels as hk
+    import pii_augment.transforms.interpolation as mod
+
+    calls, flags = [], []
+    real_check = hk.all_finite
+    monkeypatch.setattr(hk, "all_finite", lambda a: calls.append(a.shape) or real_check(a))
+    name = "poisson_interpolate" if cls is PoissonImageInterpolation else "foreign_patch_interpolate"
+    real_blend = getattr(mod, name)
+
+    def spy(*args, **kwargs):
+        flags.append(kwargs.get("check_finite"))
+        return real_blend(*args, **kwargs)
+
+    monkeypatch.setattr(mod, name, spy)
+    cls(seed=0)(images)
+    assert calls == [(images.numel(),)] and flags == [False]
+    calls.clear()
+    cls(seed=0)(images, images.flip(0))
+    assert calls == [(images.numel(),)] * 2 and flags == [False, False]
+
+
+# ------------------------------------------------------------------------------------------------
+# Outputs are detached, whatever p.
+
+
+@pytest.mark.parametrize("p", [0.0, 0.5, 1.0])
+def test_outputs_are_detached(cls, images, p):
+    x = images.clone().requires_grad_()
+    src = images.flip(0).clone().requires_grad_()
+    for args in ((x,), (x, src), (x[0], src[1])):
+        aug = cls(p=p, seed=3)
+        out, label = aug(*args)
+        assert not out.requires_grad and not label.requires_grad
+        assert out.grad_fn is None and label.grad_fn is None
+        if p == 0.5 and len(args) == 1:
+            assert 0 < aug._params.apply.sum() < 6  # some samples blended, some copied
+    assert x.grad is None and x.requires_grad
+    out, label = cls(seed=0)(torch.zeros(0, 1, 16, 16, requires_grad=True))
+    assert not out.requires_grad and not label.requires_grad
+    params = cls(seed=0).forward_parameters(x.shape)
+    out, label = cls().apply_transform(x, None, params)
+    assert not out.requires_grad and not label.requires_grad
+
+
+# ------------------------------------------------------------------------------------------------
+# float16 / bfloat16: computed in float32, cast back; batches, single images, p < 1.
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["float16", "bfloat16"])
+@pytest.mark.parametrize("case", ["batch", "explicit", "single", "p=0.5", "p=0", "volume"])
+def test_half_precision(cls, images, dtype, case):
+    x = images.to(dtype)
+    kw = dict(seed=3, p={"p=0.5": 0.5, "p=0": 0.0}.get(case, 1.0))
+    if case == "volume":
+        x = torch.rand(3, 1, 8, 12, 16, generator=torch.Generator().manual_seed(0)).to(dtype)
+        kw["half_width"] = (0.2, 0.4)
+    args = {"explicit": (x, x.flip(0)), "single": (x[0], x[1])}.get(case, (x,))
+    aug = cls(**kw)
+    out, label = aug(*args)
+    ref, ref_label = cls(**kw)(*(a.float() for a in args))
+    assert out.dtype == label.dtype == dtype and out.shape == args[0].shape
+    channel = 0 if case == "single" else 1
+    assert label.shape == out.shape[:channel] + (1,) + out.shape[channel + 1:]
+    assert torch.equal(out, ref.to(dtype)) and torch.equal(label, ref_label.to(dtype))
+    if case in ("p=0.5", "p=0"):
+        off = torch.from_numpy(~aug._params.apply)
+        assert bool(off.any()) and torch.equal(out[off], x[off]) and not bool(label[off].any())
+    if case != "p=0":
+        assert bool((label > 0).any())
