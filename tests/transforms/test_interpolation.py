@@ -271,13 +271,13 @@ class TestBadInputs:
     @pytest.mark.parametrize(
         "kwargs, match",
         [
-            ({"p": 1.5}, "p must be a finite number with 0.0 <= p <= 1.0"),
+            ({"p": 1.5}, "p must be a finite number in \\[0.0, 1.0\\]"),
             ({"shape": "star"}, "shape must be one of"),
             ({"source": "other"}, "source must be one of"),
             ({"gradient": "laplace"}, "gradient must be one of"),
             ({"alpha": (0.9, 0.1)}, "alpha must satisfy"),
             ({"half_width": 0.1}, "half_width must be a"),
-            ({"tolerance": 0}, "tolerance must be a finite number with 0.0 < tolerance"),
+            ({"tolerance": 0}, "tolerance must be a finite number > 0"),
             ({"spatial_dims": 4}, "spatial_dims must be"),
             ({"border": -1}, "border must be"),
         ],
@@ -409,7 +409,7 @@ def test_p_is_a_probability(p):
     if ok:
         assert ForeignPatchInterpolation(p=p).p == float(p)
     else:
-        with pytest.raises(ValueError, match=r"^p must be a finite number with 0.0 <= p <= 1.0; got"):
+        with pytest.raises(ValueError, match=r"^p must be a finite number in \[0.0, 1.0\]; got"):
             ForeignPatchInterpolation(p=p)
 
 
