@@ -325,3 +325,92 @@ def test_batched_solve_works_in_a_forked_child(monkeypatch):
         child.kill()
     assert not alive, "the solve hung in the forked child"
     assert queue.get(timeout=5) == expected
+
+
+# ------------------------------------------------------------------------------------------------
+# every bad option, for every public function, named before any work (also for empty batches)
+# ------------------------------------------------------------------------------------------------
+
+BAD_SOLVER_OPTIONS = [
+    (dict(tol=0), ValueError, "tol must be a finite number > 0"),
+    (dict(tol=-1e-5), ValueError, "tol must be a finite number > 0"),
+    (dict(tol=float("nan")), ValueError, "tol must be a finite number > 0"),
+    (dict(tol=float("inf")), ValueError, "tol must be a finite number > 0"),
+    (dict(tol="1e-5"), TypeError, "tol must be a real number; got str"),
+    (dict(tol=True), TypeError, "tol must be a real number; got bool"),
+    (dict(tol=np.array([1e-5])), TypeError, "tol must be a real number; got ndarray"),
+    (dict(max_iter=0), ValueError, "max_iter must be an int >= 1"),
+    (dict(max_iter=2.5), TypeError, "max_iter must be an int; got float"),
+    (dict(max_iter="10"), TypeError, "max_iter must be an int; got str"),
+    (dict(method="nope"), ValueError, "method must be one of"),
+    (dict(method=None), ValueError, "method must be one of"),
+    (dict(backend="bogus"), ValueError, "backend must be one of"),
+    (dict(on_unconverged="maybe"), ValueError, "on_unconverged must be one of"),
+    (dict(check_finite="no"), TypeError, "check_finite must be True or False"),
+    (dict(check_finite=0), TypeError, "check_finite must be True or False"),
+    (dict(return_info=1), TypeError, "return_info must be True or False"),
+    (dict(clip=None), TypeError, "clip must be True or False"),
+]
+
+
+def _args(batch: int, kind: str):
+    rng = np.random.default_rng(0)
+    dst = rng.standard_normal((batch, 1, 12, 12)).astype(np.float32)
+    mask = np.zeros((batch, 12, 12), bool)
+    for b in range(batch):
+        mask[b] = make_mask(kind, (12, 12), rng) if kind != "box" else False
+        if kind == "box":
+            mask[b, 3:8, 2:9] = True
+    return dst, dst[::-1].copy(), mask
+
+
+@pytest.mark.parametrize("batch", [0, 2])
+@pytest.mark.parametrize("kind", ["box", "blobs"])
+@pytest.mark.parametrize("kwargs, error, match", BAD_SOLVER_OPTIONS)
+def test_bad_solver_options_are_named_for_every_mask_and_batch(batch, kind, kwargs, error, match):
+    """The same error whatever the masks (box or not) and also for an empty batch."""
+    dst, src, mask = _args(batch, kind)
+    with pytest.raises(error, match=match):
+        pa.poisson_interpolate(dst, src, mask, 0.5, **kwargs)
+    with pytest.raises(error, match=match):
+        pa.solve_poisson(dst, mask, **kwargs)
+
+
+@pytest.mark.parametrize("batch", [0, 2])
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda d, s, m: pa.poisson_interpolate(d, None, m, 0.5), TypeError, "src must be a numpy array, cupy array or torch tensor; got NoneType"),
+        (lambda d, s, m: pa.poisson_interpolate(d.tolist(), s, m, 0.5), TypeError, "dst must be a numpy array.*got list"),
+        (lambda d, s, m: pa.poisson_interpolate(d, s, m.tolist(), 0.5), TypeError, "mask must be a numpy array.*got list"),
+        (lambda d, s, m: pa.poisson_interpolate(d, s, m, "0.5"), TypeError, "alpha must be a number or an array of numbers"),
+        (lambda d, s, m: pa.poisson_interpolate(d, s, m, True), TypeError, "alpha must be a number or an array of numbers"),
+        (lambda d, s, m: pa.poisson_interpolate(d, s, m, None), TypeError, "alpha must be a number or an array of numbers"),
+        (lambda d, s, m: pa.poisson_interpolate(d, s, m, 0.5, gradient="PII"), ValueError, "gradient must be one of"),
+        (lambda d, s, m: pa.solve_poisson(d, m, rhs=[0.0]), TypeError, "rhs must be a numpy array"),
+        (lambda d, s, m: pa.anomaly_label(d, None, m, 0.5), TypeError, "out must be a numpy array.*got NoneType"),
+        (lambda d, s, m: pa.anomaly_label(d, s, m, 0.5, tolerance="1e-3"), TypeError, "tolerance must be a real number"),
+        (lambda d, s, m: pa.anomaly_label(d, s, m, 0.5, tolerance=0), ValueError, "tolerance must be a finite number > 0"),
+        (lambda d, s, m: pa.anomaly_label(d, s, m, "0.7"), TypeError, "alpha must be a number"),
+        (lambda d, s, m: pa.foreign_patch_interpolate(d, None, m, 0.5), TypeError, "src must be a numpy array"),
+        (lambda d, s, m: pa.foreign_patch_interpolate(d, s, m, 0.5, backend="bogus"), ValueError, "backend must be one of"),
+        (lambda d, s, m: pa.foreign_patch_interpolate(d, s, m, 0.5, check_finite=None), TypeError, "check_finite must be True or False"),
+        (lambda d, s, m: pa.foreign_patch_interpolate(d, s, m, [0.5, "a"]), TypeError, "alpha must be a number"),
+    ],
+)
+def test_bad_arguments_of_every_function_are_named(batch, call, error, match):
+    dst, src, mask = _args(batch, "box")
+    with pytest.raises(error, match=match):
+        call(dst, src, mask)
+
+
+@pytest.mark.parametrize("fn", ["poisson_interpolate", "foreign_patch_interpolate", "anomaly_label", "solve_poisson"])
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_precision_tensors_are_a_clear_type_error(fn, dtype):
+    torch = pytest.importorskip("torch")
+    x = torch.zeros(2, 1, 8, 8, dtype=getattr(torch, dtype))
+    m = torch.zeros(2, 8, 8, dtype=torch.bool)
+    m[:, 2:5, 2:5] = True
+    args = (x, m) if fn == "solve_poisson" else (x, x, m, 0.5)
+    with pytest.raises(TypeError, match="dst (has dtype torch.bfloat16|must be float32 or float64; got float16).*float"):
+        getattr(pa, fn)(*args)

@@ -27,7 +27,7 @@ if not _has_gpu():
     pytest.skip("no CUDA device visible to cupy", allow_module_level=True)
 
 from reference_solvers import exact_blend, image_range  # noqa: E402
-from test_cuda_emulated import coarse_of, random_problem, random_setup  # noqa: E402
+from test_cuda_emulated import coarse_of, random_problem, random_setup, weights  # noqa: E402
 
 import pii_augment as pa  # noqa: E402
 from pii_augment.ops._backends import NumbaBackend, get_backend  # noqa: E402
@@ -77,13 +77,14 @@ def test_every_kernel_matches_numba(gpu, nb, seed, ndim, dtype):
     h, d = run_pair(nb, gpu, "build_kind", s["mask"], off, ext, kind)
     assert_close(h, d, dtype, "build_kind")
     kind = h[3]
-    w = np.array([0.25, 1.0, 0.0625])
+    w = weights(s["rng"], B)
     u, rhs, out, full = s["field"](), s["field"](), s["field"](), s["field"](img)
     coef = s["rng"].standard_normal((B, C))
+    coef[0, 0] = 0.0  # a frozen system
     lo = np.full((B, C), -0.5, dtype)
     hi = np.full((B, C), 0.5, dtype)
     alpha = s["rng"].uniform(0, 1, B)
-    flags, cpad, cext = coarse_of(pad, ext)
+    flags, cpad, cext = coarse_of(pad, ext, s["rng"])
     kind_c = np.empty((B,) + cpad, np.uint8)
     nb.coarsen_kind(kind, ext, flags, kind_c, cext)
     calls = [
@@ -92,7 +93,8 @@ def test_every_kernel_matches_numba(gpu, nb, seed, ndim, dtype):
         ("guidance_rhs", u, rhs, kind, ext, alpha, 0, out),
         ("guidance_rhs", u, rhs, kind, ext, alpha, 1, out),
         ("guidance_rhs", u, rhs, kind, ext, alpha, 2, out),
-        ("fill_unknowns", u, kind, ext, 0.25),
+        ("guidance_rhs", u, rhs, kind, ext, alpha, 3, out),
+        ("guidance_rhs", u, rhs, kind, ext, alpha, 4, out),
         ("rbgs_sweep", u, rhs, kind, ext, w, 1),
         ("smooth", u, rhs, kind, ext, w, 3, True),
         ("jacobi_sweep", u, rhs, kind, ext, w, 0.8, out),
@@ -134,9 +136,11 @@ def test_driver_iterates_like_numba(gpu, nb, method):
     for bk, xp in ((nb, np), (gpu, cp)):
         m5 = xp.asarray(np.ascontiguousarray(mask[:, None]))
         crop = prepare_crop(bk, m5, 2)
-        u = bk.empty((dst.shape[0], dst.shape[1]) + crop.shape, dst.dtype)
-        bk.gather_crop(xp.asarray(np.ascontiguousarray(dst[:, :, None])), crop.off_dev, crop.ext_dev, u)
-        rhs = bk.zeros(u.shape, dst.dtype)
+        d = bk.empty((dst.shape[0], dst.shape[1]) + crop.shape, dst.dtype)
+        bk.gather_crop(xp.asarray(np.ascontiguousarray(dst[:, :, None])), crop.off_dev, crop.ext_dev, d)
+        rhs = bk.empty(d.shape, dst.dtype)
+        bk.guidance_rhs(d, d, crop.kind, crop.ext_dev, bk.index_array(alpha), 4, rhs)  # harmonic fill
+        u = bk.zeros(d.shape, dst.dtype)  # the correction
         info = solve_crop(bk, u, rhs, crop, method=method, tol=1e-8, check_every=1, max_iter=5000,
                           on_unconverged="ignore")
         results.append((bk.to_host(u), info))
