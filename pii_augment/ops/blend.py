@@ -138,12 +138,12 @@ def _merge_infos(infos: list[SolveInfo]) -> SolveInfo:
 
 
 def _solve(bk, d, m, guide, alpha, mode: int, *, clip: bool, on_unconverged: str, method: str,
-           check_finite: bool, also_finite: dict, **solver_kw):
+           check_finite: bool, guide_name: str = "src", **solver_kw):
     """Shared path of :func:`poisson_interpolate` and :func:`solve_poisson` on backend arrays.
 
     ``guide``: the source images (guidance modes of ``MODES``), the divergence per pixel (mode
-    ``DIVERGENCE``) or None (``HARMONIC``); ``alpha``: (B,) float64 host array; ``also_finite``
-    maps names to further arrays whose values ``check_finite`` covers. With ``method="auto"`` on
+    ``DIVERGENCE``) or None (``HARMONIC``), checked for NaN/Inf with ``dst`` under the name
+    ``guide_name``; ``alpha``: (B,) float64 host array. With ``method="auto"`` on
     the Numba backend, samples whose mask is a box with its ring inside the image are solved
     exactly by :mod:`pii_augment.ops._spectral`; all others by multigrid. Both solve for the
     correction ``e = f - dst`` and write ``clip(dst + e)``.
@@ -154,6 +154,7 @@ def _solve(bk, d, m, guide, alpha, mode: int, *, clip: bool, on_unconverged: str
     d5 = _as_5d(d, xp)
     m5 = _mask_5d(m, xp)
     g5 = d5 if guide is None else _as_5d(guide, xp)  # unread in HARMONIC mode
+    also_finite = {} if guide is None else {guide_name: g5}
     B, C = d5.shape[:2]
     box_idx = np.zeros(0, np.int64)
     box_res = None
@@ -354,7 +355,7 @@ def poisson_interpolate(
         return (out, _empty_info(method, tol, d.shape[1])) if return_info else out
     out, info = _solve(
         bk, d, m, s, a, MODES[gradient], clip=clip, tol=tol, method=method, max_iter=max_iter,
-        on_unconverged=on_unconverged, check_finite=check_finite, also_finite={"src": _as_5d(s, xp)},
+        on_unconverged=on_unconverged, check_finite=check_finite,
     )
     out = from_backend_array(out, kind)
     return (out, info) if return_info else out
@@ -411,7 +412,7 @@ def solve_poisson(
     out, info = _solve(
         bk, d, m, r, np.zeros(d.shape[0]), HARMONIC if r is None else DIVERGENCE, clip=clip, tol=tol,
         method=method, max_iter=max_iter, on_unconverged=on_unconverged, check_finite=check_finite,
-        also_finite={} if r is None else {"rhs": _as_5d(r, xp)},
+        guide_name="rhs",
     )
     out = from_backend_array(out, kind)
     return (out, info) if return_info else out
