@@ -226,7 +226,7 @@ class _Monitor:
     def __init__(self, r0n2: np.ndarray, tol: float, stall_ratio: float | None = 0.5) -> None:
         self.tol = tol
         self.r0n2 = r0n2
-        self.rel = _relative(np.where(np.isfinite(r0n2), r0n2, np.nan), r0n2)  # 1, 0 or NaN
+        self.rel = _relative(r0n2, r0n2)  # 1, 0 (nothing to solve) or NaN
         self.converged = self.rel <= tol  # NaN compares False
         self.active = ~self.converged & np.isfinite(self.rel)
         self.stalled = np.zeros_like(self.converged)
@@ -242,13 +242,12 @@ class _Monitor:
         self.rel = np.where(c, true_rel, self.rel)
         ok = c & (true_rel <= self.tol)
         bad = c & ~np.isfinite(true_rel)
-        stuck = c & ~ok & ~bad
-        if estimate_ok is not None:
-            stuck &= estimate_ok
-        if self.stall_ratio is not None:
-            stuck &= true_rel > self.stall_ratio * self.last
+        if self.stall_ratio is None:
+            stuck = np.zeros_like(c)
         else:
-            stuck[...] = False
+            stuck = c & ~ok & ~bad & (true_rel > self.stall_ratio * self.last)
+            if estimate_ok is not None:
+                stuck &= estimate_ok
         self.last = np.where(c, true_rel, self.last)
         self.converged |= ok
         self.stalled |= stuck
@@ -292,8 +291,11 @@ def solve_crop(
         check_every = int(getattr(bk, "check_every", 1))
     B, C = u.shape[:2]
     dtype = u.dtype
-    w1 = bk.index_array(np.ones((B, 3)))
-    fine = _Level(crop.shape, crop.ext, crop.ext_dev, crop.kind, w1)
+    if method == "jacobi":
+        levels = [_Level(crop.shape, crop.ext, crop.ext_dev, crop.kind, bk.index_array(np.ones((B, 3))))]
+    else:
+        levels = build_hierarchy(bk, crop, coarsest, max_levels)
+    fine = levels[0]
     r_true = bk.empty(u.shape, dtype)
 
     def true_residual(x) -> np.ndarray:
@@ -302,14 +304,11 @@ def solve_crop(
 
     # e = 0, so the initial residual is rhs itself
     mon = _Monitor(bk.to_host(_dot(bk, rhs, rhs, fine)), tol, stall_ratio=STALL_RATIO[method])
-    levels = [fine]
     if method == "multigrid":
-        levels = build_hierarchy(bk, crop, coarsest, max_levels)
         it = _pcg(bk, u, rhs, levels, mon, true_residual, 30 if max_iter is None else max_iter,
                   check_every, pre_smooth, post_smooth)
     else:
         if method == "vcycle":
-            levels = build_hierarchy(bk, crop, coarsest, max_levels)
             budget, every = (50 if max_iter is None else max_iter), check_every
             es = [u] + [bk.zeros((B, C) + lv.shape, dtype) for lv in levels[1:]]
             rhss = [rhs] + [bk.zeros((B, C) + lv.shape, dtype) for lv in levels[1:]]
