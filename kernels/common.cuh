@@ -12,6 +12,18 @@
 #ifndef PII_AUGMENT_COMMON_CUH
 #define PII_AUGMENT_COMMON_CUH
 
+// Block cooperation (provisional spelling; see kernels/cuda_emulation.h for the emulation's):
+// PII_DYNAMIC_SHARED(type, name) declares `type* name` at the launch's dynamic shared memory;
+// PII_COOPERATIVE(name), after a kernel's definition, declares that it uses __syncthreads().
+#ifndef PII_DYNAMIC_SHARED
+#define PII_DYNAMIC_SHARED(type, name)                                   \
+    extern __shared__ __align__(16) unsigned char pii_dynamic_shared_[]; \
+    type* name = reinterpret_cast<type*>(pii_dynamic_shared_)
+#endif
+#ifndef PII_COOPERATIVE
+#define PII_COOPERATIVE(name)
+#endif
+
 namespace pii {
 
 typedef long long i64;
@@ -58,6 +70,63 @@ __device__ __forceinline__ void stencil_t(const T* __restrict__ u, const unsigne
     if (z > 0 && kind[k - sz] != 0) { sz_ += u[f - sz]; diag += wz; }
     if (z + 1 < ez && kind[k + sz] != 0) { sz_ += u[f + sz]; diag += wz; }
     nb = (wx * sx_ + wy * sy_) + wz * sz_;
+}
+
+// v_pq for one neighbour pair; mode 0: PII (alpha-weighted mixed), 1: mixed, 2: source.
+// Differences are taken in T and widened to double, exactly as the Numba twin does.
+template <typename T>
+__device__ __forceinline__ double pick_guidance(T dp, T dq, T sp, T sq, double al, int mode) {
+    const T dd = dp - dq;
+    const T ds = sp - sq;
+    if (mode == 2) return (double)ds;
+    if (mode == 0) {
+        const double a = (1.0 - al) * (double)dd;
+        const double s = al * (double)ds;
+        return absval(a) > absval(s) ? a : s;
+    }
+    return (double)(absval(dd) > absval(ds) ? dd : ds);
+}
+
+// v_pq - (dp - dq), in double: the pair's term of the correction's right-hand side. Modes 3
+// (the divergence is given per pixel) and 4 (zero guidance) have no per-pair guidance.
+template <typename T>
+__device__ __forceinline__ double pair_term(T dp, T dq, T sp, T sq, double al, int mode) {
+    const T dd = dp - dq;
+    if (mode >= 3) return -(double)dd;
+    return pick_guidance(dp, dq, sp, sq, al, mode) - (double)dd;
+}
+
+// True for a finite value (NaN - NaN and Inf - Inf are NaN); no library call, the same on every
+// compiler.
+template <typename T>
+__device__ __forceinline__ bool finite(T v) {
+    return v - v == T(0);
+}
+
+// A quiet NaN of type T (0 / 0 at run time; the volatile keeps compilers from folding it).
+template <typename T>
+__device__ __forceinline__ T quiet_nan() {
+    volatile T zero = T(0);
+    return zero / zero;
+}
+
+// Threads per block of the block-per-system kernels (prepare_systems, box_solve, fpi_systems).
+constexpr int BLOCK = 256;
+
+// Sum of one double per thread over a block of BLOCK threads, in a fixed tree order (the result
+// does not depend on the order the threads run in). scratch: BLOCK doubles of shared memory.
+// Every thread of the block must call it; every thread gets the total.
+__device__ __forceinline__ double block_sum(double v, double* scratch) {
+    const int t = (int)threadIdx.x;
+    scratch[t] = v;
+    __syncthreads();
+    for (int s = BLOCK / 2; s > 0; s >>= 1) {
+        if (t < s) scratch[t] += scratch[t + s];
+        __syncthreads();
+    }
+    const double total = scratch[0];
+    __syncthreads();  // scratch may be reused at once
+    return total;
 }
 
 }  // namespace pii

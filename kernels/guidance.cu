@@ -3,33 +3,6 @@
 // arguments in the same order, followed by the array shapes. One thread per crop cell.
 #include "common.cuh"
 
-namespace pii {
-
-// v_pq for one neighbour pair; mode 0: PII (alpha-weighted mixed), 1: mixed, 2: source.
-// Differences are taken in T and widened to double, exactly as the Numba twin does.
-template <typename T>
-__device__ __forceinline__ double pick_guidance(T dp, T dq, T sp, T sq, double al, int mode) {
-    const T dd = dp - dq;
-    const T ds = sp - sq;
-    if (mode == 2) return (double)ds;
-    if (mode == 0) {
-        const double a = (1.0 - al) * (double)dd;
-        const double s = al * (double)ds;
-        return absval(a) > absval(s) ? a : s;
-    }
-    return (double)(absval(dd) > absval(ds) ? dd : ds);
-}
-
-// v_pq - (dp - dq), in double: the pair's term of the correction's right-hand side. Modes 3
-// (the divergence is given per pixel) and 4 (zero guidance) have no per-pair guidance.
-template <typename T>
-__device__ __forceinline__ double pair_term(T dp, T dq, T sp, T sq, double al, int mode) {
-    const T dd = dp - dq;
-    if (mode >= 3) return -(double)dd;
-    return pick_guidance(dp, dq, sp, sq, al, mode) - (double)dd;
-}
-
-}  // namespace pii
 
 // Right-hand side of the correction e = f - dst on unknown cells: rhs_p = sum over present
 // neighbours q (kind_q != 0) of (v_pq - (dst_p - dst_q)), plus src_p in mode 3 (src then holds

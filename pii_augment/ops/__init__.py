@@ -1,6 +1,7 @@
 """Deterministic batched math: guidance, Poisson solve, blends and labels (framework-agnostic)."""
 
 from .blend import DEFAULT_TOL, anomaly_label, foreign_patch_interpolate, poisson_interpolate, solve_poisson
+from .masks import patch_masks, take_samples
 from .solver import ConvergenceError, ConvergenceWarning, SolveInfo
 
 __all__ = [
@@ -9,6 +10,8 @@ __all__ = [
     "foreign_patch_interpolate",
     "poisson_interpolate",
     "solve_poisson",
+    "patch_masks",
+    "take_samples",
     "ConvergenceError",
     "ConvergenceWarning",
     "SolveInfo",

@@ -1,15 +1,22 @@
-"""Backend registry: the one place where ``backend=`` is resolved.
+"""Backend registry and interface: the one place where ``backend=`` is resolved.
 
 A backend exposes the array module (``xp``), allocation helpers, a host copy for the few
-scalars the driver needs, and the solver primitives under the names of
-:mod:`pii_augment.ops._numba_kernels` (the CUDA twins carry the same names).
+tables the driver reads, the solver primitives under the names of
+:mod:`pii_augment.ops._numba_kernels` (the CUDA twins carry the same names), and the
+capabilities of :class:`Backend` through which :mod:`pii_augment.ops.blend` runs a call without
+knowing where the arrays live: ``prepare`` (output copy, clip range, finite checks and mask boxes
+in one pass), ``solve_boxes`` (the exact solve of box masks), ``report`` (the one read of the
+small result tables), ``label`` and ``fpi``.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 
@@ -52,7 +59,158 @@ def host_threads() -> int:
     return max(1, int(numba.config.NUMBA_NUM_THREADS))
 
 
-class NumbaBackend:
+# ------------------------------------------------------------------------------------------------
+# host threads
+# ------------------------------------------------------------------------------------------------
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+# A forked child (DataLoader worker) inherits the pool objects but not their threads: start anew.
+os.register_at_fork(after_in_child=_POOLS.clear)
+
+
+def _pool(n: int) -> ThreadPoolExecutor:
+    if n not in _POOLS:
+        _POOLS[n] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="pii_augment")
+    return _POOLS[n]
+
+
+def run_parts(fn: Callable, parts: list) -> list:
+    """``[fn(p) for p in parts]``, the parts in parallel host threads when there are several."""
+    if len(parts) == 1:
+        return [fn(parts[0])]
+    return list(_pool(len(parts)).map(fn, parts))
+
+
+def chunks(bk, batch: int) -> list[slice]:
+    """Contiguous batch ranges solved independently (one per host thread; one on a device)."""
+    n = min(batch, getattr(bk, "threads", 1))
+    bounds = np.linspace(0, batch, n + 1).round().astype(int)
+    return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+
+def map_chunks(bk, fn: Callable, batch: int) -> list:
+    """``fn(slice)`` over the batch chunks of :func:`chunks`, in the host thread pool."""
+    return run_parts(fn, chunks(bk, batch))
+
+
+# ------------------------------------------------------------------------------------------------
+# the interface
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BatchReport:
+    """What preparation and the exact box solve found, as host arrays (B samples, C channels).
+
+    ``box_lo``, ``box_hi``: (B, 3) int64 bounding box [lo, hi) of each sample's mask along
+    (z, y, x), zeros for an empty mask; ``filled``: (B,) bool, the mask is non-empty and fills its
+    box; ``dst_bad``: (B, C) bool, the system's destination holds NaN or Inf; ``guide_bad``:
+    bool, the guidance array (src or rhs) holds NaN or Inf (only looked at when checked);
+    ``box_status``: (B, C) int8, 1 where the exact box solve wrote the system, 0 elsewhere;
+    ``box_residual``: (B, C) float64, its relative residual (0 elsewhere).
+    """
+
+    box_lo: np.ndarray
+    box_hi: np.ndarray
+    filled: np.ndarray
+    dst_bad: np.ndarray
+    guide_bad: bool
+    box_status: np.ndarray
+    box_residual: np.ndarray
+
+    @property
+    def nonempty(self) -> np.ndarray:
+        return (self.box_hi > self.box_lo).all(axis=1)
+
+
+class Backend:
+    """What every backend provides (the primitives of :data:`PRIMITIVES` aside).
+
+    Capabilities, each one pass over the data on every backend:
+
+    - ``prepare(d5, g5, m5, check_guide)`` -> state with ``.out`` (a copy of dst to blend into)
+      and ``.lo``, ``.hi`` (the clip range per system); also finds the mask boxes and NaN/Inf.
+    - ``solve_boxes(state, d5, g5, alpha, mode, clip, ndim)``: the exact (DST-I) solve of every system
+      whose mask is a box with its ring inside the image (see ``_spectral.box_samples``).
+    - ``report(state)`` -> :class:`BatchReport` on the host: on a device, the call's one
+      synchronisation.
+    - ``label(d5, o5, m5, alpha, tolerance)`` and ``fpi(d5, s5, m5, alpha, check_finite)``.
+    - ``take(x, index)``: ``x[index]`` along the batch axis; device backends also have
+      ``patch_masks(patches, apply, shape_code)`` (see :mod:`pii_augment.ops.masks`).
+
+    ``counts()`` gives the kernel launches, host synchronisations and host-to-device bytes made
+    so far (None on host backends, which have no device).
+    """
+
+    name = "base"
+    xp: Any = np
+    on_device = False
+
+    @property
+    def threads(self) -> int:
+        """Host threads the batch is split over."""
+        return 1
+
+    def counts(self) -> dict[str, int] | None:
+        """Kernel launches, host synchronisations and host-to-device bytes so far (device backends)."""
+        return None
+
+    def empty(self, shape, dtype):
+        return self.xp.empty(shape, dtype=dtype)
+
+    def zeros(self, shape, dtype):
+        return self.xp.zeros(shape, dtype=dtype)
+
+    def fill(self, x, value) -> None:
+        """``x[...] = value`` (a scalar, or an array of x's shape)."""
+        x[...] = value
+
+    def copy(self, x):
+        return x.copy()
+
+    def ratio(self, num, den, active, sign: float):
+        """Per-system step size: ``num / (sign * den)`` where ``active`` and ``sign * den > 0``,
+        else 0 (all (B, C) float64 arrays of this backend's kind)."""
+        ok = active & (sign * den > 0)
+        return np.where(ok, num / np.where(ok, sign * den, 1.0), 0.0)
+
+    def index_array(self, a):
+        """A small host table as a C-contiguous array of this backend's kind."""
+        return np.ascontiguousarray(a)
+
+    def to_host(self, x) -> np.ndarray:
+        return np.asarray(x)
+
+    def prepare(self, d5, g5, m5, check_guide: bool):
+        raise NotImplementedError
+
+    def solve_boxes(self, state, d5, g5, alpha: np.ndarray, mode: int, clip: bool, ndim: int) -> None:
+        raise NotImplementedError
+
+    def report(self, state) -> BatchReport:
+        raise NotImplementedError
+
+    def label(self, d5, o5, m5, alpha: np.ndarray, tolerance: float | None):
+        raise NotImplementedError
+
+    def take(self, x, index: np.ndarray):
+        """``x[index]`` along the batch axis."""
+        return np.take(x, index, axis=0)
+
+    def fpi(self, d5, s5, m5, alpha: np.ndarray, check_finite: bool):
+        raise NotImplementedError
+
+
+class _HostState:
+    def __init__(self, out, lo, hi, box_lo, box_hi, filled, guide_bad):
+        self.out, self.lo, self.hi = out, lo, hi
+        self.box_lo, self.box_hi, self.filled, self.guide_bad = box_lo, box_hi, filled, guide_bad
+        B, C = lo.shape
+        self.box_status = np.zeros((B, C), np.int8)
+        self.box_residual = np.zeros((B, C))
+
+
+class NumbaBackend(Backend):
     """CPU backend: numpy arrays, serial Numba primitives that release the GIL.
 
     The batch is split into ``threads`` contiguous chunks solved in parallel threads, each with
@@ -73,18 +231,63 @@ class NumbaBackend:
     def threads(self) -> int:
         return host_threads()
 
-    def empty(self, shape, dtype):
-        return np.empty(shape, dtype=dtype)
+    def prepare(self, d5, g5, m5, check_guide: bool) -> _HostState:
+        from ._host_kernels import all_finite, copy_minmax, mask_boxes
 
-    def zeros(self, shape, dtype):
-        return np.zeros(shape, dtype=dtype)
+        B, C = d5.shape[:2]
+        out = np.empty_like(d5)
+        lo = np.empty((B, C), d5.dtype)
+        hi = np.empty((B, C), d5.dtype)
+        m8 = m5.view(np.uint8)
 
-    def index_array(self, a):
-        """A small host int64/float64 table as this backend's array."""
-        return np.ascontiguousarray(a)
+        def part(sl: slice):
+            copy_minmax(d5[sl], out[sl], lo[sl], hi[sl])  # NaN bounds for a non-finite system
+            boxes = mask_boxes(m8[sl])
+            return boxes, check_guide and not all_finite(np.ascontiguousarray(g5[sl]))
 
-    def to_host(self, x) -> np.ndarray:
-        return np.asarray(x)
+        parts = map_chunks(self, part, B)
+        blo, bhi, filled = (np.concatenate([b[i] for b, _ in parts]) for i in range(3))
+        return _HostState(out, lo, hi, blo, bhi, filled, any(bad for _, bad in parts))
+
+    def solve_boxes(self, state: _HostState, d5, g5, alpha, mode, clip, ndim) -> None:
+        from ._spectral import box_samples, spectral_box_solve
+
+        idx = np.flatnonzero(box_samples(state.box_lo, state.box_hi, state.filled, d5.shape[2:], ndim))
+        if not idx.size:
+            return
+
+        def part(p: np.ndarray) -> None:
+            spectral_box_solve(d5, g5, alpha, mode, p, state.box_lo, state.box_hi, ndim, state.lo, state.hi,
+                               bool(clip), state.out, state.box_residual)
+
+        n = min(idx.size, self.threads)
+        run_parts(part, [idx[i::n] for i in range(n)])  # interleaved: sizes balance
+        state.box_status[idx] = 1
+
+    def report(self, state: _HostState) -> BatchReport:
+        dst_bad = ~(np.isfinite(state.lo) & np.isfinite(state.hi))
+        return BatchReport(state.box_lo, state.box_hi, state.filled, dst_bad, bool(state.guide_bad),
+                           state.box_status, state.box_residual)
+
+    def label(self, d5, o5, m5, alpha, tolerance):
+        from ._host_kernels import label_host
+
+        label = np.empty((d5.shape[0], 1) + d5.shape[2:], d5.dtype)
+        tol = d5.dtype.type(tolerance if tolerance is not None else 1)
+        label_host(d5, o5, m5, alpha.astype(d5.dtype), tol, tolerance is not None, label)
+        return label
+
+    def fpi(self, d5, s5, m5, alpha, check_finite):
+        from ._host_kernels import all_finite, fpi_host
+
+        if check_finite:
+            for name, x in (("dst", d5), ("src", s5)):
+                if not all_finite(x):
+                    raise ValueError(f"{name} contains NaN or Inf; pass check_finite=False to skip this check")
+        a = alpha.astype(d5.dtype)
+        out = np.empty_like(d5)
+        fpi_host(d5, s5, m5, a, (1 - a).astype(d5.dtype), out)
+        return out
 
 
 _CACHE: dict[str, Any] = {}

@@ -36,7 +36,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._backends import host_threads
+from ._backends import Backend, BatchReport, host_threads
 
 __all__ = [
     "CudaKernelBackend",
@@ -225,13 +225,58 @@ def _i32(v: int) -> np.int32:
     return np.int32(v)
 
 
-class CudaKernelBackend:
+#: Threads per block of the block-per-system kernels (``pii::BLOCK`` in kernels/common.cuh).
+_BLOCK = 256
+
+#: A null pointer argument.
+_NULL = np.uint64(0)
+
+
+class _ReportTables:
+    """The small per-call result tables of the device path, in ONE device buffer, so that the
+    call reads them back with one copy (one synchronisation): boxes (B, 6) int64, count (B,)
+    int64, residual (B, C) float64, flags (B, C) int32, status (B, C) int32."""
+
+    def __init__(self, bk, B: int, C: int) -> None:
+        self.bk = bk
+        self.layout = [("boxes", np.int64, (B, 6)), ("count", np.int64, (B,)), ("residual", np.float64, (B, C)),
+                       ("flags", np.int32, (B, C)), ("status", np.int32, (B, C))]
+        nbytes = sum(int(np.prod(s)) * np.dtype(t).itemsize for _, t, s in self.layout)
+        self.buf = bk.empty((nbytes,), np.uint8)
+        for name, view in self._views(self.buf).items():
+            setattr(self, name, view)
+
+    def _views(self, buf) -> dict:
+        out, off = {}, 0
+        for name, dtype, shape in self.layout:
+            n = int(np.prod(shape)) * np.dtype(dtype).itemsize
+            out[name] = buf[off:off + n].view(dtype).reshape(shape)
+            off += n
+        return out
+
+    def read(self) -> dict:
+        """All tables on the host, with one device-to-host copy."""
+        return self._views(self.bk.to_host(self.buf))
+
+
+class _DeviceState:
+    def __init__(self, out, lo, hi, rep: _ReportTables, shape5: tuple) -> None:
+        self.out, self.lo, self.hi, self.rep, self.shape5 = out, lo, hi, rep, shape5
+        self.box_args = None
+
+
+class CudaKernelBackend(Backend):
     """The CUDA kernels behind the backend interface; subclasses supply memory and launches.
 
     Each primitive checks its arguments, computes the launch geometry and calls
     ``self._launch(kernel, ctype, grid, block, args)`` with arrays of the backend's kind and numpy
-    scalars of the exact C types (``np.int32`` for ``int``, ``np.float64`` for ``double``), the
-    array shapes appended after the Numba twin's arguments.
+    scalars of the exact C types (``np.int32`` for ``int``, ``np.int64`` for ``long long``,
+    ``np.float32``/``np.float64`` for ``float``/``double``, ``np.uint64(0)`` for a null
+    pointer), the array shapes appended after the Numba twin's arguments.
+
+    Every launch, host synchronisation (a read of device memory) and host-to-device copy goes
+    through this class, which counts them (:meth:`counts`): the emulated backend counts exactly
+    what the GPU would do.
     """
 
     name = "cuda-kernels"
@@ -242,31 +287,106 @@ class CudaKernelBackend:
     #: by the emulation so that it performs exactly the iterations the GPU does.
     check_every = 2
 
+    #: Dynamic shared memory a block of the first box-solve pass may use: boxes up to about
+    #: 110 x 110 cells in float32 (75 x 75 in float64) are solved on chip in the call's first
+    #: launch; larger ones in a second pass after the call's one synchronisation, with shared
+    #: memory up to :meth:`shared_limit`, or in global memory beyond it.
+    box_smem_budget = 100 * 1024
+
     # -- memory and launches: the only things subclasses change ---------------------------------
-    def _launch(self, kernel: str, ctype: str, grid, block, args: Sequence[Any]) -> None:
+    def _launch(self, kernel: str, ctype: str, grid, block, args: Sequence[Any], shared_bytes: int = 0) -> None:
         raise NotImplementedError
 
+    def shared_limit(self) -> int:
+        """The most dynamic shared memory one block may use (bytes): the H100/H200 opt-in limit."""
+        return 227 * 1024
+
+    def _counters(self) -> dict[str, int]:
+        c = self.__dict__.get("_count_table")
+        if c is None:
+            c = self.__dict__.setdefault("_count_table", {"launches": 0, "syncs": 0, "h2d_bytes": 0, "bytes": 0})
+            self.__dict__.setdefault("_count_lock", threading.Lock())
+        return c
+
+    def _tick(self, key: str, n: int = 1) -> None:
+        c = self._counters()
+        with self._count_lock:
+            c[key] += int(n)
+
+    def counts(self) -> dict[str, int]:
+        """Kernel launches (RawModule kernels, memsets, device copies), host synchronisations
+        (reads of device memory), host-to-device bytes, and ``bytes``: the device memory the
+        kernels read and write, by a model per kernel (every array argument once; the box solve
+        its boxes and their rings, counted when the call reads its results), since the backend
+        was created."""
+        c = self._counters()
+        with self._count_lock:
+            return dict(c)
+
+    def _go(self, kernel: str, ctype: str, grid, block, args: Sequence[Any], shared_bytes: int = 0) -> None:
+        self._tick("launches")
+        if kernel != "box_solve":  # its traffic depends on the boxes: counted in report()
+            self._tick("bytes", sum(int(a.nbytes) for a in args if hasattr(a, "nbytes") and getattr(a, "ndim", 0)))
+        self._launch(kernel, ctype, grid, block, args, shared_bytes=shared_bytes)
+
     def empty(self, shape, dtype):
-        """Uninitialised array of this backend's kind."""
+        """Uninitialised array of this backend's kind (no launch)."""
         return self.xp.empty(shape, dtype=dtype)
 
     def zeros(self, shape, dtype):
-        """Zero-filled array of this backend's kind."""
+        """Zero-filled array of this backend's kind (one memset launch)."""
+        self._tick("launches")
         return self.xp.zeros(shape, dtype=dtype)
 
+    def fill(self, x, value) -> None:
+        """``x[...] = value`` (one launch)."""
+        self._tick("launches")
+        x[...] = value
+
+    def copy(self, x):
+        """A device copy of ``x`` (one launch)."""
+        self._tick("launches")
+        return x.copy()
+
+    def ratio(self, num, den, active, sign: float):
+        """The per-system step size of :meth:`Backend.ratio` (one launch)."""
+        self._tick("launches")
+        return self._ratio(num, den, active, sign)
+
+    def _ratio(self, num, den, active, sign):
+        return Backend.ratio(self, num, den, active, sign)
+
     def index_array(self, a):
-        """A small host int64/float64 table as a C-contiguous array of this backend's kind."""
-        return self.xp.ascontiguousarray(self.xp.asarray(np.ascontiguousarray(a)))
+        """A small host table as a C-contiguous array of this backend's kind (one host-to-device
+        copy, counted)."""
+        h = np.ascontiguousarray(a)
+        self._tick("h2d_bytes", h.nbytes)
+        return self.xp.ascontiguousarray(self.xp.asarray(h))
 
     def to_host(self, x) -> np.ndarray:
-        """Copy to a numpy array (a device synchronisation point on the GPU)."""
+        """Copy to a numpy array (a device synchronisation point on the GPU; counted)."""
+        self._tick("syncs")
         return np.asarray(x)
+
+    def upload(self, *tables):
+        """Several small host tables in ONE host-to-device copy: device views of each (same
+        dtypes and shapes), each starting on an 8-byte boundary."""
+        hosts = [np.ascontiguousarray(t) for t in tables]
+        offsets, off = [], 0
+        for h in hosts:
+            offsets.append(off)
+            off += -(-h.nbytes // 8) * 8
+        packed = np.zeros(max(off, 8), np.uint8)
+        for h, o in zip(hosts, offsets):
+            packed[o:o + h.nbytes] = h.reshape(-1).view(np.uint8)
+        dev = self.index_array(packed)
+        return [dev[o:o + h.nbytes].view(h.dtype).reshape(h.shape) for h, o in zip(hosts, offsets)]
 
     def _run(self, kernel: str, ctype: str, rows: int, width: int, args: Sequence[Any]) -> None:
         if rows <= 0 or width <= 0:
             return
         grid, block = launch_geometry(rows, width)
-        self._launch(kernel, ctype, grid, block, args)
+        self._go(kernel, ctype, grid, block, args)
 
     # -- primitives (argument order of pii_augment.ops._numba_kernels) ---------------------------
     def build_kind(self, mask, off, ext, kind):
@@ -460,6 +580,147 @@ class CudaKernelBackend:
                   (u, kind, off, ext, lo, hi, _i32(1 if do_clip else 0), out, _i32(B), _i32(C),
                    _i32(D), _i32(H), _i32(W), _i32(Dp), _i32(Hp), _i32(Wp)))
 
+    # -- capabilities (see pii_augment.ops._backends.Backend) -------------------------------------
+    def prepare(self, d5, g5, m5, check_guide: bool) -> "_DeviceState":
+        """One ``prepare_systems`` launch: out = dst, clip range, NaN/Inf flags, mask boxes."""
+        B, C, D, H, W = d5.shape
+        ctype = _ctype(d5.dtype, "dst")
+        out = self.empty(d5.shape, d5.dtype)
+        lo = self.empty((B, C), d5.dtype)
+        hi = self.empty((B, C), d5.dtype)
+        rep = _ReportTables(self, B, C)
+        if m5.dtype != _U8:
+            m5 = m5.view(_U8)
+        self._go("prepare_systems", ctype, (B * C, 1, 1), (_BLOCK, 1, 1),
+                 (d5, g5, m5, out, lo, hi, rep.flags, rep.boxes, rep.count, rep.status, rep.residual,
+                  _i32(B), _i32(C), _i32(D), _i32(H), _i32(W), _i32(1 if check_guide else 0)))
+        return _DeviceState(out, lo, hi, rep, d5.shape)
+
+    def _table_cap(self, shape5: tuple, ndim: int) -> int:
+        """Elements of T the sine and eigenvalue tables of any eligible box need (at most)."""
+        from ._spectral import MAX_SIDE_SUM
+
+        D, H, W = shape5[2:]
+        sides = [min(n, MAX_SIDE_SUM) for n in ((D, H, W) if ndim == 3 else (1, H, W))]
+        return sum(3 * n + 2 for n in sides)
+
+    def _box_launch(self, state: "_DeviceState", cap: int, global_scratch: bool, systems=None) -> None:
+        """One ``box_solve`` launch: over every system, or over ``systems`` (a host list)."""
+        from ._spectral import MAX_SIDE_SUM
+
+        d5, g5, alpha_dev, mode, clip, ndim = state.box_args
+        B, C, D, H, W = d5.shape
+        ctype = _ctype(d5.dtype, "dst")
+        item = np.dtype(d5.dtype).itemsize
+        tcap = self._table_cap(d5.shape, ndim)
+        fixed = -(-tcap * item // 8) * 8 + 8 * _BLOCK
+        blocks = B * C if systems is None else len(systems)
+        sys_dev = _NULL if systems is None else self.index_array(np.asarray(systems, np.int32))
+        scratch = self.empty((blocks * 2 * cap,), d5.dtype) if global_scratch else _NULL
+        shared = fixed + (0 if global_scratch else 2 * cap * item)
+        rep = state.rep
+        self._go("box_solve", ctype, (blocks, 1, 1), (_BLOCK, 1, 1),
+                 (d5, g5, alpha_dev, _i32(mode), rep.boxes, rep.count, state.lo, state.hi, _i32(1 if clip else 0),
+                  state.out, rep.residual, rep.status, scratch, sys_dev, np.int64(cap), np.int64(tcap),
+                  _i32(MAX_SIDE_SUM), _i32(B), _i32(C), _i32(D), _i32(H), _i32(W), _i32(ndim)),
+                 shared_bytes=shared)
+
+    def solve_boxes(self, state: "_DeviceState", d5, g5, alpha, mode, clip, ndim) -> None:
+        """The first ``box_solve`` pass over every system, on chip, within ``box_smem_budget``.
+
+        Boxes larger than that pass can hold are marked (status 2) and solved in :meth:`report`,
+        after the synchronisation that tells their sizes."""
+        item = np.dtype(d5.dtype).itemsize
+        fixed = -(-self._table_cap(d5.shape, ndim) * item // 8) * 8 + 8 * _BLOCK
+        spatial = d5.shape[2:] if ndim == 3 else d5.shape[3:]
+        largest = int(np.prod([max(n - 2, 1) for n in spatial]))  # the biggest box with its ring inside
+        budget = min(self.box_smem_budget, self.shared_limit())
+        cap = max(0, min(largest, (budget - fixed) // (2 * item)))
+        state.box_args = (d5, g5, self.index_array(alpha), int(mode), bool(clip), int(ndim))
+        self._box_launch(state, cap, global_scratch=False)
+
+    def report(self, state: "_DeviceState") -> BatchReport:
+        """The call's synchronisation: one read of the tables of :meth:`prepare` and
+        :meth:`solve_boxes` (a second pass over boxes too large for the first, and a second read,
+        only when there are such boxes)."""
+        t = state.rep.read()
+        pending = t["status"] == 2
+        if pending.any() and state.box_args is not None:
+            d5 = state.box_args[0]
+            item = np.dtype(d5.dtype).itemsize
+            vol = np.prod(t["boxes"][:, 3:] - t["boxes"][:, :3], axis=1)
+            cap = int(vol[pending.any(axis=1)].max())
+            fixed = -(-self._table_cap(d5.shape, state.box_args[5]) * item // 8) * 8 + 8 * _BLOCK
+            on_chip = fixed + 2 * cap * item <= self.shared_limit()
+            self._box_launch(state, cap, global_scratch=not on_chip, systems=np.flatnonzero(pending.reshape(-1)))
+            t = state.rep.read()
+        boxes = t["boxes"]
+        lo, hi = boxes[:, :3].copy(), boxes[:, 3:].copy()
+        vol = np.prod(hi - lo, axis=1)
+        if state.box_args is not None:  # traffic of the box solves: dst and guide read twice, out written
+            item = np.dtype(state.box_args[0].dtype).itemsize
+            self._tick("bytes", int(5 * item * (vol[:, None] * (t["status"] == 1)).sum()))
+        filled = (t["count"] > 0) & (t["count"] == vol)
+        return BatchReport(lo, hi, filled, (t["flags"] & 1) != 0, bool(((t["flags"] & 2) != 0).any()),
+                           (t["status"] == 1).astype(np.int8), t["residual"])
+
+    def patch_masks(self, patches, apply: np.ndarray, shape_code: int):
+        """One ``patch_masks`` launch from the parameter tables (one small copy): (B, *spatial) bool."""
+        B, nd = patches.centers.shape
+        spatial = tuple(patches.spatial_shape)
+        D, H, W = (1,) + spatial if nd == 2 else spatial
+        lo, hi = patches.boxes()
+        pad = [(0, 0), (3 - nd, 0)]
+        lo = np.pad(lo.astype(np.int64), pad)
+        hi = np.pad(hi.astype(np.int64), pad, constant_values=1)
+        hi = np.where(apply[:, None], hi, lo)  # samples left alone: an empty box
+        centre = np.pad(patches.centers.astype(np.int64), pad)
+        width = np.pad(np.maximum(patches.half_widths, 1).astype(np.float64), pad, constant_values=1.0)
+        lo_d, hi_d, c_d, w_d = self.upload(lo, hi, centre, width)
+        mask = self.empty((B,) + spatial, np.uint8)
+        self._run("patch_masks", "float", B * D * H, W,
+                  (lo_d, hi_d, c_d, w_d, _i32(shape_code), _i32(nd), mask, _i32(B), _i32(D), _i32(H), _i32(W)))
+        return mask.view(np.bool_)
+
+    def take(self, x, index: np.ndarray):
+        """``x[index]`` along the batch axis (one copy of the index, one gather launch)."""
+        idx = self.index_array(np.asarray(index, np.int64))
+        self._tick("launches")
+        return self.xp.take(x, idx, axis=0)
+
+    def label(self, d5, o5, m5, alpha, tolerance):
+        """One ``label_pixels`` launch (row-mapped over (b, z, y))."""
+        B, C, D, H, W = d5.shape
+        ctype = _ctype(d5.dtype, "dst")
+        scalar = np.float32 if ctype == "float" else np.float64
+        label = self.empty((B, 1, D, H, W), d5.dtype)
+        a = self.index_array(alpha.astype(d5.dtype))
+        if m5.dtype != _U8:
+            m5 = m5.view(_U8)
+        self._run("label_pixels", ctype, B * D * H, W,
+                  (d5, o5, m5, a, scalar(tolerance if tolerance is not None else 1.0),
+                   _i32(0 if tolerance is None else 1), label, _i32(B), _i32(C), _i32(D), _i32(H), _i32(W)))
+        return label
+
+    def fpi(self, d5, s5, m5, alpha, check_finite):
+        """One ``fpi_systems`` launch; with ``check_finite``, one read of its NaN/Inf flags."""
+        B, C, D, H, W = d5.shape
+        ctype = _ctype(d5.dtype, "dst")
+        a = alpha.astype(d5.dtype)
+        coef = self.index_array(np.stack([a, (1 - a).astype(d5.dtype)]))
+        out = self.empty(d5.shape, d5.dtype)
+        flags = self.empty((B, C), np.int32)
+        if m5.dtype != _U8:
+            m5 = m5.view(_U8)
+        self._go("fpi_systems", ctype, (B * C, 1, 1), (_BLOCK, 1, 1),
+                 (d5, s5, m5, coef[0], coef[1], out, flags, _i32(B), _i32(C), np.int64(D * H * W)))
+        if check_finite:
+            f = self.to_host(flags)
+            for bit, name in ((1, "dst"), (2, "src")):
+                if (f & bit).any():
+                    raise ValueError(f"{name} contains NaN or Inf; pass check_finite=False to skip this check")
+        return out
+
     # -- composites --------------------------------------------------------------------------------
     def smooth(self, u, rhs, kind, ext, w, sweeps, reverse):
         """``sweeps`` red-black Gauss-Seidel sweeps (black first when ``reverse``): 2 launches each."""
@@ -511,11 +772,31 @@ class CupyBackend(CudaKernelBackend):
         self._cupy = cupy
         self._functions: dict[tuple[int, str, str], Any] = {}
         self._modules: dict[tuple[int, str], Any] = {}
+        self._smem_limits: dict[int, int] = {}
         self._lock = threading.Lock()
 
+    def _ratio(self, num, den, active, sign):
+        k = self.__dict__.get("_ratio_kernel")
+        if k is None:
+            k = self._ratio_kernel = self._cupy.ElementwiseKernel(
+                "float64 num, float64 den, bool active, float64 sign", "float64 out",
+                "double d = sign * den; out = (active && d > 0.0) ? num / d : 0.0;", "pii_augment_ratio")
+        return k(num, den, active, float(sign))
+
     def to_host(self, x) -> np.ndarray:
-        """Copy a cupy array to the host (synchronises the current stream)."""
+        """Copy a cupy array to the host (synchronises the current stream; counted)."""
+        self._tick("syncs")
         return self._cupy.asnumpy(x)
+
+    def shared_limit(self) -> int:
+        """The device's opt-in maximum of dynamic shared memory per block (227 KiB on H100/H200)."""
+        rt = self._cupy.cuda.runtime
+        dev = rt.getDevice()
+        cached = self._smem_limits.get(dev)
+        if cached is None:
+            attr = getattr(rt, "cudaDevAttrMaxSharedMemoryPerBlockOptin", 97)
+            cached = self._smem_limits[dev] = int(rt.deviceGetAttribute(attr, dev))
+        return cached
 
     def module(self, ctype: str):
         """The ``cupy.RawModule`` of all kernels for ``ctype`` on the current device (cached)."""
@@ -533,13 +814,44 @@ class CupyBackend(CudaKernelBackend):
                     self._modules[key] = mod
         return mod
 
-    def _launch(self, kernel, ctype, grid, block, args):
+    def _launch(self, kernel, ctype, grid, block, args, shared_bytes: int = 0):
         key = (self._cupy.cuda.runtime.getDevice(), ctype, kernel)
         fn = self._functions.get(key)
         if fn is None:
             fn = self.module(ctype).get_function(f"{kernel}<{ctype}>")
             self._functions[key] = fn
-        fn(grid, block, args)
+        if shared_bytes > 48 * 1024 and fn.max_dynamic_shared_size_bytes < shared_bytes:
+            fn.max_dynamic_shared_size_bytes = int(shared_bytes)  # opt in beyond the default 48 KiB
+        fn(grid, block, args, shared_mem=int(shared_bytes))
+
+
+def nvrtc_compile(arch: str = "compute_90", ctype: str = "float") -> dict[str, str]:
+    """Compile all kernels with NVRTC as :class:`CupyBackend` does (same source, options and name
+    expressions), for ``arch`` (a virtual architecture such as ``"compute_80"``), without a GPU.
+
+    Needs cupy (its NVRTC binding) and the NVRTC library (from the CUDA toolkit or the
+    ``nvidia-cuda-nvrtc`` wheel). Returns ``{"ptx": ..., "log": ..., **lowered names}``;
+    raises ``RuntimeError`` with NVRTC's log when the compilation fails.
+    """
+    _import_cupy()
+    from cupy_backends.cuda.libs import nvrtc
+
+    names = name_expressions(ctype)
+    prog = nvrtc.createProgram(cuda_source(), "pii_augment_kernels.cu", [], [])
+    try:
+        for n in names:
+            nvrtc.addNameExpression(prog, n)
+        try:
+            nvrtc.compileProgram(prog, [*NVRTC_OPTIONS, f"-arch={arch}"])
+        except Exception as e:
+            raise RuntimeError(f"NVRTC ({arch}, {ctype}) failed: {e}\n{nvrtc.getProgramLog(prog)}") from None
+        out = {"ptx": nvrtc.getPTX(prog).decode() if isinstance(nvrtc.getPTX(prog), bytes) else nvrtc.getPTX(prog),
+               "log": nvrtc.getProgramLog(prog)}
+        for n in names:
+            out[n] = nvrtc.getLoweredName(prog, n)
+        return out
+    finally:
+        nvrtc.destroyProgram(prog)
 
 
 def torch_stream():

@@ -6,15 +6,12 @@ kind on the same device. Inputs are never modified.
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
 from .._arrays import (
     check_array,
-    check_finite as _check_finite,
     check_image_batch,
     check_same_shape,
     from_backend_array,
@@ -26,7 +23,7 @@ from .._arrays import (
     to_backend_array,
 )
 from .._validate import check_bool, check_choice, check_int, check_real
-from ._backends import BACKENDS, get_backend
+from ._backends import BACKENDS, get_backend, map_chunks
 from .solver import (
     DIVERGENCE,
     HARMONIC,
@@ -83,17 +80,6 @@ def _mask_5d(m: Any, xp) -> Any:
     return xp.ascontiguousarray(m)
 
 
-def _check_not_full(m5: Any, xp, name: str = "mask") -> None:
-    full = m5.reshape(m5.shape[0], -1).all(axis=1)
-    full = full.get() if hasattr(full, "get") else np.asarray(full)
-    if full.any():
-        idx = np.flatnonzero(full)[:5].tolist()
-        raise ValueError(
-            f"{name} covers the whole image in samples {idx}: the Poisson problem then has no "
-            f"boundary and no unique solution; leave at least one pixel outside the mask"
-        )
-
-
 def _prepare(dst, src, mask, names=("dst", "src"), src_optional=False):
     check_array(dst, names[0])
     if src is not None or not src_optional:
@@ -111,13 +97,6 @@ def _prepare(dst, src, mask, names=("dst", "src"), src_optional=False):
         check_same_shape(d, s, names[0], names[1])
     m = normalize_mask(to_backend_array(mask, "mask"), tuple(d.shape))
     return kind, d, s, m
-
-
-def _chunks(bk, batch: int) -> list[slice]:
-    """Contiguous batch ranges solved independently (one per host thread; one on a device)."""
-    n = min(batch, getattr(bk, "threads", 1))
-    bounds = np.linspace(0, batch, n + 1).round().astype(int)
-    return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
 def _merge_infos(infos: list[SolveInfo]) -> SolveInfo:
@@ -143,10 +122,12 @@ def _solve(bk, d, m, guide, alpha, mode: int, *, clip: bool, on_unconverged: str
 
     ``guide``: the source images (guidance modes of ``MODES``), the divergence per pixel (mode
     ``DIVERGENCE``) or None (``HARMONIC``), checked for NaN/Inf with ``dst`` under the name
-    ``guide_name``; ``alpha``: (B,) float64 host array. With ``method="auto"`` on
-    the Numba backend, samples whose mask is a box with its ring inside the image are solved
-    exactly by :mod:`pii_augment.ops._spectral`; all others by multigrid. Both solve for the
-    correction ``e = f - dst`` and write ``clip(dst + e)``.
+    ``guide_name``; ``alpha``: (B,) float64 host array. The backend prepares the batch in one
+    pass (:meth:`~pii_augment.ops._backends.Backend.prepare`); with ``method="auto"``, samples
+    whose mask is a box with its ring inside the image are solved exactly by the backend's box
+    solve; one read of the small result tables (:meth:`Backend.report`) follows, then multigrid
+    for the other samples. Every solver works on the correction ``e = f - dst`` and writes
+    ``clip(dst + e)``.
     """
     xp = bk.xp
     shape = d.shape
@@ -154,74 +135,32 @@ def _solve(bk, d, m, guide, alpha, mode: int, *, clip: bool, on_unconverged: str
     d5 = _as_5d(d, xp)
     m5 = _mask_5d(m, xp)
     g5 = d5 if guide is None else _as_5d(guide, xp)  # unread in HARMONIC mode
-    also_finite = {} if guide is None else {guide_name: g5}
     B, C = d5.shape[:2]
-    box_idx = np.zeros(0, np.int64)
-    box_res = None
-    mg_boxes = None  # per-sample boxes for multigrid (host backends compute them in one pass)
-    if bk.on_device:
-        flat = d5.reshape(B, C, -1)
-        out = d5.copy()
-        lo = xp.ascontiguousarray(flat.min(axis=2))  # clip range; NaN/Inf show here too
-        hi = xp.ascontiguousarray(flat.max(axis=2))
-        if check_finite:
-            for name, x in also_finite.items():
-                _check_finite(x, name)
-    else:  # the kernels release the GIL: prepare the chunks of the batch in parallel
-        from ._host_kernels import all_finite, copy_minmax, mask_boxes
-
-        out = np.empty_like(d5)
-        lo = np.empty((B, C), d5.dtype)
-        hi = np.empty((B, C), d5.dtype)
-        m8 = m5.view(np.uint8)
-
-        def prepare(sl: slice):
-            copy_minmax(d5[sl], out[sl], lo[sl], hi[sl])  # NaN bounds for a non-finite system
-            boxes = mask_boxes(m8[sl])
-            if not check_finite:
-                return [], boxes
-            return [n for n, x in also_finite.items() if not all_finite(xp.ascontiguousarray(x[sl]))], boxes
-
-        prepared = _map(bk, prepare, B)
-        bad = sorted({n for names, _ in prepared for n in names})
-        if bad:
-            raise ValueError(f"{bad[0]} contains NaN or Inf; pass check_finite=False to skip this check")
-        blo, bhi, filled = (np.concatenate([boxes[i] for _, boxes in prepared]) for i in range(3))
-    if check_finite and not (bool(xp.isfinite(lo).all()) and bool(xp.isfinite(hi).all())):
+    before = bk.counts()
+    state = bk.prepare(d5, g5, m5, check_finite and guide is not None)
+    if method == "auto":
+        bk.solve_boxes(state, d5, g5, alpha, mode, clip, ndim)
+    rep = bk.report(state)
+    if check_finite and rep.dst_bad.any():
         raise ValueError("dst contains NaN or Inf; pass check_finite=False to skip this check")
-    if bk.on_device:
-        _check_not_full(m5, xp)
-    else:
-        from ._spectral import box_samples, spectral_box_solve
-
-        full = filled & (blo == 0).all(axis=1) & (bhi == np.array(m5.shape[1:])).all(axis=1)
-        if full.any():
-            raise ValueError(
-                f"mask covers the whole image in samples {np.flatnonzero(full)[:5].tolist()}: the "
-                f"Poisson problem then has no boundary and no unique solution; leave at least one "
-                f"pixel outside the mask"
-            )
-        if method == "auto" and bk.name == "numba":
-            box_idx = np.flatnonzero(box_samples(blo, bhi, filled, m5.shape[1:], ndim))
-        if box_idx.size:
-            box_res = np.zeros((B, C))
-            args = (d5, g5, alpha, mode)
-
-            def run_boxes(part: np.ndarray) -> None:
-                spectral_box_solve(*args, part, blo, bhi, ndim, lo, hi, bool(clip), out, box_res)
-
-            n = min(box_idx.size, getattr(bk, "threads", 1))
-            _run_parts(run_boxes, [box_idx[i::n] for i in range(n)])  # interleaved: sizes balance
-        mlo, mhi = blo.copy(), bhi.copy()
-        mlo[box_idx] = 0  # multigrid gets the other samples only
-        mhi[box_idx] = 0
-        mg_boxes = (mlo, mhi)
+    if check_finite and rep.guide_bad:
+        raise ValueError(f"{guide_name} contains NaN or Inf; pass check_finite=False to skip this check")
+    full = rep.filled & (rep.box_lo == 0).all(axis=1) & (rep.box_hi == np.array(m5.shape[1:])).all(axis=1)
+    if full.any():
+        raise ValueError(
+            f"mask covers the whole image in samples {np.flatnonzero(full)[:5].tolist()}: the Poisson "
+            f"problem then has no boundary and no unique solution; leave at least one pixel outside the mask"
+        )
+    out, lo, hi = state.out, state.lo, state.hi
+    boxed = (rep.box_status == 1).all(axis=1)
+    todo = rep.nonempty & ~boxed  # multigrid gets these samples only
+    mg_lo = np.where(todo[:, None], rep.box_lo, 0)
+    mg_hi = np.where(todo[:, None], rep.box_hi, 0)
     mg_method = "multigrid" if method == "auto" else method
-
-    alpha_dev = bk.index_array(alpha)
+    alpha_dev = bk.index_array(alpha) if todo.any() else None
 
     def run(sl: slice) -> SolveInfo:
-        crop = prepare_crop(bk, m5[sl], ndim, None if mg_boxes is None else (mg_boxes[0][sl], mg_boxes[1][sl]))
+        crop = prepare_crop(bk, m5[sl], ndim, (mg_lo[sl], mg_hi[sl]))
         shape_c = (sl.stop - sl.start, C) + crop.shape
         dst_c = bk.empty(shape_c, d5.dtype)
         bk.gather_crop(d5[sl], crop.off_dev, crop.ext_dev, dst_c)
@@ -232,52 +171,38 @@ def _solve(bk, d, m, guide, alpha, mode: int, *, clip: bool, on_unconverged: str
         rhs = bk.empty(shape_c, d5.dtype)
         bk.guidance_rhs(dst_c, guide_c, crop.kind, crop.ext_dev, alpha_dev[sl], mode, rhs)
         u = dst_c  # reused for the correction e, which starts at 0 (and is 0 on fixed cells)
-        u[...] = 0
+        bk.fill(u, 0)
         info = solve_crop(bk, u, rhs, crop, method=mg_method, on_unconverged="ignore", **solver_kw)
         bk.scatter_crop(u, crop.kind, crop.off_dev, crop.ext_dev, lo[sl], hi[sl], bool(clip), out[sl])
         return info
 
-    if box_idx.size < B:
-        info = _merge_infos(_map(bk, run, B))
-    else:  # every sample was a box
+    if todo.any():
+        info = _merge_infos(map_chunks(bk, run, B))
+    else:  # nothing left for multigrid (every sample a box, or empty)
         info = SolveInfo(mg_method, solver_kw["tol"], 0, 0, (0, 0, 0), np.zeros((B, C)), np.ones((B, C), bool),
                          dtype=np.dtype(d5.dtype).name)
-    if box_res is not None:
-        info.residual[box_idx] = box_res[box_idx]
-        info.converged[box_idx] = box_res[box_idx] <= solver_kw["tol"]
+    if boxed.any():
+        res = rep.box_residual[boxed]
+        info.residual[boxed] = res
+        info.converged[boxed] = res <= solver_kw["tol"]
         # an exact solve cannot iterate further: a miss is the rounding floor (or non-finite data)
-        info.stalled[box_idx] = ~info.converged[box_idx] & np.isfinite(box_res[box_idx])
+        info.stalled[boxed] = ~info.converged[boxed] & np.isfinite(res)
     if not check_finite:  # a system whose destination holds NaN/Inf is never reported converged
-        bad = ~(np.isfinite(bk.to_host(lo)) & np.isfinite(bk.to_host(hi)))
-        info.residual[bad] = np.nan
-        info.converged[bad] = False
+        info.residual[rep.dst_bad] = np.nan
+        info.converged[rep.dst_bad] = False
     info.method = method
-    info.spectral_samples = int(box_idx.size)
+    info.spectral_samples = int(boxed.sum())
+    _count(bk, before, info)
     report_unconverged(info, on_unconverged)
     return out.reshape(shape), info
 
 
-def _map(bk, fn, batch: int) -> list:
-    """``fn(slice)`` over the batch chunks of :func:`_chunks`, in the host thread pool."""
-    return _run_parts(fn, _chunks(bk, batch))
-
-
-def _run_parts(fn, parts: list) -> list:
-    """``[fn(p) for p in parts]``, the parts in parallel threads when there are several."""
-    if len(parts) == 1:
-        return [fn(parts[0])]
-    return list(_pool(len(parts)).map(fn, parts))
-
-
-_POOLS: dict[int, ThreadPoolExecutor] = {}
-# A forked child (DataLoader worker) inherits the pool objects but not their threads: start anew.
-os.register_at_fork(after_in_child=_POOLS.clear)
-
-
-def _pool(n: int) -> ThreadPoolExecutor:
-    if n not in _POOLS:
-        _POOLS[n] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="pii_augment")
-    return _POOLS[n]
+def _count(bk, before: dict | None, info: SolveInfo) -> None:
+    """Put the backend's launches, synchronisations and host-to-device bytes of this call in info."""
+    if before is None:
+        return
+    after = bk.counts()
+    info.launches, info.syncs, info.h2d_bytes = (after[k] - before[k] for k in ("launches", "syncs", "h2d_bytes"))
 
 
 @on_torch_stream
@@ -429,9 +354,9 @@ def foreign_patch_interpolate(
         src: same shape and dtype as ``dst``.
         mask: (B, H, W) or (B, 1, H, W) bool (or the 3D forms).
         alpha: scalar or (B,) in [0, 1].
-        backend: ``"auto"``, ``"numba"`` (host arrays) or ``"cupy"`` (device arrays); the blend is
-            elementwise and runs with the array module of that device.
-        check_finite: reject NaN/Inf inputs.
+        backend: ``"auto"``, ``"numba"`` (host arrays), ``"cupy"`` (device arrays) or
+            ``"cuda-emulated"``; one fused pass on every backend.
+        check_finite: reject NaN/Inf inputs (folded into the same pass).
 
     Returns:
         The blended batch, same shape, dtype, kind and device as ``dst``.
@@ -449,24 +374,16 @@ def foreign_patch_interpolate(
     kind, d, s, m = _prepare(dst, src, mask)
     xp = get_xp(d)
     a = normalize_alpha(alpha, d.shape[0], xp)
-    get_backend(backend, d)
-    if check_finite and d.shape[0]:
-        _check_finite(d, "dst")
-        _check_finite(s, "src")
-    a = a.astype(d.dtype)
-    if xp is np:  # one pass, no temporaries
-        from ._host_kernels import fpi_host
-
-        out = np.empty(_as_5d(d, np).shape, d.dtype)
-        fpi_host(_as_5d(d, np), _as_5d(s, np), _mask_5d(m, np), a, (1 - a).astype(d.dtype), out)
-        return from_backend_array(out.reshape(d.shape), kind)
-    a = xp.asarray(a).reshape((-1,) + (1,) * (d.ndim - 1))
-    out = xp.where(m[:, None], (1 - a) * d + a * s, d)
-    return from_backend_array(xp.ascontiguousarray(out.astype(d.dtype, copy=False)), kind)
+    bk = get_backend(backend, d)
+    if d.shape[0] == 0:
+        return from_backend_array(d.copy(), kind)
+    out = bk.fpi(_as_5d(d, xp), _as_5d(s, xp), _mask_5d(m, xp), a, check_finite)
+    return from_backend_array(out.reshape(d.shape), kind)
 
 
 @on_torch_stream
-def anomaly_label(dst: Any, out: Any, mask: Any, alpha: Any, *, tolerance: float | None = 1e-3):
+def anomaly_label(dst: Any, out: Any, mask: Any, alpha: Any, *, tolerance: float | None = 1e-3,
+                  backend: str = "auto"):
     """Per-pixel training label: ``alpha`` where the blend changed the image, 0 elsewhere.
 
     A mask pixel counts as changed when, in any channel, ``floor(dst / tolerance) !=
@@ -479,6 +396,7 @@ def anomaly_label(dst: Any, out: Any, mask: Any, alpha: Any, *, tolerance: float
         mask: (B, H, W) or (B, 1, H, W) bool (or the 3D forms), the blended region.
         alpha: scalar or (B,) in [0, 1].
         tolerance: quantisation step (> 0) or None.
+        backend: ``"auto"``, ``"numba"``, ``"cupy"`` or ``"cuda-emulated"``; one fused pass.
 
     Returns:
         (B, 1, H, W) or (B, 1, D, H, W) label with the dtype, kind and device of ``dst``.
@@ -493,21 +411,13 @@ def anomaly_label(dst: Any, out: Any, mask: Any, alpha: Any, *, tolerance: float
     """
     if tolerance is not None:
         tolerance = check_real("tolerance", tolerance, low=0, low_open=True)
+    check_choice("backend", backend, BACKENDS)
     kind, d, o, m = _prepare(dst, out, mask, names=("dst", "out"))
     xp = get_xp(d)
     a = normalize_alpha(alpha, d.shape[0], xp)
-    if xp is np:  # one pass, no temporaries
-        from ._host_kernels import label_host
-
-        d5 = _as_5d(d, np)
-        label = np.empty((d5.shape[0], 1) + d5.shape[2:], d.dtype)
-        tol = d.dtype.type(tolerance if tolerance is not None else 1)
-        label_host(d5, _as_5d(o, np), _mask_5d(m, np), a.astype(d.dtype), tol, tolerance is not None, label)
-        return from_backend_array(label.reshape((d.shape[0], 1) + d.shape[2:]), kind)
-    a = xp.asarray(a.astype(d.dtype)).reshape((-1,) + (1,) * (d.ndim - 1))
-    region = m[:, None]
-    if tolerance is not None:
-        changed = (xp.floor(d / tolerance) != xp.floor(o / tolerance)).any(axis=1, keepdims=True)
-        region = region & changed
-    label = xp.where(region, a, xp.zeros((), d.dtype)).astype(d.dtype, copy=False)
-    return from_backend_array(xp.ascontiguousarray(label), kind)
+    bk = get_backend(backend, d)
+    label_shape = (d.shape[0], 1) + tuple(d.shape[2:])
+    if d.shape[0] == 0:
+        return from_backend_array(xp.zeros(label_shape, d.dtype), kind)
+    label = bk.label(_as_5d(d, xp), _as_5d(o, xp), _mask_5d(m, xp), a, tolerance)
+    return from_backend_array(label.reshape(label_shape), kind)

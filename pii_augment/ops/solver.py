@@ -79,7 +79,9 @@ class SolveInfo:
     iterations, V-cycles or Jacobi sweeps any system needed; ``levels``: grid levels used;
     ``crop_shape``: the padded crop (D, H, W) the solve ran on; ``spectral_samples``: how many
     samples ``method="auto"`` solved exactly by the box (DST-I) solve instead; ``dtype``: the
-    dtype the solve ran in.
+    dtype the solve ran in; ``launches``, ``syncs``, ``h2d_bytes``: the kernel launches, host
+    synchronisations and host-to-device bytes of the call, counted by the cupy and the emulated
+    CUDA backends (None on the Numba backend, which has no device).
     """
 
     method: str
@@ -92,6 +94,9 @@ class SolveInfo:
     spectral_samples: int = 0
     stalled: np.ndarray | None = field(default=None, repr=False)
     dtype: str = "float64"
+    launches: int | None = None
+    syncs: int | None = None
+    h2d_bytes: int | None = None
 
     def __post_init__(self) -> None:
         if self.stalled is None:
@@ -339,7 +344,7 @@ def _iterate(bk, u, step, mon: _Monitor, true_residual, max_iter: int, every: in
     checked every ``every`` steps; a frozen system's values are kept as they were when it froze
     (they are restored into ``u`` at the end)."""
     frozen = ~mon.active
-    keep = u.copy() if frozen.any() else None  # the frozen systems' values when they froze
+    keep = bk.copy(u) if frozen.any() else None  # the frozen systems' values when they froze
     cur = u
     it = 0
     while it < max_iter and mon.active.any():
@@ -350,13 +355,13 @@ def _iterate(bk, u, step, mon: _Monitor, true_residual, max_iter: int, every: in
         newly = ~mon.active & ~frozen
         if newly.any():
             if keep is None:
-                keep = cur.copy()
+                keep = bk.copy(cur)
             else:
                 idx = bk.index_array(newly)
                 keep[idx] = cur[idx]
             frozen = ~mon.active
     if cur is not u:
-        u[...] = cur
+        bk.fill(u, cur)
     if keep is not None:
         idx = bk.index_array(frozen)
         u[idx] = keep[idx]
@@ -377,11 +382,10 @@ def _pcg(bk, u, rhs, levels, mon: _Monitor, true_residual, max_iter, check_every
     Step sizes are 0 for frozen systems (see :class:`_Monitor`), so they keep their values.
     Per-system step sizes live on the backend's device; only the convergence checks read back.
     """
-    xp = bk.xp
     fine = levels[0]
     B, C = u.shape[:2]
     dtype = u.dtype
-    r = rhs.copy()  # residual of e = 0
+    r = bk.copy(rhs)  # residual of e = 0
     z = bk.zeros(u.shape, dtype)
     q = bk.zeros(u.shape, dtype)
     p = bk.zeros(u.shape, dtype)
@@ -393,20 +397,18 @@ def _pcg(bk, u, rhs, levels, mon: _Monitor, true_residual, max_iter, check_every
     rz = None
     it = 0
     while it < max_iter and mon.active.any():
-        z[...] = 0
+        bk.fill(z, 0)
         _vcycle(bk, levels, es, rhss, rs, nu1, nu2)  # z = M^-1 r
         rz_new = _dot(bk, r, z, fine)
         if rz is None:
-            p[...] = z
+            bk.fill(p, z)
         else:
-            pos = active & (rz > 0)
-            beta = xp.where(pos, rz_new / xp.where(pos, rz, 1.0), 0.0)
+            beta = bk.ratio(rz_new, rz, active, 1.0)  # 0 for frozen systems
             bk.xpby_unknowns(z, beta, p, fine.kind, fine.ext_dev)  # p = z + beta p
         rz = rz_new
         bk.residual(p, zero_rhs, fine.kind, fine.ext_dev, fine.w, q)  # q = -A p
         pq = _dot(bk, p, q, fine)
-        ok = active & (pq < 0)
-        alpha = xp.where(ok, rz / xp.where(ok, -pq, 1.0), 0.0)
+        alpha = bk.ratio(rz, pq, active, -1.0)  # rz / (-pq), 0 for frozen systems
         bk.axpy_unknowns(alpha, p, u, fine.kind, fine.ext_dev)  # u += alpha p
         bk.axpy_unknowns(alpha, q, r, fine.kind, fine.ext_dev)  # r -= alpha A p
         it += 1
@@ -478,7 +480,7 @@ def _vcycle(bk, levels, es, rhss, rs, nu1, nu2):
     for k in range(L):
         lev = levels[k]
         if k > 0:
-            es[k][...] = 0
+            bk.fill(es[k], 0)
         _smooth(bk, es[k], rhss[k], lev, nu1)
         if k + 1 < L:
             nxt = levels[k + 1]

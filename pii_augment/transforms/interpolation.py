@@ -7,7 +7,10 @@ module's own seed, or of torch's global RNG); :meth:`_PatchInterpolation.apply_t
 the parameters to the functional layer (:func:`~pii_augment.poisson_interpolate` or
 :func:`~pii_augment.foreign_patch_interpolate`, then :func:`~pii_augment.anomaly_label`).
 Parameters are plain NumPy arrays on the host, so a seed gives the same patches whatever device
-the images live on; only the masks (one bool per pixel) and a few indices travel to the device.
+the images live on; only their tables (a few dozen bytes per sample) travel to the device, where
+the masks are made (:func:`~pii_augment.ops.patch_masks`; blob masks are made on the host) and
+the source images gathered (:func:`~pii_augment.ops.take_samples`). Samples the gate leaves alone
+get an empty mask and come back unchanged.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from .._validate import (
     check_seed,
     check_shape,
 )
-from ..ops import DEFAULT_TOL, anomaly_label, foreign_patch_interpolate, poisson_interpolate
+from ..ops import DEFAULT_TOL, anomaly_label, foreign_patch_interpolate, patch_masks, poisson_interpolate, take_samples
 from ..ops._backends import BACKENDS
 from ..ops.solver import MODES as _GRADIENTS
 from ..sampling import SHAPES, PatchParams, sample_patches, sample_source_indices
@@ -111,13 +114,6 @@ def _take(patches: PatchParams, idx: np.ndarray) -> PatchParams:
         blob_centers=None if patches.blob_centers is None else patches.blob_centers[idx],
         blob_radii=None if patches.blob_radii is None else patches.blob_radii[idx],
     )
-
-
-def _gather(x: torch.Tensor, index: np.ndarray) -> torch.Tensor:
-    """``x[index]`` along the batch axis (on the host through NumPy, several times faster)."""
-    if x.device.type == "cpu":
-        return torch.from_numpy(np.take(x.detach().numpy(), index, axis=0))
-    return x[torch.as_tensor(index, device=x.device)]
 
 
 def _cycle_representatives(source_index: np.ndarray) -> np.ndarray:
@@ -376,28 +372,18 @@ class _PatchInterpolation(nn.Module):
         """:meth:`apply_transform` on checked, finite, detached inputs."""
         B, spatial = images.shape[0], tuple(images.shape[2:])
         work = images.float() if images.dtype in _HALF_DTYPES else images
-        idx = np.flatnonzero(params.apply)
-        if idx.size == 0:
+        if not params.apply.any():
             return images.clone(), images.new_zeros((B, 1) + spatial)
-        everyone = idx.size == B
-        if source is None:
-            src = _gather(work, params.source_index[idx])
+        if source is None:  # the batch's own images, gathered on their device
+            src = take_samples(work, params.source_index, backend=self.backend)
         else:
             src = source.float() if source.dtype in _HALF_DTYPES else source
-            src = src if everyone else _gather(src, idx)
-        dst = work if everyone else _gather(work, idx)
-        patches = params.patches if everyone else _take(params.patches, idx)
-        mask = torch.from_numpy(patches.masks()).to(images.device)
-        alpha = patches.alpha
-        out = self._blend(dst, src, mask, alpha)
-        label = anomaly_label(dst, out, mask, alpha, tolerance=self.tolerance)
-        if not everyone:
-            idx_dev = torch.as_tensor(idx, device=images.device)
-            full_out = work.clone()
-            full_out[idx_dev] = out
-            full_label = work.new_zeros((B, 1) + spatial)
-            full_label[idx_dev] = label
-            out, label = full_out, full_label
+        # masks made on the images' device from the parameters; samples the gate leaves alone get
+        # an empty mask, so they come back unchanged with a zero label (no gather, no scatter)
+        mask = patch_masks(params.patches, like=work, apply=params.apply, backend=self.backend)
+        alpha = params.patches.alpha
+        out = self._blend(work, src, mask, alpha)
+        label = anomaly_label(work, out, mask, alpha, tolerance=self.tolerance, backend=self.backend)
         if work is not images:
             out, label = out.to(images.dtype), label.to(images.dtype)
         return out, label
