@@ -467,6 +467,41 @@ inline int check_launch(const unsigned grid[3], const unsigned block[3], unsigne
     return 0;
 }
 
+// Run every block of an ordinary launch in the general order: threads permuted per block
+// (shuffle) and/or dynamic shared memory refilled per block. 0, or 1 with the error set.
+inline int run_sequential(void (*invoke_kernel)(const void*), const void* args, std::size_t shared_bytes,
+                          bool shuffle, std::uint64_t seed) {
+    thread_resources& res = resources();
+    unsigned char* shared = shared_bytes ? res.shared(shared_bytes) : nullptr;
+    if (shared_bytes && !shared) return fail("out of memory for %zu bytes of dynamic shared memory", shared_bytes);
+    if (!res.reserve_fibers(0)) return 1;  // allocates the order array
+    unsigned* order = res.order();
+    const unsigned n = blockDim.x * blockDim.y * blockDim.z;
+    for (unsigned i = 0; i < n; ++i) order[i] = i;
+    const unsigned gx = gridDim.x, gy = gridDim.y, gz = gridDim.z;
+    dynamic_shared_memory = shared;
+    int status = 0;
+    try {
+        for (unsigned kz = 0; kz < gz; ++kz)
+            for (unsigned ky = 0; ky < gy; ++ky)
+                for (unsigned kx = 0; kx < gx; ++kx) {
+                    blockIdx = {kx, ky, kz};
+                    if (shuffle) permutation(order, n, seed, kx + (std::uint64_t)gx * (ky + (std::uint64_t)gy * kz), 0);
+                    if (shared) std::memset(shared, 0xFF, shared_bytes);
+                    for (unsigned i = 0; i < n; ++i) {
+                        set_thread(order[i]);
+                        invoke_kernel(args);
+                    }
+                }
+    } catch (const std::exception& e) {
+        status = fail("%s", e.what());
+    } catch (...) {
+        status = fail("a C++ exception escaped the kernel");
+    }
+    dynamic_shared_memory = nullptr;
+    return status;
+}
+
 // Run kernel K over a (gx, gy, gz) grid of (bx, by, bz) blocks with `shared_bytes` of dynamic
 // shared memory (refused above `shared_limit`), threads in order or (shuffle != 0) permuted by
 // `seed`. Returns 0, or 1 with the message in pii_emu_last_error().
@@ -476,57 +511,33 @@ int launch(unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsi
     const unsigned grid[3] = {gx, gy, gz}, block[3] = {bx, by, bz};
     if (check_launch(grid, block, shared_bytes, shared_limit) != 0) return 1;
     const auto a = kernel_signature<decltype(K)>::unpack(args);
+    using Args = std::remove_const_t<decltype(a)>;
     gridDim = {gx, gy, gz};
     blockDim = {bx, by, bz};
     if constexpr (cooperative<K>) {
-        return run_cooperative(&invoke<K, std::remove_const_t<decltype(a)>>, &a, (std::size_t)shared_bytes,
-                               shuffle != 0, seed);
+        return run_cooperative(&invoke<K, Args>, &a, (std::size_t)shared_bytes, shuffle != 0, seed);
     } else {
+        if (shuffle != 0 || shared_bytes != 0)
+            return run_sequential(&invoke<K, Args>, &a, (std::size_t)shared_bytes, shuffle != 0, seed);
+        // The fast path of (almost) every launch: plain loops, thread 0 first.
         try {
-            if (shuffle == 0 && shared_bytes == 0) {
-                // The fast path of (almost) every launch: plain loops, thread 0 first.
-                for (unsigned kz = 0; kz < gz; ++kz)
-                    for (unsigned ky = 0; ky < gy; ++ky)
-                        for (unsigned kx = 0; kx < gx; ++kx) {
-                            blockIdx = {kx, ky, kz};
-                            for (unsigned tz = 0; tz < bz; ++tz)
-                                for (unsigned ty = 0; ty < by; ++ty)
-                                    for (unsigned tx = 0; tx < bx; ++tx) {
-                                        threadIdx = {tx, ty, tz};
-                                        std::apply(K, a);
-                                    }
-                        }
-                return 0;
-            }
-            thread_resources& res = resources();
-            unsigned char* shared = shared_bytes ? res.shared(shared_bytes) : nullptr;
-            if (shared_bytes && !shared)
-                return fail("out of memory for %llu bytes of dynamic shared memory", shared_bytes);
-            if (!res.reserve_fibers(0)) return 1;  // allocates the order array
-            unsigned* order = res.order();
-            const unsigned n = bx * by * bz;
-            for (unsigned i = 0; i < n; ++i) order[i] = i;
-            dynamic_shared_memory = shared;
             for (unsigned kz = 0; kz < gz; ++kz)
                 for (unsigned ky = 0; ky < gy; ++ky)
                     for (unsigned kx = 0; kx < gx; ++kx) {
                         blockIdx = {kx, ky, kz};
-                        if (shuffle) permutation(order, n, seed, kx + (std::uint64_t)gx * (ky + (std::uint64_t)gy * kz), 0);
-                        if (shared) std::memset(shared, 0xFF, shared_bytes);
-                        for (unsigned i = 0; i < n; ++i) {
-                            set_thread(order[i]);
-                            std::apply(K, a);
-                        }
+                        for (unsigned tz = 0; tz < bz; ++tz)
+                            for (unsigned ty = 0; ty < by; ++ty)
+                                for (unsigned tx = 0; tx < bx; ++tx) {
+                                    threadIdx = {tx, ty, tz};
+                                    std::apply(K, a);
+                                }
                     }
-            dynamic_shared_memory = nullptr;
-            return 0;
         } catch (const std::exception& e) {
-            dynamic_shared_memory = nullptr;
             return fail("%s", e.what());
         } catch (...) {
-            dynamic_shared_memory = nullptr;
             return fail("a C++ exception escaped the kernel");
         }
+        return 0;
     }
 }
 

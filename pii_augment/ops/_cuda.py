@@ -730,14 +730,39 @@ def _shared_limit(value: str | None) -> int:
     return limit
 
 
+def _environment_reader(name: str):
+    """A fast ``os.environ.get(name)`` (read at every launch: ``os.environ.get`` of a missing
+    variable costs two exceptions, some microseconds). It reads CPython's ``os.environ._data``,
+    which ``os.environ[...] = ...`` (and so ``monkeypatch.setenv``) updates, and falls back to
+    ``os.environ.get`` where that is missing."""
+    data = getattr(os.environ, "_data", None)
+    try:
+        key = os.environ.encodekey(name)  # type: ignore[attr-defined]
+        decode = os.environ.decodevalue  # type: ignore[attr-defined]
+    except AttributeError:
+        data = None
+    if not isinstance(data, dict):
+        return lambda: os.environ.get(name)
+
+    def read() -> str | None:
+        v = data.get(key)
+        return None if v is None else decode(v)
+
+    return read
+
+
+_shuffle_env = _environment_reader(SHUFFLE_ENV)
+_shared_limit_env = _environment_reader(SHARED_LIMIT_ENV)
+
+
 def emulation_shuffle_seed() -> int | None:
     """The thread-order seed of emulated launches (``$PII_AUGMENT_EMULATION_SHUFFLE``), None: in order."""
-    return _shuffle_seed(os.environ.get(SHUFFLE_ENV))
+    return _shuffle_seed(_shuffle_env())
 
 
 def emulation_shared_limit() -> int:
     """The most dynamic shared memory (bytes) an emulated launch may ask for now."""
-    return _shared_limit(os.environ.get(SHARED_LIMIT_ENV))
+    return _shared_limit(_shared_limit_env())
 
 
 _SCALARS = {
@@ -794,6 +819,10 @@ class EmulatedKernels:
         for a in args:
             if isinstance(a, np.ndarray):
                 holders.append(ctypes.c_void_p(a.ctypes.data))
+            elif isinstance(a, np.int32):
+                holders.append(ctypes.c_int32(int(a)))
+            elif isinstance(a, np.float64):
+                holders.append(ctypes.c_double(float(a)))
             else:
                 c = _SCALARS.get(type(a))
                 if c is None:
@@ -804,8 +833,10 @@ class EmulatedKernels:
             if not isinstance(shared_bytes, (int, np.integer)) or shared_bytes < 0:
                 raise ValueError(f"{kernel}: shared_bytes must be an integer >= 0; got {shared_bytes!r}")
             shared_bytes = int(shared_bytes)
-        seed = _shuffle_seed(os.environ.get(SHUFFLE_ENV))
-        limit = _shared_limit(os.environ.get(SHARED_LIMIT_ENV))
+            limit = _shared_limit(_shared_limit_env())
+        else:
+            limit = SHARED_LIMIT_DEFAULT  # no shared memory asked for: no limit to read
+        seed = _shuffle_seed(_shuffle_env())
         if fn(*grid, *block, ptrs, shared_bytes, limit, seed is not None, seed or 0):
             message = (self._last_error() or b"unknown error").decode("utf-8", "replace")
             raise RuntimeError(f"{kernel}<{ctype}>: {message}")
