@@ -61,6 +61,7 @@
 
 #include <math.h>  // the global float/double overloads (sqrt, sin, ...) CUDA device code sees
 
+#include <atomic>
 #include <cfenv>
 #include <cmath>
 #include <cstdarg>
@@ -331,7 +332,11 @@ inline void syncthreads(const char* file, int line) {
     }
     ++b->arrived;
     ucontext_t* self = b->res->context(b->order[b->pos]);
+    // The other threads of the block run inside swapcontext: the compiler must not keep shared
+    // memory (static thread_local arrays) or threadIdx in registers across it.
+    std::atomic_signal_fence(std::memory_order_seq_cst);
     swapcontext(self, next_context(*b));
+    std::atomic_signal_fence(std::memory_order_seq_cst);
     // Resumed by the next phase: threadIdx has been set back to this thread's by the switcher.
 }
 

@@ -196,6 +196,28 @@ def test_launch_configuration_is_checked(kern):
         kern.launch("nope", "float", (1, 1, 1), (1, 1, 1), ())
 
 
+def test_backend_launch_errors_are_runtime_errors_naming_the_kernel():
+    """EmulatedCudaBackend._launch (the primitives' path) takes shared_bytes and raises on failure."""
+    from pii_augment.ops._backends import get_backend
+
+    emu = get_backend("cuda-emulated", np.zeros(1))
+    pad = (1, 4, 4)
+    kind = np.full((1,) + pad, 2, np.uint8)
+    ext = np.array([pad], np.int64)
+    u = np.random.default_rng(0).standard_normal((1, 1) + pad).astype(np.float32)
+    w = np.ones((1, 3))
+    r1, r2 = np.zeros_like(u), np.zeros_like(u)
+    args = [u, u, kind, ext, w, r1] + [np.int32(v) for v in (1, 1) + pad]
+    grid, block = _cuda.launch_geometry(4, 4)
+    emu._launch("residual", "float", grid, block, args, shared_bytes=64)  # ordinary kernels may take it
+    emu.residual(u, u, kind, ext, w, r2)
+    np.testing.assert_array_equal(r1, r2)
+    with pytest.raises(RuntimeError, match=r"^residual<float>: invalid launch configuration: gridDim.y"):
+        emu._launch("residual", "float", (1, 0, 1), block, args)
+    with pytest.raises(RuntimeError, match=r"^residual<double>: too much dynamic shared memory"):
+        emu._launch("residual", "double", grid, block, args, shared_bytes=SHARED_LIMIT_DEFAULT + 1)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_large_local_arrays_fit_the_fiber_stacks(kern, ordered, dtype):
     out = np.zeros(2 * 256, dtype)
