@@ -33,8 +33,10 @@ __device__ __forceinline__ T box_rhs(const T* __restrict__ d, const T* __restric
 
 // out[i, j, k] = sum_m S_n[q, m] in[...m along the axis...] for the cells of a P x M x N box,
 // where the axis is x (stride 1, n = N), y (stride N, n = M) or z (stride M N, n = P) and q the
-// cell's index along it. tab: sin(pi t / (n + 1)) for t in [0, 2 (n + 1)). Threads take cells
-// t, t + BLOCK, ...; no barrier inside (the caller synchronises).
+// cell's index along it. tab: sin(pi t / (n + 1)) for t in [0, 2 (n + 1)). The sum runs in
+// double (float32 sums of several hundred terms would put the box solve's residual near the
+// default tolerance on large boxes), the result is stored in T. Threads take cells t, t + BLOCK,
+// ...; no barrier inside (the caller synchronises).
 template <typename T>
 __device__ void sine_transform(const T* __restrict__ in, T* __restrict__ out, const T* __restrict__ tab,
                                int P, int M, int N, int axis) {
@@ -49,13 +51,13 @@ __device__ void sine_transform(const T* __restrict__ in, T* __restrict__ out, co
         const int q = axis == 2 ? k : (axis == 1 ? j : i);
         const T* line = in + (cell - (long long)q * stride);  // element 0 along the axis
         int idx = q + 1;  // (q + 1)(m + 1) mod period, advanced by q + 1 per m
-        T acc = T(0);
+        double acc = 0.0;
         for (int m = 0; m < n; ++m) {
-            acc += tab[idx] * line[(long long)m * stride];
+            acc += (double)tab[idx] * (double)line[(long long)m * stride];
             idx += q + 1;
             if (idx >= period) idx -= period;
         }
-        out[cell] = acc;
+        out[cell] = (T)acc;
     }
 }
 

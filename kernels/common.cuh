@@ -1,20 +1,44 @@
 // Shared helpers of the pii_augment CUDA kernels (see kernels/*.cu).
 //
-// Launch convention ("row-mapped"): every kernel is launched on a 2D grid of 2D blocks,
+// Launch convention ("row-mapped", the default): the kernel is launched on a 2D grid of 2D blocks,
 //   block = (bx, by), grid = (ceil(rows / by), ceil(width / bx));
 // thread (row, x) = (blockIdx.x * blockDim.y + threadIdx.y, blockIdx.y * blockDim.x + threadIdx.x).
 // A "row" is one flattened (b, c, z, y) line of a 5D field (or (b, z, y) of a 4D label array),
 // matching the row loops of the Numba twins in pii_augment/ops/_numba_kernels.py. The host side
 // guarantees rows < 2^31, so row arithmetic runs in 32-bit ints; element offsets use 64 bits.
+// A kernel with another geometry (block-level reductions, say) documents it at its definition.
+// The dynamic shared memory of a launch is `shared_bytes` of CudaKernelBackend._launch (0 by
+// default). The emulation refuses more than 227 KiB per block, the sm_90 opt-in maximum (on the
+// GPU, more than 48 KiB also needs the kernel's max_dynamic_shared_size_bytes attribute raised).
 //
-// No block-level cooperation (__syncthreads, shared memory, warp shuffles): the g++ emulation
-// (kernels/cuda_emulation.h) runs threads one after another and does not honour it.
+// Block-level cooperation. The g++ emulation (kernels/cuda_emulation.h) runs the threads of an
+// ordinary kernel one after another in a plain loop, so a kernel that uses __syncthreads() must
+// say so, with PII_COOPERATIVE(name) after its definition; the emulation then runs each of its
+// blocks with one fiber per thread and honours the barrier (a __syncthreads() reached by an
+// undeclared kernel is a launch error of the emulation, and so is a barrier that some threads
+// of a block skip or exit before: the GPU leaves both undefined). Shared memory:
+// - static: `__shared__ T buf[N];` inside the kernel, as usual (emulation: one array per host
+//   thread, seen by every thread of the block; NOT reset between blocks);
+// - dynamic: PII_DYNAMIC_SHARED(T, name); declares `T* name` at the launch's dynamic shared
+//   memory (never write `extern __shared__` directly: the emulation cannot compile it). The
+//   emulation fills it with 0xFF bytes (NaN as float/double) before every block.
+// The emulation switches threads only at barriers, in order (thread 0 first) by default, so a
+// missing barrier can go unnoticed: PII_AUGMENT_EMULATION_SHUFFLE=<seed> runs them in a random
+// order (a new one after every barrier), which turns such races into wrong results.
+// Not available: warp intrinsics (__shfl*, __ballot*, __syncwarp, ...) and __syncthreads_count/
+// _and/_or; the emulation leaves them undefined, so using one fails its build.
 #ifndef PII_AUGMENT_COMMON_CUH
 #define PII_AUGMENT_COMMON_CUH
 
-// Block cooperation (provisional spelling; see kernels/cuda_emulation.h for the emulation's):
-// PII_DYNAMIC_SHARED(type, name) declares `type* name` at the launch's dynamic shared memory;
-// PII_COOPERATIVE(name), after a kernel's definition, declares that it uses __syncthreads().
+// PII_COOPERATIVE(name): at global namespace scope, after the definition of the kernel `name` (a
+// __global__ function templated on the field type T, like every kernel here), declares that
+// name<float> and name<double> synchronise their blocks with __syncthreads() (a trailing
+// semicolon is optional).
+// PII_DYNAMIC_SHARED(type, name);: a statement in a kernel body declaring `type* name` at the
+// launch's dynamic shared memory (16-byte aligned; one extern array of unsigned char for every
+// kernel and field type, as CUDA requires of dynamic shared memory).
+// These are the nvcc/NVRTC definitions; the emulation (kernels/cuda_emulation.h, included first)
+// defines its own.
 #ifndef PII_DYNAMIC_SHARED
 #define PII_DYNAMIC_SHARED(type, name)                                   \
     extern __shared__ __align__(16) unsigned char pii_dynamic_shared_[]; \

@@ -135,8 +135,8 @@ class Backend:
     - ``report(state)`` -> :class:`BatchReport` on the host: on a device, the call's one
       synchronisation.
     - ``label(d5, o5, m5, alpha, tolerance)`` and ``fpi(d5, s5, m5, alpha, check_finite)``.
-    - ``take(x, index)``: ``x[index]`` along the batch axis; device backends also have
-      ``patch_masks(patches, apply, shape_code)`` (see :mod:`pii_augment.ops.masks`).
+    - ``take(x, index)``: ``x[index]`` along the batch axis, and ``patch_masks(patches, apply,
+      shape_code)``: the masks of patch parameters (see :mod:`pii_augment.ops.masks`).
 
     ``counts()`` gives the kernel launches, host synchronisations and host-to-device bytes made
     so far (None on host backends, which have no device).
@@ -196,6 +196,12 @@ class Backend:
     def take(self, x, index: np.ndarray):
         """``x[index]`` along the batch axis."""
         return np.take(x, index, axis=0)
+
+    def patch_masks(self, patches, apply: np.ndarray, shape_code: int | None):
+        """The (B, *spatial) bool masks of ``patches`` (host: :meth:`PatchParams.masks`)."""
+        m = patches.masks()
+        m[~apply] = False
+        return m
 
     def fpi(self, d5, s5, m5, alpha: np.ndarray, check_finite: bool):
         raise NotImplementedError

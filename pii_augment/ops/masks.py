@@ -54,14 +54,7 @@ def patch_masks(patches: PatchParams, like: Any = None, *, apply: Any = None, ba
         raise ValueError(f"apply must have shape (B,) = ({B},); got {np.shape(apply)}")
     kind = array_kind(like) if like is not None else None
     ref = to_backend_array(like, "like") if like is not None else np.zeros(0)
-    bk = get_backend(backend, ref)
-    if bk.name == "numba" or patches.shape not in DEVICE_SHAPES:
-        m = patches.masks()
-        m[~on] = False
-        if bk.name != "numba":
-            m = bk.index_array(m)  # blobs: built on the host, copied
-    else:
-        m = bk.patch_masks(patches, on, DEVICE_SHAPES[patches.shape])
+    m = get_backend(backend, ref).patch_masks(patches, on, DEVICE_SHAPES.get(patches.shape))
     return m if kind is None else from_backend_array(m, kind)
 
 

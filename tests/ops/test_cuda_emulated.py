@@ -364,10 +364,56 @@ def test_backend_selection():
         get_backend("cupy", x)
 
 
+_COMMENT_RE = re.compile(r"//[^\n]*|/\*.*?\*/", re.S)
+_DEVICE_FN_RE = re.compile(r"__device__[^;{}()]*?\b(\w+)\s*\([^;{}]*\)\s*\{")
+
+
+def _body(code: str, start: int) -> str:
+    """The brace-balanced block of ``code`` opening at the first ``{`` at or after ``start``."""
+    i = code.index("{", start)
+    depth = 0
+    for j in range(i, len(code)):
+        depth += {"{": 1, "}": -1}.get(code[j], 0)
+        if depth == 0:
+            return code[i : j + 1]
+    raise ValueError("unbalanced braces")
+
+
+def undeclared_barrier_kernels(src: str) -> set[str]:
+    """Kernels of CUDA source ``src`` that reach __syncthreads (in their body or through the
+    __device__ functions of ``src`` they call) but are not declared ``PII_COOPERATIVE(name)``."""
+    code = _COMMENT_RE.sub(" ", src)
+    funcs = {m.group(1): _body(code, m.end() - 1) for m in _DEVICE_FN_RE.finditer(code)}
+    kernels = {m.group(1): _body(code, m.end()) for m in _cuda._KERNEL_RE.finditer(code)}
+
+    def calls(body: str, names: set[str]) -> bool:
+        return any(re.search(rf"\b{n}\s*\(", body) for n in names)
+
+    barrier = {"__syncthreads"}
+    while True:
+        more = {f for f, b in funcs.items() if f not in barrier and calls(b, barrier)}
+        if not more:
+            break
+        barrier |= more
+    declared = set(re.findall(r"PII_COOPERATIVE\s*\(\s*(\w+)\s*\)", code))
+    return {k for k, b in kernels.items() if calls(b, barrier)} - declared
+
+
 def test_kernel_sources_are_one_unit_with_line_markers():
     src = _cuda.cuda_source()
     for f in _cuda.kernels_dir().glob("*.cu"):
         assert f'#line 1 "{f.name}"' in src
     assert src.count('#line 1 "common.cuh"') == 1  # included once
-    # block-level cooperation stays out: the emulation cannot honour it
-    assert not re.search(r"__syncthreads\s*\(|__shared__\s+\w|__shfl", src)
+    # warp intrinsics stay out (the emulation leaves them undefined)
+    code = _COMMENT_RE.sub(" ", src)
+    assert not re.search(r"__shfl|__ballot|__syncwarp|__activemask|__any_sync|__all_sync", code)
+    # a barrier in a kernel not declared PII_COOPERATIVE is an emulation error at run time
+    assert not undeclared_barrier_kernels(src)
+    probe = (
+        "__device__ void wait() { __syncthreads(); }  // reached from k2 and k3\n"
+        "template <typename T>\n__global__ void k1(T* o) { o[0] = T(1); }\n"
+        "template <typename T>\n__global__ void k2(T* o) { if (o) { wait(); } }\n"
+        "template <typename T>\n__global__ void k3(T* o) { __syncthreads(); }\n"
+        "template <typename T>\n__global__ void k4(T* o) { __syncthreads(); }\nPII_COOPERATIVE(k4)\n"
+    )
+    assert undeclared_barrier_kernels(probe) == {"k2", "k3"}

@@ -74,12 +74,17 @@ def test_solve_poisson_with_rhs_on_boxes():
         np.testing.assert_allclose(f[b, 0], ref, atol=1e-10)
 
 
-def test_emulated_backend_never_takes_the_spectral_path():
+def test_auto_means_the_same_on_every_backend():
+    """The device path takes the exact box solve for the same samples as the CPU (and multigrid
+    when asked for it explicitly)."""
     rng = np.random.default_rng(2)
     dst = rng.standard_normal((2, 1, 16, 16)).astype(np.float32)
     mask = _boxes(2, (16, 16), rng)
-    _, info = pa.poisson_interpolate(dst, dst[::-1].copy(), mask, 0.5, backend="cuda-emulated", return_info=True)
-    assert info.spectral_samples == 0 and info.converged.all()
+    for method, boxes in (("auto", 2), ("multigrid", 0)):
+        _, cpu = pa.poisson_interpolate(dst, dst[::-1].copy(), mask, 0.5, method=method, return_info=True)
+        _, emu = pa.poisson_interpolate(dst, dst[::-1].copy(), mask, 0.5, method=method, backend="cuda-emulated",
+                                        return_info=True)
+        assert cpu.spectral_samples == emu.spectral_samples == boxes and emu.converged.all()
 
 
 def test_solve_poisson_without_rhs_on_boxes_is_the_harmonic_fill():
