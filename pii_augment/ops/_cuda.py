@@ -2,19 +2,27 @@
 
 Two backends share one class, :class:`CudaKernelBackend`, which holds everything but memory and
 launches: argument checks, launch geometry and argument marshalling for every primitive of
-:data:`pii_augment.ops._backends.PRIMITIVES`, plus the ``smooth`` composite. The subclasses
+:data:`pii_augment.ops._backends.PRIMITIVES`, the ``smooth`` composite, the capabilities of
+:class:`~pii_augment.ops._backends.Backend` (the device path of a call: ``prepare_systems``,
+``box_solve``, one read of the result tables, ``label_pixels``, ``fpi_systems``,
+``patch_masks``), and the counters of launches, synchronisations and copies. The subclasses
 differ only in how arrays are allocated and how a launch is carried out:
 
 - :class:`CupyBackend` (``backend="cupy"``): cupy arrays; the sources are compiled with NVRTC
   through ``cupy.RawModule`` once per device and field type, and launched on cupy's current stream.
 - :class:`EmulatedCudaBackend` (``backend="cuda-emulated"``): numpy arrays; the *same* sources are
-  compiled with g++ behind ``kernels/cuda_emulation.h`` (CUDA qualifiers become plain C++, the
-  launch becomes loops over blocks and threads) into a shared library cached on disk, and called
-  through ctypes (which releases the GIL, so the batch chunks of the driver run in parallel).
+  compiled with g++ behind ``kernels/cuda_emulation.h`` (CUDA qualifiers become plain C++; an
+  ordinary kernel's threads run one after another, a kernel declared ``PII_COOPERATIVE`` runs
+  each block with one fiber per thread that switch at ``__syncthreads()``, optionally in a
+  shuffled order) into a shared library cached on disk, and called through ctypes (which
+  releases the GIL, so the batch chunks of the driver run in parallel). It takes the device path
+  and counts exactly what the GPU would do.
 
 Every kernel ``name`` is a template on the field type ``T``; the Python side asks for
-``name<float>`` or ``name<double>``. Kernels are launched "row-mapped" (see ``kernels/common.cuh``):
-one thread per cell of a ``(b, c, z, y)`` row, block ``(bx, by)``, grid ``(rows / by, width / bx)``.
+``name<float>`` or ``name<double>``. Most kernels are launched "row-mapped" (see
+``kernels/common.cuh``): one thread per cell of a ``(b, c, z, y)`` row, block ``(bx, by)``, grid
+``(rows / by, width / bx)``; the block-per-system kernels (one block of 256 threads per sample
+and channel) document their geometry where they are defined.
 
 Nothing here imports cupy at module import time.
 """
@@ -39,6 +47,8 @@ import numpy as np
 from ._backends import Backend, BatchReport, host_threads
 
 __all__ = [
+    "compile_emulated_kernels",
+    "nvrtc_compile",
     "CudaKernelBackend",
     "CupyBackend",
     "EmulatedCudaBackend",
