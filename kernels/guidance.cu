@@ -27,14 +27,5 @@ __global__ void guidance_rhs(const T* __restrict__ dst, const T* __restrict__ sr
         rhs[f] = T(0);
         return;
     }
-    const T dp = dst[f], sp = src[f];
-    const double al = alpha[b];
-    double acc = mode == 3 ? (double)sp : 0.0;
-    if (x > 0 && kind[k - 1] != 0) acc += pii::pair_term(dp, dst[f - 1], sp, src[f - 1], al, mode);
-    if (x + 1 < ex && kind[k + 1] != 0) acc += pii::pair_term(dp, dst[f + 1], sp, src[f + 1], al, mode);
-    if (y > 0 && kind[k - sy] != 0) acc += pii::pair_term(dp, dst[f - sy], sp, src[f - sy], al, mode);
-    if (y + 1 < ey && kind[k + sy] != 0) acc += pii::pair_term(dp, dst[f + sy], sp, src[f + sy], al, mode);
-    if (z > 0 && kind[k - sz] != 0) acc += pii::pair_term(dp, dst[f - sz], sp, src[f - sz], al, mode);
-    if (z + 1 < ez && kind[k + sz] != 0) acc += pii::pair_term(dp, dst[f + sz], sp, src[f + sz], al, mode);
-    rhs[f] = (T)acc;
+    rhs[f] = pii::rhs_cell(dst, src, kind, f, k, z, y, x, ez, ey, ex, sy, sz, alpha[b], mode);
 }
