@@ -69,9 +69,12 @@ from typing import Any, Callable
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-for _p in (HERE, HERE.parent):
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+try:  # the installed pii_augment, else the checkout this script lives in
+    import pii_augment  # noqa: F401
+except ImportError:
+    sys.path.insert(0, str(HERE.parent))
 
 from workload import random_images  # noqa: E402
 
@@ -908,10 +911,13 @@ def time_row(dev: Device, kind: str, ndim: int, size: int, batch: int) -> dict:
     elems = int(np.prod(wl["dst"].shape[1:]))
     floor = gpu_model.floor_time(batch, elems, item)
     del wl
+    # the call's launches / syncs / H2D bytes: its SolveInfo (poisson_interpolate), else the counters
+    src = info if info is not None else counts
     return {
         "kind": kind, "ndim": ndim, "size": size, "batch": batch, "t_s": t, "times_s": times,
-        "samples_per_s": batch / t, "launches": counts.launches, "syncs": counts.syncs,
-        "h2d_bytes": counts.h2d_bytes, "bytes": counts.bytes, "flops": counts.flops,
+        "samples_per_s": batch / t, "launches": src.launches, "syncs": src.syncs, "h2d_bytes": src.h2d_bytes,
+        "counters": {"launches": counts.launches, "syncs": counts.syncs, "h2d_bytes": counts.h2d_bytes},
+        "bytes": counts.bytes, "flops": counts.flops,
         "info": None if info is None else {"launches": info.launches, "syncs": info.syncs,
                                            "h2d_bytes": info.h2d_bytes, "iterations": info.iterations,
                                            "spectral_samples": info.spectral_samples},

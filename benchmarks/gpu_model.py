@@ -81,7 +81,9 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
-if str(HERE.parent) not in sys.path:
+try:  # the installed pii_augment, else the checkout this script lives in
+    import pii_augment  # noqa: F401
+except ImportError:
     sys.path.insert(0, str(HERE.parent))
 
 # ------------------------------------------------------------------------------------------------
