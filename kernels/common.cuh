@@ -123,20 +123,20 @@ __device__ __forceinline__ double pair_term(T dp, T dq, T sp, T sq, double al, i
 // The right-hand side of the correction at unknown cell (z, y, x) of one crop: the sum over the
 // present neighbours q (kind != 0) of pair_term, in the order x-, x+, y-, y+, z-, z+, in double
 // (plus src_p in mode 3), rounded to T. f, k: the cell's offsets in the field and label arrays;
-// sy, sz: their row and plane pitches; ez, ey, ex: the crop's extent.
+// fy, fz and ky, kz: their row and plane pitches; ez, ey, ex: the crop's extent.
 template <typename T>
 __device__ __forceinline__ T rhs_cell(const T* __restrict__ dst, const T* __restrict__ src,
                                       const unsigned char* __restrict__ kind, long long f, long long k, int z, int y,
-                                      int x, long long ez, long long ey, long long ex, long long sy, long long sz,
-                                      double al, int mode) {
+                                      int x, long long ez, long long ey, long long ex, long long fy, long long fz,
+                                      long long ky, long long kz, double al, int mode) {
     const T dp = dst[f], sp = src[f];
     double acc = mode == 3 ? (double)sp : 0.0;
     if (x > 0 && kind[k - 1] != 0) acc += pair_term(dp, dst[f - 1], sp, src[f - 1], al, mode);
     if (x + 1 < ex && kind[k + 1] != 0) acc += pair_term(dp, dst[f + 1], sp, src[f + 1], al, mode);
-    if (y > 0 && kind[k - sy] != 0) acc += pair_term(dp, dst[f - sy], sp, src[f - sy], al, mode);
-    if (y + 1 < ey && kind[k + sy] != 0) acc += pair_term(dp, dst[f + sy], sp, src[f + sy], al, mode);
-    if (z > 0 && kind[k - sz] != 0) acc += pair_term(dp, dst[f - sz], sp, src[f - sz], al, mode);
-    if (z + 1 < ez && kind[k + sz] != 0) acc += pair_term(dp, dst[f + sz], sp, src[f + sz], al, mode);
+    if (y > 0 && kind[k - ky] != 0) acc += pair_term(dp, dst[f - fy], sp, src[f - fy], al, mode);
+    if (y + 1 < ey && kind[k + ky] != 0) acc += pair_term(dp, dst[f + fy], sp, src[f + fy], al, mode);
+    if (z > 0 && kind[k - kz] != 0) acc += pair_term(dp, dst[f - fz], sp, src[f - fz], al, mode);
+    if (z + 1 < ez && kind[k + kz] != 0) acc += pair_term(dp, dst[f + fz], sp, src[f + fz], al, mode);
     return (T)acc;
 }
 

@@ -27,5 +27,5 @@ __global__ void guidance_rhs(const T* __restrict__ dst, const T* __restrict__ sr
         rhs[f] = T(0);
         return;
     }
-    rhs[f] = pii::rhs_cell(dst, src, kind, f, k, z, y, x, ez, ey, ex, sy, sz, alpha[b], mode);
+    rhs[f] = pii::rhs_cell(dst, src, kind, f, k, z, y, x, ez, ey, ex, sy, sz, sy, sz, alpha[b], mode);
 }

@@ -106,8 +106,10 @@ class BatchReport:
     (z, y, x), zeros for an empty mask; ``filled``: (B,) bool, the mask is non-empty and fills its
     box; ``dst_bad``: (B, C) bool, the system's destination holds NaN or Inf; ``guide_bad``:
     bool, the guidance array (src or rhs) holds NaN or Inf (only looked at when checked);
-    ``box_status``: (B, C) int8, 1 where the exact box solve wrote the system, 0 elsewhere;
-    ``box_residual``: (B, C) float64, its relative residual (0 elsewhere).
+    ``status``: (B, C) int, who solved the system: 0 nobody (yet), :data:`BOX` the exact box
+    solve, ``MG + s`` the whole-system multigrid (``s`` one of ``_mg_system.STATUS``: 1
+    converged, 2 stalled, 3 non-finite, 4 stopped at max_iter); ``residual``: (B, C) float64,
+    the relative residual of the solve that wrote it; ``iters``: (B, C) its PCG iterations.
     """
 
     box_lo: np.ndarray
@@ -115,12 +117,18 @@ class BatchReport:
     filled: np.ndarray
     dst_bad: np.ndarray
     guide_bad: bool
-    box_status: np.ndarray
-    box_residual: np.ndarray
+    status: np.ndarray
+    residual: np.ndarray
+    iters: np.ndarray
 
     @property
     def nonempty(self) -> np.ndarray:
         return (self.box_hi > self.box_lo).all(axis=1)
+
+
+#: Codes of :attr:`BatchReport.status` (the device tables use the same: 2 and 3 mark systems left
+#: for a second pass of the box and the multigrid solve).
+BOX, MG = 1, 10
 
 
 class Backend:
@@ -132,6 +140,9 @@ class Backend:
       and ``.lo``, ``.hi`` (the clip range per system); also finds the mask boxes and NaN/Inf.
     - ``solve_boxes(state, d5, g5, alpha, mode, clip, ndim)``: the exact (DST-I) solve of every system
       whose mask is a box with its ring inside the image (see ``_spectral.box_samples``).
+    - ``solve_masks(state, d5, g5, m5, alpha, mode, clip, ndim, tol, max_iter)``: every other
+      non-empty system, whole, by multigrid-preconditioned CG (one system per task on the CPU, per
+      thread block on the GPU; see :mod:`pii_augment.ops._mg_system`).
     - ``report(state)`` -> :class:`BatchReport` on the host: on a device, the call's one
       synchronisation.
     - ``label(d5, o5, m5, alpha, tolerance)`` and ``fpi(d5, s5, m5, alpha, check_finite)``.
@@ -187,6 +198,9 @@ class Backend:
     def solve_boxes(self, state, d5, g5, alpha: np.ndarray, mode: int, clip: bool, ndim: int) -> None:
         raise NotImplementedError
 
+    def solve_masks(self, state, d5, g5, m5, alpha, mode, clip, ndim, tol, max_iter) -> None:
+        raise NotImplementedError
+
     def report(self, state) -> BatchReport:
         raise NotImplementedError
 
@@ -212,8 +226,9 @@ class _HostState:
         self.out, self.lo, self.hi = out, lo, hi
         self.box_lo, self.box_hi, self.filled, self.guide_bad = box_lo, box_hi, filled, guide_bad
         B, C = lo.shape
-        self.box_status = np.zeros((B, C), np.int8)
-        self.box_residual = np.zeros((B, C))
+        self.status = np.zeros((B, C), np.int64)
+        self.residual = np.zeros((B, C))
+        self.iters = np.zeros((B, C), np.int64)
 
 
 class NumbaBackend(Backend):
@@ -264,16 +279,34 @@ class NumbaBackend(Backend):
 
         def part(p: np.ndarray) -> None:
             spectral_box_solve(d5, g5, alpha, mode, p, state.box_lo, state.box_hi, ndim, state.lo, state.hi,
-                               bool(clip), state.out, state.box_residual)
+                               bool(clip), state.out, state.residual)
 
         n = min(idx.size, self.threads)
         run_parts(part, [idx[i::n] for i in range(n)])  # interleaved: sizes balance
-        state.box_status[idx] = 1
+        state.status[idx] = BOX
+
+    def solve_masks(self, state: _HostState, d5, g5, m5, alpha, mode, clip, ndim, tol, max_iter) -> None:
+        from ._mg_system import MG_DEFAULTS, mg_solve_samples
+
+        nonempty = (state.box_hi > state.box_lo).all(axis=1)
+        idx = np.flatnonzero(nonempty & (state.status != BOX).any(axis=1))
+        if not idx.size:
+            return
+        status = np.zeros_like(state.status)
+
+        def part(p: np.ndarray) -> None:
+            mg_solve_samples(d5, g5, m5.view(np.uint8), alpha, mode, p, state.box_lo, state.box_hi, ndim, state.lo,
+                             state.hi, bool(clip), tol, max_iter, *MG_DEFAULTS, state.out, state.residual, status,
+                             state.iters)
+
+        n = min(idx.size, self.threads)
+        run_parts(part, [idx[i::n] for i in range(n)])  # interleaved: sizes balance
+        state.status[idx] = MG + status[idx]
 
     def report(self, state: _HostState) -> BatchReport:
         dst_bad = ~(np.isfinite(state.lo) & np.isfinite(state.hi))
         return BatchReport(state.box_lo, state.box_hi, state.filled, dst_bad, bool(state.guide_bad),
-                           state.box_status, state.box_residual)
+                           state.status, state.residual, state.iters)
 
     def label(self, d5, o5, m5, alpha, tolerance):
         from ._host_kernels import label_host

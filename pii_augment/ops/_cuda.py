@@ -44,7 +44,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._backends import Backend, BatchReport, host_threads
+from ._backends import BOX, MG, Backend, BatchReport, host_threads
 
 __all__ = [
     "compile_emulated_kernels",
@@ -247,12 +247,12 @@ _NULL = np.uint64(0)
 class _ReportTables:
     """The small per-call result tables of the device path, in ONE device buffer, so that the
     call reads them back with one copy (one synchronisation): boxes (B, 6) int64, count (B,)
-    int64, residual (B, C) float64, flags (B, C) int32, status (B, C) int32."""
+    int64, residual (B, C) float64, flags (B, C) int32, status (B, C) int32, iters (B, C) int32."""
 
     def __init__(self, bk, B: int, C: int) -> None:
         self.bk = bk
         self.layout = [("boxes", np.int64, (B, 6)), ("count", np.int64, (B,)), ("residual", np.float64, (B, C)),
-                       ("flags", np.int32, (B, C)), ("status", np.int32, (B, C))]
+                       ("flags", np.int32, (B, C)), ("status", np.int32, (B, C)), ("iters", np.int32, (B, C))]
         nbytes = sum(int(np.prod(s)) * np.dtype(t).itemsize for _, t, s in self.layout)
         self.buf = bk.empty((nbytes,), np.uint8)
         for name, view in self._views(self.buf).items():
@@ -274,7 +274,27 @@ class _ReportTables:
 class _DeviceState:
     def __init__(self, out, lo, hi, rep: _ReportTables, shape5: tuple) -> None:
         self.out, self.lo, self.hi, self.rep, self.shape5 = out, lo, hi, rep, shape5
+        self.shape_dtype = out.dtype
         self.box_args = None
+        self.mg_args = None
+
+
+def _crop_extent(box: np.ndarray, ndim: int) -> tuple[int, int, int]:
+    """(D, H, W) of a sample's crop: its mask's bounding box and a one-cell halo (z only in 3D)."""
+    e = box[3:] - box[:3]
+    return (int(e[0]) + 2 if ndim == 3 else 1, int(e[1]) + 2, int(e[2]) + 2)
+
+
+def _mg_workspace_bytes(extent: tuple, item: int) -> int:
+    """Bytes of ``mg_solve``'s workspace for a crop (the kernel's mg_workspace_bytes): labels,
+    then e, rhs and res of every level, then p."""
+    from ._mg_system import MG_DEFAULTS, hierarchy
+
+    coarsest, max_levels = MG_DEFAULTS[2], MG_DEFAULTS[3]
+    exts, _, _ = hierarchy(np.asarray(extent, np.int64), coarsest, max_levels)
+    n = np.prod(exts, axis=1)
+    n_all, n0 = int(n.sum()), int(n[0])
+    return -(-n_all // 16) * 16 + (3 * n_all + n0) * item
 
 
 class CudaKernelBackend(Backend):
@@ -651,30 +671,75 @@ class CudaKernelBackend(Backend):
         state.box_args = (d5, g5, self.index_array(alpha), int(mode), bool(clip), int(ndim))
         self._box_launch(state, cap, global_scratch=False)
 
+    def solve_masks(self, state: "_DeviceState", d5, g5, m5, alpha, mode, clip, ndim, tol, max_iter) -> None:
+        """The first ``mg_solve`` pass over every system that is not empty and not a solved box,
+        each in one thread block, its workspace on chip within :meth:`shared_limit`. Crops too
+        large for it are marked (status 3) and solved in :meth:`report`, in global memory."""
+        B, C, D, H, W = d5.shape
+        item = np.dtype(d5.dtype).itemsize
+        largest = (D if ndim == 3 else 1, H, W)
+        capacity = min(self.shared_limit(), _mg_workspace_bytes(largest, item))
+        if m5.dtype != _U8:
+            m5 = m5.view(_U8)
+        alpha_dev = state.box_args[2] if state.box_args is not None else self.index_array(alpha)
+        state.mg_args = (d5, g5, m5, alpha_dev, int(mode), bool(clip), int(ndim), float(tol), int(max_iter))
+        self._mg_launch(state, capacity, on_chip=True)
+
+    def _mg_launch(self, state: "_DeviceState", capacity: int, on_chip: bool, systems=None) -> None:
+        from ._mg_system import MG_DEFAULTS
+
+        d5, g5, m5, alpha_dev, mode, clip, ndim, tol, max_iter = state.mg_args
+        B, C, D, H, W = d5.shape
+        ctype = _ctype(d5.dtype, "dst")
+        item = np.dtype(d5.dtype).itemsize
+        cells = int(min(np.prod(d5.shape[2:]), capacity // (1 + 4 * item)))  # bounds a fitting crop
+        blocks = B * C if systems is None else len(systems)
+        x_buf = self.empty((blocks * cells,), d5.dtype)
+        scratch = _NULL if on_chip else self.empty((blocks * capacity,), np.uint8)
+        sys_dev = _NULL if systems is None else self.index_array(np.asarray(systems, np.int32))
+        rep = state.rep
+        nu1, nu2, coarsest, max_levels, stall = MG_DEFAULTS
+        self._go("mg_solve", ctype, (blocks, 1, 1), (_BLOCK, 1, 1),
+                 (d5, g5, m5, alpha_dev, _i32(mode), rep.boxes, rep.count, state.lo, state.hi, _i32(1 if clip else 0),
+                  state.out, rep.residual, rep.status, rep.iters, x_buf, np.int64(cells), scratch, np.int64(capacity),
+                  sys_dev, np.float64(tol), _i32(max_iter), _i32(nu1), _i32(nu2), _i32(coarsest), _i32(max_levels),
+                  np.float64(stall), _i32(B), _i32(C), _i32(D), _i32(H), _i32(W), _i32(ndim)),
+                 shared_bytes=capacity if on_chip else 0)
+
     def report(self, state: "_DeviceState") -> BatchReport:
-        """The call's synchronisation: one read of the tables of :meth:`prepare` and
-        :meth:`solve_boxes` (a second pass over boxes too large for the first, and a second read,
-        only when there are such boxes)."""
+        """The call's synchronisation: one read of the tables of :meth:`prepare`,
+        :meth:`solve_boxes` and :meth:`solve_masks` (second passes over boxes or crops too large
+        for the first, and a second read, only when there are such)."""
         t = state.rep.read()
-        pending = t["status"] == 2
-        if pending.any() and state.box_args is not None:
-            d5 = state.box_args[0]
-            item = np.dtype(d5.dtype).itemsize
-            vol = np.prod(t["boxes"][:, 3:] - t["boxes"][:, :3], axis=1)
-            cap = int(vol[pending.any(axis=1)].max())
-            fixed = -(-self._table_cap(d5.shape, state.box_args[5]) * item // 8) * 8 + 8 * _BLOCK
-            on_chip = fixed + 2 * cap * item <= self.shared_limit()
-            self._box_launch(state, cap, global_scratch=not on_chip, systems=np.flatnonzero(pending.reshape(-1)))
+        pending_box = t["status"] == 2
+        pending_mg = t["status"] == 3
+        if (pending_box.any() and state.box_args is not None) or (pending_mg.any() and state.mg_args is not None):
+            boxes = t["boxes"]
+            if pending_box.any():
+                d5 = state.box_args[0]
+                item = np.dtype(d5.dtype).itemsize
+                vol = np.prod(boxes[:, 3:] - boxes[:, :3], axis=1)
+                cap = int(vol[pending_box.any(axis=1)].max())
+                fixed = -(-self._table_cap(d5.shape, state.box_args[5]) * item // 8) * 8 + 8 * _BLOCK
+                on_chip = fixed + 2 * cap * item <= self.shared_limit()
+                self._box_launch(state, cap, global_scratch=not on_chip, systems=np.flatnonzero(pending_box.reshape(-1)))
+            if pending_mg.any():
+                d5, ndim = state.mg_args[0], state.mg_args[6]
+                item = np.dtype(d5.dtype).itemsize
+                need = max(_mg_workspace_bytes(_crop_extent(boxes[b], ndim), item)
+                           for b in np.flatnonzero(pending_mg.any(axis=1)))
+                self._mg_launch(state, int(need), on_chip=False, systems=np.flatnonzero(pending_mg.reshape(-1)))
             t = state.rep.read()
         boxes = t["boxes"]
         lo, hi = boxes[:, :3].copy(), boxes[:, 3:].copy()
         vol = np.prod(hi - lo, axis=1)
+        item = np.dtype(state.shape_dtype).itemsize
         if state.box_args is not None:  # traffic of the box solves: dst and guide read twice, out written
-            item = np.dtype(state.box_args[0].dtype).itemsize
-            self._tick("bytes", int(5 * item * (vol[:, None] * (t["status"] == 1)).sum()))
+            self._tick("bytes", int(5 * item * (vol[:, None] * (t["status"] == BOX)).sum()))
         filled = (t["count"] > 0) & (t["count"] == vol)
+        status = t["status"].astype(np.int64)
         return BatchReport(lo, hi, filled, (t["flags"] & 1) != 0, bool(((t["flags"] & 2) != 0).any()),
-                           (t["status"] == 1).astype(np.int8), t["residual"])
+                           status, t["residual"], t["iters"].astype(np.int64))
 
     def patch_masks(self, patches, apply: np.ndarray, shape_code: int | None):
         """One ``patch_masks`` launch from the parameter tables (one small copy): (B, *spatial)

@@ -35,6 +35,10 @@ from ._numba_kernels import (
 
 STATUS = {"converged": 1, "stalled": 2, "nonfinite": 3, "max_iter": 4}
 
+#: nu1, nu2 (red-black sweeps down and up), coarsest (a sample stops coarsening when its largest
+#: extent is at most this), max_levels, stall ratio: the settings of every whole-system solve.
+MG_DEFAULTS = (2, 2, 2, 16, 0.5)
+
 _OPTS = dict(cache=True, nogil=True)
 
 

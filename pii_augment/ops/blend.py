@@ -23,7 +23,8 @@ from .._arrays import (
     to_backend_array,
 )
 from .._validate import check_bool, check_choice, check_int, check_real
-from ._backends import BACKENDS, get_backend, map_chunks
+from ._backends import BACKENDS, BOX, MG, get_backend, map_chunks
+from ._mg_system import hierarchy
 from .solver import (
     DIVERGENCE,
     HARMONIC,
@@ -140,6 +141,9 @@ def _solve(bk, d, m, guide, alpha, mode: int, *, clip: bool, on_unconverged: str
     state = bk.prepare(d5, g5, m5, check_finite and guide is not None)
     if method == "auto":
         bk.solve_boxes(state, d5, g5, alpha, mode, clip, ndim)
+    if method in ("auto", "multigrid"):
+        bk.solve_masks(state, d5, g5, m5, alpha, mode, clip, ndim, solver_kw["tol"],
+                       30 if solver_kw["max_iter"] is None else solver_kw["max_iter"])
     rep = bk.report(state)
     if check_finite and rep.dst_bad.any():
         raise ValueError("dst contains NaN or Inf; pass check_finite=False to skip this check")
@@ -152,12 +156,54 @@ def _solve(bk, d, m, guide, alpha, mode: int, *, clip: bool, on_unconverged: str
             f"problem then has no boundary and no unique solution; leave at least one pixel outside the mask"
         )
     out, lo, hi = state.out, state.lo, state.hi
-    boxed = (rep.box_status == 1).all(axis=1)
-    todo = rep.nonempty & ~boxed  # multigrid gets these samples only
+    boxed = (rep.status == BOX).all(axis=1)
+    whole = (rep.status > MG).all(axis=1)  # solved whole by the per-system multigrid
+    todo = rep.nonempty & ~boxed & ~whole  # the batched driver gets these samples (vcycle, jacobi)
+    info = _driver(bk, d5, g5, guide, m5, alpha, mode, ndim, todo, rep, lo, hi, clip, out, method, solver_kw)
+    for done, solver in ((boxed, "box"), (whole, "whole")):
+        if not done.any():
+            continue
+        res = rep.residual[done]
+        info.residual[done] = res
+        if solver == "box":
+            info.converged[done] = res <= solver_kw["tol"]
+            # an exact solve cannot iterate further: a miss is the rounding floor (or non-finite data)
+            info.stalled[done] = ~info.converged[done] & np.isfinite(res)
+        else:
+            code = rep.status[done] - MG
+            info.converged[done] = code == 1
+            info.stalled[done] = code == 2
+            info.iterations = max(info.iterations, int(rep.iters[done].max()))
+            shapes = [_crop_extent(rep.box_lo[b], rep.box_hi[b], ndim) for b in np.flatnonzero(whole)]
+            info.levels = max(info.levels, max(hierarchy(np.asarray(e), 2, 16)[0].shape[0] for e in shapes))
+            info.crop_shape = tuple(int(max(v)) for v in zip(info.crop_shape, *shapes))
+    if not check_finite:  # a system whose destination holds NaN/Inf is never reported converged
+        info.residual[rep.dst_bad] = np.nan
+        info.converged[rep.dst_bad] = False
+    info.method = method
+    info.spectral_samples = int(boxed.sum())
+    _count(bk, before, info)
+    report_unconverged(info, on_unconverged)
+    return out.reshape(shape), info
+
+
+def _crop_extent(lo: np.ndarray, hi: np.ndarray, ndim: int) -> tuple[int, int, int]:
+    e = hi - lo
+    return (int(e[0]) + 2 if ndim == 3 else 1, int(e[1]) + 2, int(e[2]) + 2)
+
+
+def _driver(bk, d5, g5, guide, m5, alpha, mode, ndim, todo, rep, lo, hi, clip, out, method, solver_kw) -> SolveInfo:
+    """The batched driver (:func:`~pii_augment.ops.solver.solve_crop`) on the samples ``todo``
+    (``method="vcycle"`` or ``"jacobi"``, or systems no other solve took), chunk by chunk; an
+    info of every system (converged where there was nothing to do)."""
+    B, C = d5.shape[:2]
+    mg_method = "multigrid" if method == "auto" else method
+    if not todo.any():
+        return SolveInfo(mg_method, solver_kw["tol"], 0, 0, (0, 0, 0), np.zeros((B, C)), np.ones((B, C), bool),
+                         dtype=np.dtype(d5.dtype).name)
     mg_lo = np.where(todo[:, None], rep.box_lo, 0)
     mg_hi = np.where(todo[:, None], rep.box_hi, 0)
-    mg_method = "multigrid" if method == "auto" else method
-    alpha_dev = bk.index_array(alpha) if todo.any() else None
+    alpha_dev = bk.index_array(alpha)
 
     def run(sl: slice) -> SolveInfo:
         crop = prepare_crop(bk, m5[sl], ndim, (mg_lo[sl], mg_hi[sl]))
@@ -176,25 +222,7 @@ def _solve(bk, d, m, guide, alpha, mode: int, *, clip: bool, on_unconverged: str
         bk.scatter_crop(u, crop.kind, crop.off_dev, crop.ext_dev, lo[sl], hi[sl], bool(clip), out[sl])
         return info
 
-    if todo.any():
-        info = _merge_infos(map_chunks(bk, run, B))
-    else:  # nothing left for multigrid (every sample a box, or empty)
-        info = SolveInfo(mg_method, solver_kw["tol"], 0, 0, (0, 0, 0), np.zeros((B, C)), np.ones((B, C), bool),
-                         dtype=np.dtype(d5.dtype).name)
-    if boxed.any():
-        res = rep.box_residual[boxed]
-        info.residual[boxed] = res
-        info.converged[boxed] = res <= solver_kw["tol"]
-        # an exact solve cannot iterate further: a miss is the rounding floor (or non-finite data)
-        info.stalled[boxed] = ~info.converged[boxed] & np.isfinite(res)
-    if not check_finite:  # a system whose destination holds NaN/Inf is never reported converged
-        info.residual[rep.dst_bad] = np.nan
-        info.converged[rep.dst_bad] = False
-    info.method = method
-    info.spectral_samples = int(boxed.sum())
-    _count(bk, before, info)
-    report_unconverged(info, on_unconverged)
-    return out.reshape(shape), info
+    return _merge_infos(map_chunks(bk, run, B))
 
 
 def _count(bk, before: dict | None, info: SolveInfo) -> None:
