@@ -677,7 +677,7 @@ class CudaKernelBackend(Backend):
         large for it are marked (status 3) and solved in :meth:`report`, in global memory."""
         B, C, D, H, W = d5.shape
         item = np.dtype(d5.dtype).itemsize
-        largest = (D if ndim == 3 else 1, H, W)
+        largest = (D + 2 if ndim == 3 else 1, H + 2, W + 2)  # a crop is its box and a one-cell halo
         capacity = min(self.shared_limit(), _mg_workspace_bytes(largest, item))
         if m5.dtype != _U8:
             m5 = m5.view(_U8)
@@ -692,7 +692,7 @@ class CudaKernelBackend(Backend):
         B, C, D, H, W = d5.shape
         ctype = _ctype(d5.dtype, "dst")
         item = np.dtype(d5.dtype).itemsize
-        cells = int(min(np.prod(d5.shape[2:]), capacity // (1 + 4 * item)))  # bounds a fitting crop
+        cells = int(capacity // (1 + 4 * item))  # level 0 alone takes 1 + 4 item bytes a cell: bounds a fitting crop
         blocks = B * C if systems is None else len(systems)
         x_buf = self.empty((blocks * cells,), d5.dtype)
         scratch = _NULL if on_chip else self.empty((blocks * capacity,), np.uint8)

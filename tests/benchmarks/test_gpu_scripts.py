@@ -75,10 +75,11 @@ def test_recorder_counts_what_the_backend_counts_and_nests(emu):
             wl["dst"], wl["src"], wl["mask"], wl["alpha"], backend=EMU), 2)
         assert "_go" in emu.__dict__  # the outer recorder's wrappers are back
     assert not {"_run", "_go", "report"} & set(emu.__dict__)
-    assert sum(rec.kernels().values()) == c.launches == 2  # prepare_systems, box_solve
+    assert sum(rec.kernels().values()) == c.launches == 3  # prepare_systems, box_solve, mg_solve
     assert outer.kernels() == rec.kernels()
     rep = rec.reports[0]
-    assert c.flops == pytest.approx(gpu_model.box_flops(rep.box_lo, rep.box_hi, rep.box_status, 2)
+    assert gpu_model.mg_flops(rep.box_lo, rep.box_hi, rep.status, rep.iters, 2) == 0  # all boxes
+    assert c.flops == pytest.approx(gpu_model.box_flops(rep.box_lo, rep.box_hi, rep.status, 2)
                                     + 4 * 4 * 32 * 32)
 
 
@@ -102,11 +103,12 @@ def test_chunks_combine_to_the_single_call(emu, monkeypatch, budget):
     parts = [gpu_model.measure(emu, call(sl), 2)[1] for sl in (slice(0, 4), slice(4, 8))]
     assert gpu_model.combine(parts) == whole
     if budget is not None:
-        assert (whole.launches, whole.syncs) == (3, 2) and (parts[0].launches, parts[0].syncs) == (2, 1)
+        assert (whole.launches, whole.syncs) == (4, 2) and (parts[0].launches, parts[0].syncs) == (3, 1)
 
 
 def test_one_host_thread_gives_the_gpu_launches(emu):
-    """Multigrid splits the batch over host threads: the model counts with one."""
+    """Ellipses: one whole-system multigrid launch; the batched driver (method="vcycle") splits the
+    batch over host threads, so the model counts with one."""
     wl = reference_workload(4, 48, seed=1)
     p = pa.sample_patches(4, (48, 48), shape="ellipse", seed=0)
     m = p.masks()
@@ -114,8 +116,10 @@ def test_one_host_thread_gives_the_gpu_launches(emu):
         assert emu.threads == 1
     _, c, _, rec = gpu_model.measure(emu, lambda: pa.poisson_interpolate(wl["dst"], wl["src"], m, p.alpha,
                                                                          backend=EMU), 2)
-    assert c.launches > 100 and c.syncs >= 2 and c.flops > 0
-    assert rec.kernels()["rbgs_sweep"] > 0
+    assert (c.launches, c.syncs) == (3, 1) and c.flops > 0 and rec.kernels()["mg_solve"] == 1
+    _, c, _, rec = gpu_model.measure(emu, lambda: pa.poisson_interpolate(wl["dst"], wl["src"], m, p.alpha,
+                                                                         method="vcycle", backend=EMU), 2)
+    assert c.launches > 100 and c.syncs >= 2 and rec.kernels()["rbgs_sweep"] > 0
 
 
 def test_gpu_model_quick_rows_write_the_table(tmp_path):
@@ -128,7 +132,7 @@ def test_gpu_model_quick_rows_write_the_table(tmp_path):
     assert "| boxes 64^2 | 32 | eager |" in text and "2 calls of 16, combined" in text
     assert text.count("| graph |") == 3 and "module 64^2" in text
     data = json.loads(js.read_text())
-    assert data[0]["model"][0]["launches"] == 2 and data[0]["model"][0]["syncs"] == 1
+    assert data[0]["model"][0]["launches"] == 3 and data[0]["model"][0]["syncs"] == 1
     # a failing row is reported, not fatal
     bad = gpu_model.Result(gpu_model.Row("boxes", 8, 2), error="error: boom")
     assert "error: boom" in gpu_model.markdown_table([bad])
@@ -223,9 +227,9 @@ def test_device_parity_and_timing_stages_on_the_emulated_backend(tmp_path):
     assert len(solves) == 6 and all(s["ok"] for s in solves)
     timings = gpu_check.stage_timings(rep, dev, gpu_check.Budget(600), quick=True)
     row = timings["boxes 64^2 x 16"]
-    assert (row["launches"], row["syncs"], row["info"]["launches"]) == (2, 1, 2)
+    assert (row["launches"], row["syncs"], row["info"]["launches"]) == (3, 1, 3)
     assert row["ratio_to_model"] == pytest.approx(row["t_s"] / row["model_s"])
-    assert timings["ellipse 64^2 x 8"]["launches"] > 100
+    assert timings["ellipse 64^2 x 8"]["launches"] == 3
     ratios = gpu_check.stage_numba(rep, dev, timings, gpu_check.Budget(600), quick=True)
     assert ratios["boxes 64^2 x 16"]["ratio"] > 0
 

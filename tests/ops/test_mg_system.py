@@ -1,0 +1,125 @@
+"""The whole-system multigrid solve: the CPU twin (pii_augment/ops/_mg_system.py) and the CUDA
+kernel mg_solve (kernels/mg.cu, run by the emulated backend) on masks that are not boxes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from reference_solvers import exact_blend, image_range
+
+import pii_augment as pa
+from pii_augment.ops._backends import get_backend
+from pii_augment.ops._mg_system import dot_tree, hierarchy
+from pii_augment.ops.solver import build_hierarchy, prepare_crop
+
+from test_blend import make_mask
+
+EMU = "cuda-emulated"
+SHAPES = ["ellipse", "blobs", "pixels", "two_rects", "edge_rect", "holes"]
+FAST = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def mask_of(kind: str, shape, rng) -> np.ndarray:
+    if kind == "holes":  # a box with holes in it: not a box, several boundaries
+        m = np.zeros(shape, bool)
+        m[tuple(slice(1, s - 1) for s in shape)] = True
+        m &= rng.random(shape) > 0.15
+        return m
+    return make_mask(kind, shape, rng)
+
+
+def problem(seed, ndim, dtype, kinds):
+    rng = np.random.default_rng(seed)
+    shape = tuple(int(rng.integers(5, 10 if ndim == 3 else 26)) for _ in range(ndim))
+    B, C = len(kinds), int(rng.integers(1, 3))
+    grids = np.meshgrid(*[np.linspace(-1, 1, s) for s in shape], indexing="ij")
+    dst = (sum(rng.normal() * g for g in grids) + 0.3 * rng.standard_normal((B, C) + shape)).astype(dtype)
+    src = (0.3 * rng.standard_normal((B, C) + shape) + rng.normal() * grids[-1]).astype(dtype)
+    mask = np.stack([mask_of(k, shape, rng) for k in kinds])
+    return dst, src, mask, rng.uniform(0.05, 0.95, B)
+
+
+@FAST
+@given(st.integers(0, 2**31 - 1), st.sampled_from([2, 3]), st.sampled_from([np.float32, np.float64]),
+       st.lists(st.sampled_from(SHAPES), min_size=1, max_size=3), st.sampled_from(["pii", "mixed", "source"]))
+def test_twin_and_kernel_match_exact_and_each_other(seed, ndim, dtype, kinds, gradient):
+    dst, src, mask, alpha = problem(seed, ndim, dtype, kinds)
+    cpu, info = pa.poisson_interpolate(dst, src, mask, alpha, gradient=gradient, method="multigrid", return_info=True)
+    assert info.converged.all()
+    exact = exact_blend(dst, src, mask, alpha, gradient=gradient)
+    assert np.all(np.abs(cpu - exact) <= 1e-4 * image_range(dst) + 1e-12)
+    emu, info_e = pa.poisson_interpolate(dst, src, mask, alpha, gradient=gradient, method="multigrid", backend=EMU,
+                                         return_info=True)
+    assert np.array_equal(emu, cpu), "the CUDA kernel and its CPU twin differ"
+    assert info_e.iterations == info.iterations and np.array_equal(info_e.residual, info.residual)
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_kernel_is_the_same_in_shuffled_thread_order(ndim, monkeypatch):
+    dst, src, mask, alpha = problem(3, ndim, np.float32, ["ellipse", "holes", "blobs"])
+    ordered = pa.poisson_interpolate(dst, src, mask, alpha, backend=EMU)
+    for seed in ("7", "99"):
+        monkeypatch.setenv("PII_AUGMENT_EMULATION_SHUFFLE", seed)
+        assert np.array_equal(pa.poisson_interpolate(dst, src, mask, alpha, backend=EMU), ordered)
+
+
+def test_64_ellipses_at_256_one_sync_few_launches():
+    emu = get_backend(EMU, np.zeros(1))
+    rng = np.random.default_rng(0)
+    dst = rng.standard_normal((64, 1, 256, 256)).astype(np.float32)
+    p = pa.sample_patches(64, (256, 256), shape="ellipse", seed=1)
+    before = emu.counts()
+    out, info = pa.poisson_interpolate(dst, dst[::-1].copy(), p.masks(), p.alpha, backend=EMU, return_info=True)
+    after = emu.counts()
+    assert info.converged.all() and info.spectral_samples == 0
+    assert info.syncs == after["syncs"] - before["syncs"] <= 1
+    assert info.launches == after["launches"] - before["launches"] <= 12
+    assert info.h2d_bytes <= 64 * 8 + 64
+
+
+def test_large_crops_take_a_second_pass_in_global_memory():
+    """Four masks of about 512^2: too large for a block's shared memory, at most 2 syncs."""
+    n = 520
+    yy, xx = np.mgrid[:n, :n]
+    mask = np.zeros((4, n, n), bool)
+    for b in range(4):
+        mask[b] = ((yy - 259.5 - b) / 255.0) ** 2 + ((xx - 260.0) / (250.0 - 3 * b)) ** 2 <= 1.0
+    rng = np.random.default_rng(1)
+    dst = (np.linspace(0, 1, n)[None, None, None] + 0.1 * rng.standard_normal((4, 1, n, n))).astype(np.float32)
+    src = np.ascontiguousarray(dst[::-1])
+    out, info = pa.poisson_interpolate(dst, src, mask, 0.5, backend=EMU, return_info=True)
+    assert info.syncs <= 2 and info.converged.all()
+    cpu = pa.poisson_interpolate(dst, src, mask, 0.5)
+    assert np.array_equal(out, cpu)
+
+
+def test_hierarchy_is_the_drivers():
+    """The twin coarsens a sample as build_hierarchy does (the same levels, weights, flags)."""
+    bk = get_backend("numba", np.zeros(1))
+    rng = np.random.default_rng(4)
+    m = np.stack([make_mask("ellipse", (37, 23), rng)])[:, None]
+    crop = prepare_crop(bk, np.ascontiguousarray(m), 2)
+    levels = build_hierarchy(bk, crop)
+    exts, ws, flags = hierarchy(crop.ext[0], 2, 16)
+    assert [tuple(lv.ext[0]) for lv in levels] == [tuple(e) for e in exts]
+    assert all(np.array_equal(lv.w[0], w) for lv, w in zip(levels, ws))
+    assert all(np.array_equal(lv.flags[0], f) for lv, f in zip(levels[:-1], flags[:-1]))
+
+
+def test_dot_tree_is_a_fixed_order_sum():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(1000)
+    y = rng.standard_normal(1000)
+    kind = np.full(1000, 2, np.uint8)
+    kind[::7] = 1
+    partial = np.zeros(256)
+    for i in range(1000):
+        if kind[i] == 2:
+            partial[i % 256] += x[i] * y[i]
+    s = 128
+    while s:
+        partial[:s] += partial[s:2 * s]
+        s //= 2
+    assert dot_tree(x, y, kind) == partial[0]
