@@ -367,17 +367,21 @@ class CudaKernelBackend(Backend):
 
     def zeros(self, shape, dtype):
         """Zero-filled array of this backend's kind (one memset launch)."""
+        z = self.xp.zeros(shape, dtype=dtype)
         self._tick("launches")
-        return self.xp.zeros(shape, dtype=dtype)
+        self._tick("bytes", z.nbytes)
+        return z
 
     def fill(self, x, value) -> None:
         """``x[...] = value`` (one launch)."""
         self._tick("launches")
+        self._tick("bytes", x.nbytes * (2 if getattr(value, "ndim", 0) else 1))
         x[...] = value
 
     def copy(self, x):
         """A device copy of ``x`` (one launch)."""
         self._tick("launches")
+        self._tick("bytes", 2 * x.nbytes)
         return x.copy()
 
     def ratio(self, num, den, active, sign: float):
@@ -766,8 +770,10 @@ class CudaKernelBackend(Backend):
     def take(self, x, index: np.ndarray):
         """``x[index]`` along the batch axis (one copy of the index, one gather launch)."""
         idx = self.index_array(np.asarray(index, np.int64))
+        out = self.xp.take(x, idx, axis=0)
         self._tick("launches")
-        return self.xp.take(x, idx, axis=0)
+        self._tick("bytes", 2 * out.nbytes)
+        return out
 
     def label(self, d5, o5, m5, alpha, tolerance):
         """One ``label_pixels`` launch (row-mapped over (b, z, y))."""

@@ -124,21 +124,29 @@ def _cycle_representatives(source_index: np.ndarray) -> np.ndarray:
     return rep
 
 
-def _check_finite(x: torch.Tensor, name: str) -> None:
-    """A ``ValueError`` naming ``name`` if the tensor ``x`` holds NaN or Inf (one pass over it)."""
+_NAN_MESSAGE = "contains NaN or Inf; the blend and its label need finite values (replace them first, e.g. with torch.nan_to_num)"
+
+
+def _check_finite(x: torch.Tensor, name: str) -> bool:
+    """A ``ValueError`` naming ``name`` if the CPU tensor ``x`` holds NaN or Inf (one pass over it).
+
+    A CUDA tensor is not read here (that would be a pass of its own and a synchronisation): the
+    functional call checks it, folded into its one synchronisation (:meth:`_blend_checked`), so
+    on CUDA the parameters are drawn before the error. Returns whether ``x`` was checked.
+    """
     if x.numel() == 0:
-        return
-    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
+        return True
+    if x.device.type != "cpu":
+        return False
+    if x.dtype in (torch.float32, torch.float64):
         from ..ops._host_kernels import all_finite
 
         ok = all_finite(np.ascontiguousarray(x.detach().numpy()).reshape(-1))
     else:
         ok = bool(torch.isfinite(x).all())
     if not ok:
-        raise ValueError(
-            f"{name} contains NaN or Inf; the blend and its label need finite values (replace them "
-            f"first, e.g. with torch.nan_to_num)"
-        )
+        raise ValueError(f"{name} {_NAN_MESSAGE}")
+    return True
 
 
 def _check_generator(generator: Any) -> None:
@@ -342,9 +350,22 @@ class _PatchInterpolation(nn.Module):
             )
 
     # ----------------------------------------------------------------------------- apply
-    def _blend(self, dst: torch.Tensor, src: torch.Tensor, mask: torch.Tensor, alpha: np.ndarray):
-        """One functional call on finite float32/float64 batches (checked by the caller)."""
+    def _blend(self, dst: torch.Tensor, src: torch.Tensor, mask: torch.Tensor, alpha: np.ndarray,
+               check_finite: bool = False):
+        """One functional call on float32/float64 batches (NaN/Inf checked by the caller, or by
+        the call with ``check_finite``)."""
         raise NotImplementedError
+
+    def _blend_checked(self, dst, src, mask, alpha, check_finite: bool, explicit_source: bool):
+        """:meth:`_blend`, its NaN/Inf errors naming the module's arguments (images, source)."""
+        try:
+            return self._blend(dst, src, mask, alpha, check_finite=check_finite)
+        except ValueError as e:
+            msg = str(e)
+            if check_finite and msg.startswith(("dst contains NaN", "src contains NaN")):
+                name = "source" if msg.startswith("src") and explicit_source else "images"
+                raise ValueError(f"{name} {_NAN_MESSAGE}") from None
+            raise
 
     def apply_transform(
         self, images: torch.Tensor, source: torch.Tensor | None, params: InterpolationParams
@@ -361,15 +382,14 @@ class _PatchInterpolation(nn.Module):
             ``images``, detached.
         """
         self._check_params(params, tuple(images.shape), source)
-        _check_finite(images, "images")
-        if source is not None:
-            _check_finite(source, "source")
-        return self._apply(images.detach(), None if source is None else source.detach(), params)
+        checked = _check_finite(images, "images") & (source is None or _check_finite(source, "source"))
+        return self._apply(images.detach(), None if source is None else source.detach(), params, checked)
 
     def _apply(
-        self, images: torch.Tensor, source: torch.Tensor | None, params: InterpolationParams
+        self, images: torch.Tensor, source: torch.Tensor | None, params: InterpolationParams, checked: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`apply_transform` on checked, finite, detached inputs."""
+        """:meth:`apply_transform` on detached inputs, checked for NaN/Inf unless ``checked`` is
+        False (CUDA tensors: the blend checks them)."""
         B, spatial = images.shape[0], tuple(images.shape[2:])
         work = images.float() if images.dtype in _HALF_DTYPES else images
         if not params.apply.any():
@@ -382,7 +402,7 @@ class _PatchInterpolation(nn.Module):
         # an empty mask, so they come back unchanged with a zero label (no gather, no scatter)
         mask = patch_masks(params.patches, like=work, apply=params.apply, backend=self.backend)
         alpha = params.patches.alpha
-        out = self._blend(work, src, mask, alpha)
+        out = self._blend_checked(work, src, mask, alpha, not checked, explicit_source=source is not None)
         label = anomaly_label(work, out, mask, alpha, tolerance=self.tolerance, backend=self.backend)
         if work is not images:
             out, label = out.to(images.dtype), label.to(images.dtype)
@@ -416,15 +436,13 @@ class _PatchInterpolation(nn.Module):
             _check_generator(generator)
         else:
             self._check_params(params, tuple(x.shape), src)
-        _check_finite(x, "images")
-        if src is not None:
-            _check_finite(src, "source")
+        checked = _check_finite(x, "images") & (src is None or _check_finite(src, "source"))
         if params is None:
             params = self.forward_parameters(x.shape, generator, explicit_source=src is not None)
         self._params = params
         if x.shape[0] == 0:
             return x.clone(), x.new_zeros((0, 1) + tuple(x.shape[2:]))
-        out, label = self._apply(x, src, params)
+        out, label = self._apply(x, src, params, checked)
         if single:
             out, label = out[0], label[0]
         return out, label
@@ -526,10 +544,10 @@ class PoissonImageInterpolation(_PatchInterpolation):
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, gradient={self.gradient!r}"
 
-    def _blend(self, dst, src, mask, alpha):
+    def _blend(self, dst, src, mask, alpha, check_finite=False):
         return poisson_interpolate(
             dst, src, mask, alpha, gradient=self.gradient, clip=self.clip, tol=self.solver_tol,
-            backend=self.backend, check_finite=False,
+            backend=self.backend, check_finite=check_finite,
         )
 
 
@@ -563,7 +581,5 @@ class ForeignPatchInterpolation(_PatchInterpolation):
         (torch.Size([1, 16, 32, 32]), torch.Size([1, 16, 32, 32]))
     """
 
-    def _blend(self, dst, src, mask, alpha):
-        return foreign_patch_interpolate(
-            dst, src, mask, alpha, backend=self.backend, check_finite=False
-        )
+    def _blend(self, dst, src, mask, alpha, check_finite=False):
+        return foreign_patch_interpolate(dst, src, mask, alpha, backend=self.backend, check_finite=check_finite)

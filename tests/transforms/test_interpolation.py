@@ -575,3 +575,21 @@ def test_half_precision(cls, images, dtype, case):
         assert bool(off.any()) and torch.equal(out[off], x[off]) and not bool(label[off].any())
     if case != "p=0":
         assert bool((label > 0).any())
+
+
+def test_nan_checks_deferred_to_the_call_name_the_module_arguments():
+    """On CUDA tensors the module lets the functional call check NaN/Inf (folded into its one
+    synchronisation); its errors then name images/source, as the up-front check does on the CPU."""
+    x = torch.zeros(2, 1, 16, 16)
+    bad = x.clone()
+    bad[1, 0, 5, 5] = float("nan")
+    mask = torch.zeros(2, 16, 16, dtype=torch.bool)
+    mask[:, 4:9, 4:9] = True
+    for cls in (PoissonImageInterpolation, ForeignPatchInterpolation):
+        aug = cls(backend="cuda-emulated")
+        with pytest.raises(ValueError, match="^images contains NaN or Inf"):
+            aug._blend_checked(bad, x, mask, np.full(2, 0.5), True, explicit_source=False)
+        with pytest.raises(ValueError, match="^source contains NaN or Inf"):
+            aug._blend_checked(x, bad, mask, np.full(2, 0.5), True, explicit_source=True)
+        with pytest.raises(ValueError, match="^images contains NaN or Inf"):
+            aug._blend_checked(x, bad, mask, np.full(2, 0.5), True, explicit_source=False)
