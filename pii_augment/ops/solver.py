@@ -1,15 +1,20 @@
-"""The batched masked Poisson solve: crop set-up and the multigrid / Jacobi driver.
+"""The batched masked Poisson solve: crop set-up, the multigrid hierarchy, and the batched driver.
 
-The driver is written once, against the primitives of a backend (Numba on the CPU, CUDA kernels
-through CuPy on the GPU, or the same CUDA source emulated on the CPU). It works on a padded crop
-that holds every sample's mask bounding box plus a one-cell halo, so the cost follows the size of
-the patch, not of the image.
+``method="multigrid"`` (and ``"auto"`` for masks that are not boxes) solves every system whole,
+one at a time (:mod:`pii_augment.ops._mg_system` on the CPU, the ``mg_solve`` kernel on the GPU);
+this module holds what that solve shares with the batched driver: the per-sample hierarchy
+(:func:`build_hierarchy`), the convergence rule (:class:`_Monitor`, ``STALL_RATIO``) and the
+report of a miss (:func:`report_unconverged`). The batched driver (:func:`solve_crop`) is
+written once, against the primitives of a backend (Numba on the CPU, CUDA kernels through CuPy
+on the GPU, or the same CUDA source emulated on the CPU), and runs ``method="vcycle"`` and
+``"jacobi"`` (and multigrid when called directly); it works on a padded crop that holds every
+sample's mask bounding box plus a one-cell halo, so the cost follows the size of the patch.
 
 Multigrid: cell-centred coarsening by 2 along every axis longer than one cell, coarse labels by
 erosion (a coarse cell is unknown iff it has an unknown child and no fixed one, so every coarse
 problem keeps a Dirichlet boundary), (bi/tri)linear prolongation and its scaled transpose as
-restriction, red-black Gauss-Seidel smoothing. ``method="multigrid"`` runs conjugate gradients on
-all systems at once, preconditioned by one symmetric V-cycle.
+restriction, red-black Gauss-Seidel smoothing; conjugate gradients preconditioned by one
+symmetric V-cycle.
 
 What ``tol`` bounds
 -------------------
