@@ -216,6 +216,55 @@ class PatchParams:
                           np.maximum(one.half_widths, 1).astype(np.float64))
         return np.argwhere(m).astype(np.int64) + lo[0][None, :]
 
+    # ------------------------------------------------------------------------------ records
+    def to_dict(self) -> dict:
+        """A JSON-able record of these parameters (floats as Python floats, which round-trip
+        exactly through ``json``); :meth:`from_dict` rebuilds them bit for bit."""
+        def arr(x):
+            return None if x is None else np.asarray(x).tolist()
+
+        return {
+            "spatial_shape": list(self.spatial_shape),
+            "shape": self.shape if isinstance(self.shape, str) else list(self.shape),
+            "centers": arr(self.centers), "half_widths": arr(self.half_widths), "alpha": arr(self.alpha),
+            "border": int(self.border), "blob_centers": arr(self.blob_centers), "blob_radii": arr(self.blob_radii),
+            "sample": arr(self.sample), "n_samples": None if self.n_samples is None else int(self.n_samples),
+            "kinds": arr(self.kinds), "rotation": arr(self.rotation), "shear": arr(self.shear),
+            "bank": None if self.bank is None else [np.asarray(m).tolist() for m in self.bank],
+            "bank_index": arr(self.bank_index),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PatchParams":
+        """The parameters of a :meth:`to_dict` record.
+
+        Example:
+            >>> import json
+            >>> from pii_augment import PatchParams, sample_patches
+            >>> p = sample_patches(3, (32, 32), shape="ellipse", n_patches=(1, 3), rotation=(0, 90), seed=1)
+            >>> q = PatchParams.from_dict(json.loads(json.dumps(p.to_dict())))
+            >>> bool((q.masks() == p.masks()).all() and (q.alpha == p.alpha).all())
+            True
+        """
+        nd = len(d["spatial_shape"])
+
+        def arr(key, dtype, shape):
+            v = d.get(key)
+            return None if v is None else np.asarray(v, dtype).reshape(shape)
+
+        n = len(d["alpha"])
+        shape = d["shape"] if isinstance(d["shape"], str) else tuple(d["shape"])
+        k = _raster.n_angles(nd)
+        return cls(
+            tuple(int(v) for v in d["spatial_shape"]), shape, arr("centers", np.int64, (n, nd)),
+            arr("half_widths", np.int64, (n, nd)), arr("alpha", np.float64, (n,)), int(d["border"]),
+            arr("blob_centers", np.float64, (n, _BLOB_BUMPS, nd)), arr("blob_radii", np.float64, (n, _BLOB_BUMPS)),
+            sample=arr("sample", np.int64, (n,)), n_samples=d.get("n_samples"), kinds=arr("kinds", np.int64, (n,)),
+            rotation=arr("rotation", np.float64, (n, k)), shear=arr("shear", np.float64, (n, k)),
+            bank=None if d.get("bank") is None else tuple(np.asarray(m, bool) for m in d["bank"]),
+            bank_index=arr("bank_index", np.int64, (n,)),
+        )
+
     # ------------------------------------------------------------------------------ re-indexing
     def _take_rows(self, rows: np.ndarray, sample: np.ndarray | None = None,
                    n_samples: int | None = None) -> "PatchParams":
