@@ -143,7 +143,7 @@ def _write(path: Path, a: np.ndarray, fmt: str, meta: dict) -> None:
     if a.ndim != 3:
         raise SystemExit(f"pii-augment: PNG output is for 2D images; got shape {a.shape[1:]}: use --format nifti")
     if a.shape[0] == 1:
-        im = Image.fromarray(a[0]) if a.dtype == np.uint8 else Image.fromarray(a[0].astype(np.uint16), "I;16")
+        im = Image.fromarray(a[0] if a.dtype == np.uint8 else a[0].astype(np.uint16))  # L or I;16
     elif a.shape[0] == 3 and a.dtype == np.uint8:
         im = Image.fromarray(np.moveaxis(a, 0, -1))
     else:
@@ -286,23 +286,26 @@ def generate(input_dir: str | Path, output_dir: str | Path, count: int, *, seed:
     dev = _device(device)
     rng = np.random.default_rng(seed)
     n = len(files)
-    by_shape: dict[tuple, list[int]] = {}
-    for i, (shape, _) in enumerate(probes):
-        by_shape.setdefault(shape, []).append(i)
-    lonely = [files[i].name for i, (shape, _) in enumerate(probes) if len(by_shape[shape]) < 2]
-    if len(lonely) == n:
-        raise SystemExit("pii-augment: no two input images have the same shape (each sample's source must match it)")
-    usable = np.asarray([i for i in range(n) if len(by_shape[probes[i][0]]) >= 2])
+    # a sample's source is another input of the same shape and stored type
+    keys = [(shape, meta["dtype"]) for shape, meta in probes]
+    by_key: dict[tuple, list[int]] = {}
+    for i, key in enumerate(keys):
+        by_key.setdefault(key, []).append(i)
+    usable = np.asarray([i for i in range(n) if len(by_key[keys[i]]) >= 2], np.int64)
+    if not usable.size:
+        raise SystemExit(
+            "pii-augment: no two input images have the same shape and type (each sample's source must match it)"
+        )
     dst_idx = usable[rng.integers(usable.size, size=count)]
     src_idx = np.empty(count, np.int64)
     for k, d in enumerate(dst_idx):
-        others = [j for j in by_shape[probes[d][0]] if j != d]
+        others = [j for j in by_key[keys[d]] if j != d]
         src_idx[k] = others[int(rng.integers(len(others)))]
     # batches: samples of one shape together, in order
-    order = sorted(range(count), key=lambda k: (probes[dst_idx[k]][0], k))
+    order = sorted(range(count), key=lambda k: (keys[dst_idx[k]], k))
     batches, cur = [], []
     for k in order:
-        if cur and (probes[dst_idx[cur[0]]][0] != probes[dst_idx[k]][0] or len(cur) == batch_size):
+        if cur and (keys[dst_idx[cur[0]]] != keys[dst_idx[k]] or len(cur) == batch_size):
             batches.append(cur)
             cur = []
         cur.append(k)
