@@ -377,7 +377,7 @@ def regenerate(manifest: str | Path, index: int, *, input_dir: str | Path | None
 
 
 _DEFAULTS = dict(
-    method="pii", gradient="pii", tolerance=1e-3, shape=["rectangle", "ellipse"], half_width=[0.03, 0.1],
+    method="pii", gradient="pii", tolerance=1e-3, shape=["rectangle", "ellipse"], half_width=[0.03, 0.08],
     alpha=[0.05, 0.95], border=1, n_patches=[1, 4], rotation=[-180.0, 180.0], shear=[-25.0, 25.0],
     region="otsu", region_mode="patch",
 )
@@ -430,9 +430,10 @@ def demo(args) -> int:
     out, label = _blend(dst, src, params, opts, "cpu")
     t1 = time.perf_counter()
     what = "PII" if args.method == "pii" else "FPI"
+    where = "anywhere" if opts["region"] == "none" else (
+        "inside the foreground" if opts["region_mode"] == "patch" else "centred in the foreground")
     title = (f"pii_augment: {what}, {params.rows} rotated/sheared patches in {B} samples "
-             f"({' and '.join(opts['shape'])}, {opts['n_patches'][0]} to {opts['n_patches'][1]} per sample), "
-             f"inside the foreground")
+             f"({' and '.join(opts['shape'])}, {opts['n_patches'][0]} to {opts['n_patches'][1]} per sample), {where}")
     fig = show_batch(dst, src, out, label, spacing=spacing, title=title)
     fig.savefig(args.out, dpi=args.dpi)
     plt.close(fig)
@@ -456,7 +457,7 @@ def _add_patch_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--n-patches", **_pair(int), default=_DEFAULTS["n_patches"],
                    help="patches per sample, inclusive (default 1 4)")
     g.add_argument("--half-width", **_pair(float), default=_DEFAULTS["half_width"],
-                   help="half-width range, fractions of the axis (default 0.03 0.1)")
+                   help="half-width range, fractions of the axis (default 0.03 0.08)")
     g.add_argument("--rotation", **_pair(float), default=_DEFAULTS["rotation"], help="degrees (default -180 180)")
     g.add_argument("--shear", **_pair(float), default=_DEFAULTS["shear"], help="degrees (default -25 25)")
     g.add_argument("--region", default=_DEFAULTS["region"],
