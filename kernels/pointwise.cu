@@ -66,38 +66,87 @@ __global__ void fpi_systems(const T* __restrict__ dst, const T* __restrict__ src
 }
 PII_COOPERATIVE(fpi_systems)
 
-// The masks of PatchParams.masks() (pii_augment/sampling/patches.py), made on the device from the
-// patch parameters: mask[b, z, y, x] = 1 inside the sample's clipped box [lo, hi) and, for
-// ellipses (shape 1), where sum over the axes of ((g + 0.5 - centre) / width)^2 <= 1, computed in
-// double in the host's order (so the masks are bit for bit the host's). lo, hi: (B, 3) int64
-// (z, y, x; an empty box, lo = hi, for samples left alone); centre: (B, 3) int64; width: (B, 3)
-// double (max(half-width, 1)); ndim: 2 (the z column is unused) or 3; mask: (B, D, H, W) bytes.
+// The masks of PatchParams.masks() (pii_augment/sampling/patches.py and _raster.py), made on the
+// device from the patch parameters: mask[b, z, y, x] = 1 where any patch r of sample b holds the
+// pixel (rows first[b] .. first[b + 1] - 1; row b alone when first is null). A pixel belongs to
+// patch r inside its clipped box [lo, hi) when its shape test holds, computed in double in the
+// host's order (so the masks are bit for bit the host's):
+// - not deformed (matrix null): boxes (kind 0) hold every pixel of the box; ellipses (kind 1)
+//   where sum over the axes of ((g + 0.5 - centre) / width)^2 <= 1;
+// - deformed: u_i = (A_i0 x_0 + A_i1 x_1) + A_i2 x_2 with x = g + 0.5 - centre (axes z, y, x; in
+//   2D y, x) and A the row's inverse matrix, computed on the host from the angles; boxes where
+//   every |u_i| < 1, ellipses where sum u_i^2 <= 1.
+// lo, hi: (N, 3) int64 (z, y, x; an empty box, lo = hi, for samples left alone); centre: (N, 3)
+// int64; width: (N, 3) double (max(half-width, 1)); matrix: null or (N, 3, 3) double (the 2D
+// matrix in its top-left 2 x 2 block); kinds: null (every row is `shape`) or (N,) int32;
+// first: null or (B + 1,) int64; ndim: 2 (the z column is unused) or 3; mask: (B, D, H, W) bytes.
 // Launch: row-mapped, rows = B * D * H, width = W. T is unused.
 template <typename T>
 __global__ void patch_masks(const long long* __restrict__ lo, const long long* __restrict__ hi,
-                            const long long* __restrict__ centre, const double* __restrict__ width, int shape,
-                            int ndim, unsigned char* __restrict__ mask, int B, int D, int H, int W) {
+                            const long long* __restrict__ centre, const double* __restrict__ width,
+                            const double* __restrict__ matrix, const int* __restrict__ kinds, int shape,
+                            const long long* __restrict__ first, int ndim, unsigned char* __restrict__ mask,
+                            int B, int D, int H, int W) {
     int row, x;
     if (!pii::row_and_x(B * D * H, W, row, x)) return;
     const int y = row % H;
     const int z = (row / H) % D;
     const int b = row / (D * H);
-    const long long* l = lo + 3LL * b;
-    const long long* h = hi + 3LL * b;
-    bool in = y >= l[1] && y < h[1] && x >= l[2] && x < h[2] && (ndim == 2 || (z >= l[0] && z < h[0]));
-    if (in && shape == 1) {
-        const long long* c = centre + 3LL * b;
-        const double* w = width + 3LL * b;
-        double r2 = 0.0;
-        if (ndim == 3) {
-            const double rz = ((double)z + 0.5 - (double)c[0]) / w[0];
-            r2 += rz * rz;
+    const long long r0 = first ? first[b] : (long long)b;
+    const long long r1 = first ? first[b + 1] : (long long)b + 1;
+    bool any = false;
+    for (long long r = r0; r < r1 && !any; ++r) {
+        const long long* l = lo + 3 * r;
+        const long long* h = hi + 3 * r;
+        bool in = y >= l[1] && y < h[1] && x >= l[2] && x < h[2] && (ndim == 2 || (z >= l[0] && z < h[0]));
+        if (!in) continue;
+        const int kind = kinds ? kinds[r] : shape;
+        const long long* c = centre + 3 * r;
+        if (!matrix) {
+            if (kind == 1) {
+                const double* w = width + 3 * r;
+                double r2 = 0.0;
+                if (ndim == 3) {
+                    const double rz = ((double)z + 0.5 - (double)c[0]) / w[0];
+                    r2 += rz * rz;
+                }
+                const double ry = ((double)y + 0.5 - (double)c[1]) / w[1];
+                r2 += ry * ry;
+                const double rx = ((double)x + 0.5 - (double)c[2]) / w[2];
+                r2 += rx * rx;
+                in = r2 <= 1.0;
+            }
+        } else {
+            const double* A = matrix + 9 * r;
+            double u[3];
+            if (ndim == 3) {
+                const double x0 = (double)z + 0.5 - (double)c[0];
+                const double x1 = (double)y + 0.5 - (double)c[1];
+                const double x2 = (double)x + 0.5 - (double)c[2];
+                for (int i = 0; i < 3; ++i) {
+                    double acc = A[3 * i] * x0;
+                    acc = acc + A[3 * i + 1] * x1;
+                    acc = acc + A[3 * i + 2] * x2;
+                    u[i] = acc;
+                }
+            } else {
+                const double x0 = (double)y + 0.5 - (double)c[1];
+                const double x1 = (double)x + 0.5 - (double)c[2];
+                for (int i = 0; i < 2; ++i) {
+                    double acc = A[3 * i] * x0;
+                    acc = acc + A[3 * i + 1] * x1;
+                    u[i] = acc;
+                }
+            }
+            if (kind == 1) {
+                double r2 = 0.0;
+                for (int i = 0; i < ndim; ++i) r2 += u[i] * u[i];
+                in = r2 <= 1.0;
+            } else {
+                for (int i = 0; i < ndim; ++i) in = in && fabs(u[i]) < 1.0;
+            }
         }
-        const double ry = ((double)y + 0.5 - (double)c[1]) / w[1];
-        r2 += ry * ry;
-        const double rx = ((double)x + 0.5 - (double)c[2]) / w[2];
-        r2 += rx * rx;
-        in = r2 <= 1.0;
+        any = in;
     }
-    mask[(long long)row * W + x] = in ? 1 : 0;
+    mask[(long long)row * W + x] = any ? 1 : 0;
 }

@@ -8,11 +8,12 @@ from .ops import (
     ConvergenceWarning,
     SolveInfo,
     anomaly_label,
+    blend_patches,
     foreign_patch_interpolate,
     poisson_interpolate,
     solve_poisson,
 )
-from .sampling import SHAPES, PatchParams, sample_patches, sample_source_indices
+from .sampling import SHAPES, PatchParams, foreground, sample_patches, sample_source_indices
 
 __version__ = "0.1.0"
 
@@ -34,11 +35,13 @@ __all__ = [
     "ConvergenceWarning",
     "SolveInfo",
     "anomaly_label",
+    "blend_patches",
     "foreign_patch_interpolate",
     "poisson_interpolate",
     "solve_poisson",
     "SHAPES",
     "PatchParams",
+    "foreground",
     "sample_patches",
     "sample_source_indices",
     *_TRANSFORMS,

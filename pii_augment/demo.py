@@ -1,20 +1,26 @@
-"""Demo: FPI and PII anomalies on a real MRI slice, drawn in the spirit of Fig. 1 of the paper.
+"""Demo: several rotated and sheared PII anomalies inside the anatomy of a real MRI slice or volume.
 
-Run ``python -m pii_augment.demo --out pii_demo.png`` (needs matplotlib: ``pip install
-"pii-augment[demo]"``). The destination is the brain MRI slice that ships with matplotlib
-(``s1045.ima.gz``); the source is the same slice shifted by (50, -40) pixels, so the patch is filled
-with normal brain tissue from elsewhere in the head: both images are normal anatomy of one kind. The figure shows destination,
-source, the FPI and PII results with their labels, and an intensity profile across the patch.
+Run ``pii-augment demo --out pii_demo.png`` (or ``python -m pii_augment.demo``; needs matplotlib:
+``pip install "pii-augment[demo]"``). The default image is the brain MRI slice that ships with
+matplotlib (``s1045.ima.gz``); ``--input brain-volume`` takes the EPI brain volume that ships with
+nibabel (``example4d.nii.gz``, its first frame; ``pip install "pii-augment[nifti]"``), and
+``--input PATH`` your own PNG/JPEG/TIFF image or NIfTI volume. The source of every sample is the
+same image shifted, so the patches are filled with normal tissue from elsewhere in the head; the
+patches (1 to 4 per sample, rectangles and ellipses) are placed inside the head's Otsu
+foreground. The figure (:func:`pii_augment.plot.show_batch`) shows destination, source, result,
+label and a profile across the anomalies; volumes three orthogonal planes.
 """
 
 from __future__ import annotations
 
-import argparse
-import time
+import os
 
 import numpy as np
 
-from .ops import anomaly_label, foreign_patch_interpolate, poisson_interpolate
+__all__ = ["load_mri_slice", "load_brain_volume", "main"]
+
+#: Built-in inputs of ``pii-augment demo --input``.
+BUILTIN = ("mri-slice", "brain-volume")
 
 
 def load_mri_slice() -> np.ndarray:
@@ -26,88 +32,42 @@ def load_mri_slice() -> np.ndarray:
     return (raw - raw.mean()) / raw.std()
 
 
-def make_pair(dst: np.ndarray, src: np.ndarray, box, alpha: float):
-    """Blend ``src`` into ``dst`` inside ``box`` = (y0, y1, x0, x1) with FPI and PII.
+def brain_volume_path() -> str:
+    """Path of the brain volume nibabel ships in its wheel (``nibabel/tests/data/example4d.nii.gz``:
+    128 x 96 x 24 voxels of 2 x 2 x 2.2 mm, 2 frames)."""
+    try:
+        import nibabel.testing
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "the brain volume ships with nibabel: pip install \"pii-augment[nifti]\" (or nibabel)"
+        ) from e
+    return os.path.join(nibabel.testing.data_path, "example4d.nii.gz")
 
-    Returns a dict of (H, W) arrays: fpi, pii, fpi_label, pii_label, mask.
-    """
-    y0, y1, x0, x1 = box
-    d = dst[None, None]
-    s = src[None, None]
-    mask = np.zeros((1,) + dst.shape, bool)
-    mask[0, y0:y1, x0:x1] = True
-    fpi = foreign_patch_interpolate(d, s, mask, alpha)
-    pii = poisson_interpolate(d, s, mask, alpha)
-    return {
-        "fpi": fpi[0, 0],
-        "pii": pii[0, 0],
-        "fpi_label": anomaly_label(d, fpi, mask, alpha)[0, 0],
-        "pii_label": anomaly_label(d, pii, mask, alpha)[0, 0],
-        "mask": mask[0],
-    }
+
+def display_order(vol: np.ndarray, zooms) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """A (X, Y, Z) RAS-like volume as (Z, Y, X) with superior and anterior first, for display."""
+    v = np.ascontiguousarray(np.transpose(vol, (2, 1, 0))[::-1, ::-1, :])
+    return v, (float(zooms[2]), float(zooms[1]), float(zooms[0]))
+
+
+def load_brain_volume(path: str | None = None) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """A brain volume (first frame of nibabel's ``example4d.nii.gz`` by default) as a z-scored
+    float32 (D, H, W) array in display order (axial planes first), and its voxel size (mm)."""
+    import nibabel as nib
+
+    img = nib.as_closest_canonical(nib.load(path or brain_volume_path()))
+    data = np.asanyarray(img.dataobj).astype(np.float32)
+    if data.ndim == 4:
+        data = data[..., 0]
+    vol, zooms = display_order(data, img.header.get_zooms()[:3])
+    return ((vol - vol.mean()) / vol.std()).astype(np.float32), zooms
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default="pii_demo.png", help="figure to write (PNG)")
-    parser.add_argument("--alpha", type=float, default=0.7, help="interpolation factor in [0, 1]")
-    parser.add_argument("--box", type=int, nargs=4, default=(96, 160, 60, 124),
-                        metavar=("Y0", "Y1", "X0", "X1"), help="patch rows [Y0, Y1) x cols [X0, X1)")
-    args = parser.parse_args(argv)
+    """``python -m pii_augment.demo [options]``: the same as ``pii-augment demo [options]``."""
+    from .cli import main as cli_main
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
-
-    dst = load_mri_slice()
-    src = np.ascontiguousarray(np.roll(dst, (50, -40), axis=(0, 1)))
-    t0 = time.perf_counter()
-    r = make_pair(dst, src, args.box, args.alpha)
-    t1 = time.perf_counter()
-    y0, y1, x0, x1 = args.box
-    row = (y0 + y1) // 2
-
-    fig, axes = plt.subplots(2, 4, figsize=(16, 8.4), constrained_layout=True)
-    lo, hi = dst.min(), dst.max()
-    panels = [
-        (dst, "destination (MRI slice)"),
-        (src, "source (slice shifted by 50, -40)"),
-        (r["fpi"], f"FPI, alpha={args.alpha}"),
-        (r["pii"], f"PII, alpha={args.alpha}"),
-    ]
-    for ax, (img, title) in zip(axes[0], panels):
-        ax.imshow(img, cmap="gray", vmin=lo, vmax=hi)
-        ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec="tab:orange", lw=1))
-        ax.axhline(row, color="tab:cyan", lw=0.6, ls="--")
-        ax.set_title(title)
-        ax.axis("off")
-    for ax, key, title in ((axes[1, 0], "fpi_label", "FPI label"), (axes[1, 1], "pii_label", "PII label")):
-        im = ax.imshow(r[key], cmap="magma", vmin=0, vmax=1)
-        ax.set_title(f"{title} (alpha on changed pixels)")
-        ax.axis("off")
-    fig.colorbar(im, ax=axes[1, 1], shrink=0.7)
-    ax = axes[1, 2]
-    cols = np.arange(dst.shape[1])
-    ax.plot(cols, dst[row], color="0.4", lw=1.2, label="destination")
-    ax.plot(cols, src[row], color="0.75", lw=1.0, label="source")
-    ax.plot(cols, r["fpi"][row], color="tab:blue", lw=1.0, label="FPI")
-    ax.plot(cols, r["pii"][row], color="tab:red", lw=1.0, label="PII")
-    ax.axvspan(x0, x1 - 1, color="tab:orange", alpha=0.12, lw=0)
-    ax.set_xlim(max(0, x0 - 40), min(dst.shape[1], x1 + 40))
-    ax.set_title(f"profile along row {row}")
-    ax.set_xlabel("column")
-    ax.legend(fontsize=8)
-    ax = axes[1, 3]
-    zoom = (slice(max(0, y0 - 16), y1 + 16), slice(max(0, x0 - 16), x1 + 16))
-    ax.imshow(np.hstack([r["fpi"][zoom], r["pii"][zoom]]), cmap="gray", vmin=lo, vmax=hi)
-    ax.set_title("zoom: FPI | PII (note the seams)")
-    ax.axis("off")
-    fig.suptitle("pii_augment: Foreign Patch Interpolation vs Poisson Image Interpolation")
-    fig.savefig(args.out, dpi=90)
-    print(f"wrote {args.out}  (FPI + PII blend and labels in {1e3 * (t1 - t0):.0f} ms, first call includes JIT)")
-    return 0
+    return cli_main(["demo", *(argv if argv is not None else __import__("sys").argv[1:])])
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,6 +1,7 @@
 """Deterministic batched math: guidance, Poisson solve, blends and labels (framework-agnostic)."""
 
 from .blend import DEFAULT_TOL, anomaly_label, foreign_patch_interpolate, poisson_interpolate, solve_poisson
+from .layers import blend_patches
 from .masks import patch_masks, take_samples
 from .solver import ConvergenceError, ConvergenceWarning, SolveInfo
 
@@ -11,6 +12,7 @@ __all__ = [
     "poisson_interpolate",
     "solve_poisson",
     "patch_masks",
+    "blend_patches",
     "take_samples",
     "ConvergenceError",
     "ConvergenceWarning",

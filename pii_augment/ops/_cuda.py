@@ -745,26 +745,57 @@ class CudaKernelBackend(Backend):
         return BatchReport(lo, hi, filled, (t["flags"] & 1) != 0, bool(((t["flags"] & 2) != 0).any()),
                            status, t["residual"], t["iters"].astype(np.int64))
 
-    def patch_masks(self, patches, apply: np.ndarray, shape_code: int | None):
+    def patch_masks(self, patches, apply: np.ndarray, shape_code):
         """One ``patch_masks`` launch from the parameter tables (one small copy): (B, *spatial)
-        bool. Shapes the kernel does not make (``shape_code`` None: blobs, whose threshold goes
-        through ``exp``) are made on the host and copied."""
+        bool, the union of each sample's patches. ``shape_code``: the kernel's code of every row
+        (an int for all rows, or (N,) ints); None for shapes the kernel does not make (blobs,
+        whose threshold goes through ``exp``, and bank masks), made on the host and copied. The
+        inverse matrices of rotated/sheared patches (and each sample's first row, with several
+        patches per sample) are copied only when there are such."""
         if shape_code is None:
             return self.index_array(Backend.patch_masks(self, patches, apply, None))
-        B, nd = patches.centers.shape
+        B, N = patches.batch_size, patches.rows
+        nd = patches.centers.shape[1]
         spatial = tuple(patches.spatial_shape)
         D, H, W = (1,) + spatial if nd == 2 else spatial
-        lo, hi = patches.boxes()
+        mask = self.empty((B,) + spatial, np.uint8)
         pad = [(0, 0), (3 - nd, 0)]
+        if N:
+            lo, hi = patches.boxes()
+            owner = patches.patch_sample
+        else:  # one placeholder row (empty box) keeps the tables non-empty
+            lo = hi = np.zeros((1, nd), np.int64)
+            owner = np.zeros(1, np.int64)
         lo = np.pad(lo.astype(np.int64), pad)
         hi = np.pad(hi.astype(np.int64), pad, constant_values=1)
-        hi = np.where(apply[:, None], hi, lo)  # samples left alone: an empty box
-        centre = np.pad(patches.centers.astype(np.int64), pad)
-        width = np.pad(np.maximum(patches.half_widths, 1).astype(np.float64), pad, constant_values=1.0)
-        lo_d, hi_d, c_d, w_d = self.upload(lo, hi, centre, width)
-        mask = self.empty((B,) + spatial, np.uint8)
+        on = apply[owner] if N else np.zeros(1, bool)
+        hi = np.where(on[:, None], hi, lo)  # samples left alone: empty boxes
+        rows = max(N, 1)
+        centre = np.pad(patches.centers.astype(np.int64), pad) if N else np.zeros((1, 3), np.int64)
+        width = (np.pad(np.maximum(patches.half_widths, 1).astype(np.float64), pad, constant_values=1.0)
+                 if N else np.ones((1, 3)))
+        tables = [lo, hi, centre, width]
+        codes = np.asarray(shape_code)
+        per_row = codes.ndim == 1
+        if per_row:
+            tables.append(np.resize(codes.astype(np.int32), rows))
+        deformed = patches.deformed and N > 0
+        if deformed:
+            mat = np.zeros((rows, 3, 3))
+            mat[:, :nd, :nd] = patches.matrices()
+            tables.append(mat)
+        multi = patches.sample is not None
+        if multi:
+            tables.append(patches.first.astype(np.int64))
+        dev = self.upload(*tables)
+        lo_d, hi_d, c_d, w_d = dev[:4]
+        rest = dev[4:]
+        kinds_d = rest.pop(0) if per_row else _NULL
+        mat_d = rest.pop(0) if deformed else _NULL
+        first_d = rest.pop(0) if multi else _NULL
         self._run("patch_masks", "float", B * D * H, W,
-                  (lo_d, hi_d, c_d, w_d, _i32(shape_code), _i32(nd), mask, _i32(B), _i32(D), _i32(H), _i32(W)))
+                  (lo_d, hi_d, c_d, w_d, mat_d, kinds_d, _i32(0 if per_row else int(codes)), first_d, _i32(nd),
+                   mask, _i32(B), _i32(D), _i32(H), _i32(W)))
         return mask.view(np.bool_)
 
     def take(self, x, index: np.ndarray):

@@ -2,9 +2,12 @@
 
 :meth:`pii_augment.PatchParams.masks` draws nothing but builds the masks on the host; a batch on a
 GPU would then copy one bool per pixel to the device on every call. :func:`patch_masks` builds
-them on the images' device instead, from the parameters alone (a few dozen bytes per sample), bit
-for bit the host's masks for squares, rectangles and ellipses (blobs, whose threshold goes through
-``exp``, are built on the host and copied).
+them on the images' device instead, from the parameters alone (a few dozen bytes per patch), bit
+for bit the host's masks for squares, rectangles and ellipses, rotated and sheared or not, one or
+several per sample (the union). Blobs, whose threshold goes through ``exp``, and the user's bank
+masks are built on the host and copied. For rotated and sheared patches the host computes the
+inverse matrices (sin, cos, tan in float64) and the kernel applies them with the host's
+operations in the host's order.
 """
 
 from __future__ import annotations
@@ -24,8 +27,20 @@ __all__ = ["patch_masks", "take_samples"]
 DEVICE_SHAPES = {"square": 0, "rectangle": 0, "ellipse": 1}
 
 
+def device_codes(patches: PatchParams):
+    """The ``patch_masks`` kernel's shape code: one int for every row, (N,) int32 codes for a
+    tuple of shapes, or None when some row's shape is made on the host."""
+    if isinstance(patches.shape, str):
+        return DEVICE_SHAPES.get(patches.shape)
+    codes = [DEVICE_SHAPES.get(name) for name in patches.shape]
+    if any(c is None for c in codes):
+        return None
+    return np.asarray(codes, np.int32)[np.asarray(patches.kinds, np.int64)]
+
+
 def patch_masks(patches: PatchParams, like: Any = None, *, apply: Any = None, backend: str = "auto"):
-    """The (B, *spatial) bool masks of ``patches``, on the device and of the kind of ``like``.
+    """The (B, *spatial) bool masks of ``patches``, on the device and of the kind of ``like``
+    (with several patches per sample, the union of each sample's patches).
 
     Args:
         patches: a :class:`~pii_augment.PatchParams` (from :func:`~pii_augment.sample_patches`).
@@ -44,6 +59,10 @@ def patch_masks(patches: PatchParams, like: Any = None, *, apply: Any = None, ba
         >>> p = sample_patches(4, (64, 64), shape="ellipse", seed=0)
         >>> bool((patch_masks(p) == p.masks()).all())
         True
+        >>> q = sample_patches(4, (64, 64), shape=("rectangle", "ellipse"), n_patches=(1, 3),
+        ...                    rotation=(-45, 45), shear=(-15, 15), seed=0)
+        >>> bool((patch_masks(q, backend="cuda-emulated") == q.masks()).all())
+        True
     """
     if not isinstance(patches, PatchParams):
         raise TypeError(f"patches must be a PatchParams; got {type(patches).__name__}")
@@ -54,7 +73,7 @@ def patch_masks(patches: PatchParams, like: Any = None, *, apply: Any = None, ba
         raise ValueError(f"apply must have shape (B,) = ({B},); got {np.shape(apply)}")
     kind = array_kind(like) if like is not None else None
     ref = to_backend_array(like, "like") if like is not None else np.zeros(0)
-    m = get_backend(backend, ref).patch_masks(patches, on, DEVICE_SHAPES.get(patches.shape))
+    m = get_backend(backend, ref).patch_masks(patches, on, device_codes(patches))
     return m if kind is None else from_backend_array(m, kind)
 
 

@@ -1,5 +1,16 @@
-"""Random parameter sampling (the only layer that draws random numbers)."""
+"""Random parameter sampling (the only layer that draws random numbers), and the regions patches
+are placed in."""
 
-from .patches import SHAPES, PatchParams, sample_patches, sample_source_indices
+from .patches import MAX_PATCHES, REGION_MODES, SHAPES, PatchParams, sample_patches, sample_source_indices
+from .regions import foreground, otsu_threshold
 
-__all__ = ["SHAPES", "PatchParams", "sample_patches", "sample_source_indices"]
+__all__ = [
+    "SHAPES",
+    "REGION_MODES",
+    "MAX_PATCHES",
+    "PatchParams",
+    "sample_patches",
+    "sample_source_indices",
+    "foreground",
+    "otsu_threshold",
+]

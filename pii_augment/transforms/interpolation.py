@@ -11,6 +11,13 @@ the images live on; only their tables (a few dozen bytes per sample) travel to t
 the masks are made (:func:`~pii_augment.ops.patch_masks`; blob masks are made on the host) and
 the source images gathered (:func:`~pii_augment.ops.take_samples`). Samples the gate leaves alone
 get an empty mask and come back unchanged.
+
+Several patches per sample (``n_patches=(low, high)``) are blended by
+:func:`~pii_augment.ops.blend_patches`: one full-batch call per patch layer, in sequence, each
+patch with its own alpha; a pixel's label is the largest label of the patches that changed it.
+Patches can be rotated and sheared (``rotation=``, ``shear=``, exact on the device), be drawn
+from a bank of the user's masks (``shape="bank"``, ``bank=``), and be placed inside a region
+(``region=``: a mask, or ``"otsu"`` / a threshold for the foreground of each image).
 """
 
 from __future__ import annotations
@@ -31,10 +38,12 @@ from .._validate import (
     check_seed,
     check_shape,
 )
-from ..ops import DEFAULT_TOL, anomaly_label, foreign_patch_interpolate, patch_masks, poisson_interpolate, take_samples
+from ..ops import DEFAULT_TOL, blend_patches, foreign_patch_interpolate, poisson_interpolate, take_samples
 from ..ops._backends import BACKENDS
 from ..ops.solver import MODES as _GRADIENTS
-from ..sampling import SHAPES, PatchParams, sample_patches, sample_source_indices
+from ..sampling import REGION_MODES, SHAPES, PatchParams, foreground, sample_patches, sample_source_indices
+from ..sampling.patches import _check_count_pair
+from ..sampling.regions import as_host_bool
 
 __all__ = [
     "InterpolationParams",
@@ -66,7 +75,8 @@ class InterpolationParams:
 
     Attributes:
         batch_shape: ``(B, C, *spatial)`` of the batch these parameters were drawn for.
-        patches: :class:`~pii_augment.PatchParams` (patch boxes and shapes, ``alpha``: (B,)).
+        patches: :class:`~pii_augment.PatchParams` (patch boxes and shapes; ``alpha``: (B,), or
+            one per patch, (N,), with several patches per sample: see ``patches.sample``).
         apply: (B,) bool, the per-sample gate of probability ``p``; a sample with ``False`` is
             returned unchanged with a zero label.
         source_index: (B,) int64, the sample of the same batch each sample takes its patch from
@@ -94,7 +104,8 @@ class InterpolationParams:
 
     @property
     def alpha(self) -> np.ndarray:
-        """(B,) float64 interpolation factors (also drawn for samples the gate leaves alone)."""
+        """(B,) float64 interpolation factors (also drawn for samples the gate leaves alone); one
+        per patch, (N,), with several patches per sample."""
         return self.patches.alpha
 
     def masks(self) -> np.ndarray:
@@ -102,18 +113,6 @@ class InterpolationParams:
         m = self.patches.masks()
         m[~self.apply] = False
         return m
-
-
-def _take(patches: PatchParams, idx: np.ndarray) -> PatchParams:
-    """The patch parameters of the samples ``idx`` (a re-indexing, no randomness)."""
-    return replace(
-        patches,
-        centers=patches.centers[idx],
-        half_widths=patches.half_widths[idx],
-        alpha=patches.alpha[idx],
-        blob_centers=None if patches.blob_centers is None else patches.blob_centers[idx],
-        blob_radii=None if patches.blob_radii is None else patches.blob_radii[idx],
-    )
 
 
 def _cycle_representatives(source_index: np.ndarray) -> np.ndarray:
@@ -167,6 +166,49 @@ def _check_generator(generator: Any) -> None:
     )
 
 
+def _check_module_shape(shape: Any) -> str | tuple[str, ...]:
+    """A shape name (aliases resolved), or a tuple of them."""
+    names = SHAPES + tuple(SHAPE_ALIASES) + ("bank",)
+    if isinstance(shape, (tuple, list)) and not isinstance(shape, str):
+        if not shape:
+            raise ValueError("shape must be a shape name or a non-empty tuple of them; got ()")
+        return tuple(SHAPE_ALIASES.get(v, v) for v in (check_choice(f"shape[{i}]", v, names)
+                                                          for i, v in enumerate(shape)))
+    check_choice("shape", shape, names)
+    return SHAPE_ALIASES.get(shape, shape)
+
+
+def _check_module_region(region: Any) -> Any:
+    """None, ``"otsu"``, a threshold (float) or a shared bool mask (host numpy)."""
+    if region is None:
+        return None
+    if isinstance(region, str):
+        return check_choice("region", region, ("otsu",))
+    if isinstance(region, (int, float)) and not isinstance(region, bool):
+        return check_real("region", region)
+    if hasattr(region, "dtype") and hasattr(region, "shape"):
+        m = as_host_bool(region, "region")
+        if m.ndim not in (2, 3):
+            raise ValueError(
+                f"region given to the module is shared by every call: a (H, W) or (D, H, W) bool "
+                f"mask; got shape {m.shape} (pass per-sample regions to forward(region=...))"
+            )
+        return m
+    raise TypeError(
+        f"region must be None, 'otsu', a threshold (number) or a bool mask; got {type(region).__name__}"
+    )
+
+
+def _check_module_bank(bank: Any) -> tuple[np.ndarray, ...]:
+    if isinstance(bank, (str, bytes)) or not isinstance(bank, Sequence) or not len(bank):
+        raise TypeError(f"bank must be a non-empty sequence of bool masks; got {type(bank).__name__}")
+    masks = tuple(as_host_bool(m, f"bank[{i}]") for i, m in enumerate(bank))
+    for i, m in enumerate(masks):
+        if m.ndim not in (2, 3) or not m.any():
+            raise ValueError(f"bank[{i}] must be a non-empty (H, W) or (D, H, W) bool mask; got shape {m.shape}")
+    return masks
+
+
 class _PatchInterpolation(nn.Module):
     """Shared machinery of :class:`PoissonImageInterpolation` and :class:`ForeignPatchInterpolation`.
 
@@ -187,12 +229,30 @@ class _PatchInterpolation(nn.Module):
         seed: int | None = None,
         backend: str = "auto",
         spatial_dims: int | None = None,
+        n_patches: tuple[int, int] | None = None,
+        rotation: tuple[float, float] | None = None,
+        shear: tuple[float, float] | None = None,
+        region: Any = None,
+        region_mode: str = "center",
+        bank: Sequence[Any] | None = None,
     ) -> None:
         super().__init__()
         self.p = check_real("p", p, low=0.0, high=1.0)
         self.alpha = check_pair("alpha", alpha, 0.0, 1.0)
-        check_choice("shape", shape, SHAPES + tuple(SHAPE_ALIASES))
-        self.shape = SHAPE_ALIASES.get(shape, shape)
+        self.shape = _check_module_shape(shape)
+        self.n_patches = None if n_patches is None else _check_count_pair("n_patches", n_patches)
+        self.rotation = None if rotation is None else check_pair("rotation", rotation, -360.0, 360.0)
+        self.shear = None if shear is None else check_pair("shear", shear, -80.0, 80.0)
+        self.region = _check_module_region(region)
+        self.region_mode = check_choice("region_mode", region_mode, REGION_MODES)
+        shapes = (self.shape,) if isinstance(self.shape, str) else self.shape
+        if ("bank" in shapes) != (bank is not None):
+            raise ValueError(
+                "shape='bank' (or a tuple holding it) and bank= go together: bank is the sequence of "
+                f"bool masks the bank shapes are drawn from; got shape={shape!r}, bank "
+                f"{'given' if bank is not None else 'None'}"
+            )
+        self.bank = None if bank is None else _check_module_bank(bank)
         self.half_width = check_pair("half_width", half_width, 0.0, 1.0)
         self.center = check_pair("center", center, 0.0, 1.0)
         self.border = check_int("border", border, low=0)
@@ -209,11 +269,41 @@ class _PatchInterpolation(nn.Module):
         self._params: InterpolationParams | None = None
 
     def extra_repr(self) -> str:
-        return (
+        text = (
             f"p={self.p}, alpha={self.alpha}, shape={self.shape!r}, half_width={self.half_width}, "
             f"center={self.center}, border={self.border}, tolerance={self.tolerance}, "
             f"source={self.source!r}, seed={self.seed}, backend={self.backend!r}"
         )
+        for name in ("n_patches", "rotation", "shear"):
+            if getattr(self, name) is not None:
+                text += f", {name}={getattr(self, name)}"
+        if self.region is not None:
+            region = self.region if isinstance(self.region, (str, float)) else f"mask{tuple(self.region.shape)}"
+            text += f", region={region!r}, region_mode={self.region_mode!r}"
+        if self.bank is not None:
+            text += f", bank=<{len(self.bank)} masks>"
+        return text
+
+    def _region_of(self, x: torch.Tensor, region: Any) -> np.ndarray | None:
+        """The host bool region of one call: ``region`` (checked), else the module's own (a
+        shared mask, or the foreground of ``x`` by Otsu or a threshold), else None."""
+        spatial = tuple(x.shape[2:])
+        if region is not None:
+            m = as_host_bool(region, "region")
+            if m.shape not in (spatial, (x.shape[0],) + spatial):
+                raise ValueError(
+                    f"region must have shape (B, *spatial) = {(x.shape[0],) + spatial} or {spatial}; got {m.shape}"
+                )
+            return m
+        if self.region is None:
+            return None
+        if isinstance(self.region, np.ndarray):
+            if self.region.shape != spatial:
+                raise ValueError(
+                    f"the module's region has shape {self.region.shape}; images has spatial shape {spatial}"
+                )
+            return self.region
+        return foreground(x, "otsu" if self.region == "otsu" else self.region)
 
     # ----------------------------------------------------------------------------- randomness
     def _call_seed(self, generator: Any) -> int:
@@ -234,6 +324,7 @@ class _PatchInterpolation(nn.Module):
         *,
         seed: int | None = None,
         explicit_source: bool = False,
+        region: Any = None,
     ) -> InterpolationParams:
         """Draw the parameters of one call: patches, alpha, the gate and the source index.
 
@@ -244,6 +335,10 @@ class _PatchInterpolation(nn.Module):
             seed: an int seeding this call alone (instead of ``generator``).
             explicit_source: the call has an explicit source batch, so no source index is drawn
                 and samples do not share patches.
+            region: None or a bool mask, ``(B, *spatial)`` or ``spatial``, to place the patches
+                in (see :func:`~pii_augment.sample_patches`). With ``source="batch"`` the two
+                (or three) samples that share a patch place it in the intersection of their
+                regions. Draws are then made in the order gate, source index, patches.
 
         Returns:
             An :class:`InterpolationParams`.
@@ -258,19 +353,31 @@ class _PatchInterpolation(nn.Module):
             if generator is not None:
                 raise ValueError("pass either generator or seed, not both")
             generator = np.random.default_rng(seed)
-        rng = np.random.default_rng(self._call_seed(generator))
         B, spatial = batch_shape[0], batch_shape[2:]
-        patches = sample_patches(
-            B, spatial, shape=self.shape, half_width=self.half_width, center=self.center,
-            alpha=self.alpha, border=self.border, seed=rng,
+        if region is not None:
+            region = as_host_bool(region, "region")
+            if region.shape not in (spatial, (B,) + spatial):
+                raise ValueError(f"region must have shape (B, *spatial) = {(B,) + spatial} or {spatial}; got {region.shape}")
+        rng = np.random.default_rng(self._call_seed(generator))
+        options = dict(
+            shape=self.shape, half_width=self.half_width, center=self.center, alpha=self.alpha,
+            border=self.border, n_patches=self.n_patches, rotation=self.rotation, shear=self.shear,
+            region_mode=self.region_mode, bank=self.bank,
         )
-        apply = rng.random(B) < self.p
-        source_index = None
-        if not explicit_source and B >= 2:
-            mode = SOURCE_MODES[self.source]
-            source_index = sample_source_indices(B, seed=rng, mode=mode)
-            if mode == "swap":  # the original: both images of a pair get one patch and alpha
-                patches = _take(patches, _cycle_representatives(source_index))
+        mode = SOURCE_MODES[self.source]
+        pairs = not explicit_source and B >= 2
+        if region is None:  # the original's order of draws: patches, gate, source index
+            patches = sample_patches(B, spatial, seed=rng, **options)
+            apply = rng.random(B) < self.p
+            source_index = sample_source_indices(B, seed=rng, mode=mode) if pairs else None
+        else:  # the source index first: samples sharing a patch place it in all their regions
+            apply = rng.random(B) < self.p
+            source_index = sample_source_indices(B, seed=rng, mode=mode) if pairs else None
+            if source_index is not None and mode == "swap" and region.ndim == len(spatial) + 1:
+                region = region & region[source_index] & region[source_index[source_index]]
+            patches = sample_patches(B, spatial, region=region, seed=rng, **options)
+        if pairs and mode == "swap":  # the original: both images of a pair get one patch and alpha
+            patches = patches.select(_cycle_representatives(source_index))
         return InterpolationParams(batch_shape, patches, apply, source_index)
 
     # ----------------------------------------------------------------------------- checks
@@ -398,12 +505,16 @@ class _PatchInterpolation(nn.Module):
             src = take_samples(work, params.source_index, backend=self.backend)
         else:
             src = source.float() if source.dtype in _HALF_DTYPES else source
-        # masks made on the images' device from the parameters; samples the gate leaves alone get
-        # an empty mask, so they come back unchanged with a zero label (no gather, no scatter)
-        mask = patch_masks(params.patches, like=work, apply=params.apply, backend=self.backend)
-        alpha = params.patches.alpha
-        out = self._blend_checked(work, src, mask, alpha, not checked, explicit_source=source is not None)
-        label = anomaly_label(work, out, mask, alpha, tolerance=self.tolerance, backend=self.backend)
+        # masks made on the images' device from the parameters, one full-batch blend per patch
+        # layer; samples the gate leaves alone get empty masks, so they come back unchanged with a
+        # zero label (no gather, no scatter). Unchecked (CUDA) inputs are checked by the blend.
+        explicit = source is not None
+
+        def blend(d, s, m, a):
+            return self._blend_checked(d, s, m, a, not checked, explicit_source=explicit)
+
+        out, label = blend_patches(work, src, params.patches, blend=blend, apply=params.apply,
+                                   tolerance=self.tolerance, backend=self.backend)
         if work is not images:
             out, label = out.to(images.dtype), label.to(images.dtype)
         return out, label
@@ -415,6 +526,7 @@ class _PatchInterpolation(nn.Module):
         *,
         params: InterpolationParams | None = None,
         generator: torch.Generator | np.random.Generator | None = None,
+        region: Any = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(augmented, label)`` for a batch (or a single image with an explicit source).
 
@@ -427,6 +539,9 @@ class _PatchInterpolation(nn.Module):
             source: None (patches from other images of the batch) or the shape of ``images``.
             params: replay these parameters instead of drawing new ones.
             generator: a CPU ``torch.Generator`` or a ``numpy.random.Generator`` for this call.
+            region: None (the module's ``region``) or a bool mask (numpy, cupy or torch),
+                ``(B, *spatial)`` or ``spatial``, to place this call's patches in (unused with
+                ``params``).
 
         Returns:
             ``(augmented, label)``, detached.
@@ -438,7 +553,8 @@ class _PatchInterpolation(nn.Module):
             self._check_params(params, tuple(x.shape), src)
         checked = _check_finite(x, "images") & (src is None or _check_finite(src, "source"))
         if params is None:
-            params = self.forward_parameters(x.shape, generator, explicit_source=src is not None)
+            reg = self._region_of(x, region)
+            params = self.forward_parameters(x.shape, generator, explicit_source=src is not None, region=reg)
         self._params = params
         if x.shape[0] == 0:
             return x.clone(), x.new_zeros((0, 1) + tuple(x.shape[2:]))
@@ -489,6 +605,26 @@ class PoissonImageInterpolation(_PatchInterpolation):
             batch: use ``spatial_dims=3`` for a single ``(C, D, H, W)`` volume).
         clip: True or False: clip the blend to the destination's range per sample and channel.
         solver_tol: relative residual of the Poisson solve, > 0.
+        n_patches: None (one patch per sample) or ``(low, high)``, a count per sample drawn from
+            ``low..high`` inclusive (``0 <= low <= high <= 64``). The patches of a sample are
+            blended one after the other (one full-batch solve per layer), each with its own
+            alpha; a pixel's label is the largest label of the patches that changed it (see
+            :func:`~pii_augment.ops.blend_patches`).
+        rotation: None or ``(low, high)`` degrees: patches rotated by uniform angles (one in
+            2D, three in 3D); rasterised exactly, on the device too.
+        shear: None or ``(low, high)`` degrees in [-80, 80]: patches sheared by uniform angles.
+        region: where patches go: None (anywhere), ``"otsu"`` (each image's foreground by
+            Otsu's threshold of its channel mean), a number (foreground above that threshold)
+            or a shared (H, W) / (D, H, W) bool mask; ``forward(region=...)`` overrides it per
+            call (also per sample). Computing a foreground reads the images on the host.
+        region_mode: ``"center"`` (patch centres in the region) or ``"patch"`` (whole patches).
+        bank: with ``shape="bank"``: a sequence of bool masks (e.g. lesions from segmentation
+            files) placed at random positions, at their own size.
+
+    Several anomalies per sample, rotated and sheared, inside the anatomy (Baugh et al. 2023)::
+
+        aug = PoissonImageInterpolation(shape=("rectangle", "ellipse"), n_patches=(1, 4),
+                                        rotation=(-180, 180), shear=(-20, 20), region="otsu")
 
     Shape:
         - images: :math:`(B, C, H, W)` or :math:`(B, C, D, H, W)`, float (a single
@@ -531,11 +667,18 @@ class PoissonImageInterpolation(_PatchInterpolation):
         spatial_dims: int | None = None,
         clip: bool = True,
         solver_tol: float = DEFAULT_TOL,
+        n_patches: tuple[int, int] | None = None,
+        rotation: tuple[float, float] | None = None,
+        shear: tuple[float, float] | None = None,
+        region: Any = None,
+        region_mode: str = "center",
+        bank: Sequence[Any] | None = None,
     ) -> None:
         super().__init__(
             p=p, alpha=alpha, shape=shape, half_width=half_width, center=center, border=border,
             tolerance=tolerance, source=source, seed=seed, backend=backend,
-            spatial_dims=spatial_dims,
+            spatial_dims=spatial_dims, n_patches=n_patches, rotation=rotation, shear=shear,
+            region=region, region_mode=region_mode, bank=bank,
         )
         self.gradient = check_choice("gradient", gradient, tuple(_GRADIENTS))
         self.clip = check_bool("clip", clip)
