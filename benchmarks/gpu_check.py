@@ -144,18 +144,13 @@ class Report:
 
 
 def fmt(x: Any, digits: int = 3) -> str:
+    """gpu_model's number format, with None as n/a (and 1e-2 .. 1e-3 in scientific notation)."""
+    import gpu_model
+
     if x is None:
         return "n/a"
     x = float(x)
-    if x != x:
-        return "n/a"
-    if x == 0:
-        return "0"
-    if abs(x) >= 1e3:
-        return f"{x:,.0f}"
-    if abs(x) < 1e-2:
-        return f"{x:.{digits - 1}e}"
-    return f"{x:.{digits}g}"
+    return f"{x:.{digits - 1}e}" if 0 < abs(x) < 1e-2 else gpu_model.fmt(x, digits)
 
 
 class Budget:

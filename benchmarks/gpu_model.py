@@ -23,8 +23,12 @@ recorder wraps the backend's launch calls and its ``report``):
   and eigenvalue tables (O(sides) ``sin`` calls) are not counted.
 - ``prepare_systems``: 4 flops per pixel and channel (min, max, the finite tests of dst and
   guide); the integer bounding-box updates are not counted.
-- the multigrid path (ellipses), per launched thread of every kernel it launched (an upper bound:
-  every thread is counted as taking the full path, also those that exit early):
+- the whole-system multigrid (``mg_solve``, ellipses and every other mask that is not a box), per
+  system it solved (read from the call's report): crop cells x (the set-up, 16 * ndim + 3, plus
+  the PCG iterations x the flops of one iteration, see :func:`mg_cell_flops`).
+- the batched driver (``method="vcycle"``/``"jacobi"``, or ``solve_crop`` called directly), per
+  launched thread of every kernel it launched (an upper bound: every thread is counted as taking
+  the full path, also those that exit early):
   ``guidance_rhs`` 16 * ndim, ``rbgs_sweep`` 4 * ndim + 7, ``jacobi_sweep`` 6 * ndim + 5,
   ``residual`` 4 * ndim + 8, ``restrict`` 3 * 3^ndim + 8, ``prolong_add`` 22,
   ``axpy_unknowns`` / ``xpby_unknowns`` 2, ``dot_unknowns_rows`` 2 per cell of its row,
@@ -337,9 +341,9 @@ def default_rows() -> list[Row]:
             Row("boxes", 512, 64), Row("boxes", 512, 1024), Row("boxes", 512, 4096),
             Row("boxes", 64, 64, 3), Row("boxes", 64, 512, 3),
             Row("module", 256, 64), Row("module", 256, 4096),
-            Row("ellipse", 256, 64), Row("ellipse", 256, 1024)]
+            Row("ellipse", 256, 64), Row("ellipse", 256, 1024), Row("ellipse", 256, 4096)]
     # run each workload's rows together: 256^2 x 64 (boxes, module, ellipse), x 1024, x 4096, ...
-    run_order = [0, 8, 10, 1, 11, 2, 9, 3, 4, 5, 6, 7]
+    run_order = [0, 8, 10, 1, 11, 2, 9, 12, 3, 4, 5, 6, 7]
     for i in run_order:
         rows[i].order = next(order)
     return rows
@@ -519,22 +523,25 @@ NOTES = f"""\
 Notes.
 - Measured (on the emulated CUDA backend, one real call per row, one host thread): launches,
   syncs, host-to-device bytes and device bytes (the backend's per-kernel traffic model: every
-  array argument of a launch once; the box solve 5 x itemsize x the cells of its boxes).
+  array argument of a launch once, memsets, copies and gathers their arrays; the box solve 5 x
+  itemsize x the cells of its boxes; the whole-system multigrid per crop cell the mask, dst and
+  guide three times, out twice and its solution (global memory) twice per iteration).
   Counted from the algorithm and the call's launches (module docstring): GFLOP. The box solve:
   per system 4 x vol x (sum of the transformed sides) flops for its 2 x ndim sine transforms
   (a transform along an axis of n cells is vol x n multiply-adds) plus 32 x ndim + 14 flops per
-  cell; prepare 4 flops per pixel and channel; multigrid per launched thread of each kernel (an
-  upper bound). Modelled: everything else.
+  cell; the whole-system multigrid crop cells x (set-up + iterations x per-iteration flops);
+  prepare 4 flops per pixel and channel. Modelled: everything else.
 - Modelled time = launches x {LAUNCH_S * 1e6:g} us ("eager"; "graph": x {GRAPH_LAUNCH_S * 1e6:g} us, as a
   captured CUDA graph) + syncs x {SYNC_S * 1e6:g} us + max(bytes / {BANDWIDTH / 1e12:g} TB/s,
   flops / {FLOP_RATE / 1e12:g} TFLOP/s). Floor = 3 x N x itemsize bytes a sample (read dst and src, write
   out) at {BANDWIDTH / 1e12:g} TB/s + 1 launch (5 us eager, 1 us graph) + 1 sync; "x floor" = modelled / floor. "dominant": the
   largest of the launch, sync, bytes and flops terms.
-- Not in the counts: in a module call on CUDA tensors, the modules' own NaN/Inf check of the
-  images (`torch.isfinite(x).all()`, one pass and one host synchronisation, outside the backend:
-  on the CPU tensors of this model it runs on the host); the traffic of the memsets, device
-  copies and the source gather (`take`), which the backend counts as launches but not in
-  `bytes`.
+- Not in the model: the latency of a block's barriers and the occupancy. The whole-system
+  multigrid runs one block of 256 threads per system through about 90 barriers per PCG iteration
+  (5 to 6 iterations), many on tiny coarse levels, and its first pass asks for the workspace of
+  the largest crop the image allows (up to 227 KB: one block per SM); the box solve about a dozen
+  barriers. Where blocks are latency-bound the real time is larger than this model's; the GPU
+  check (benchmarks/gpu_check.py) measures it.
 - The box solve accumulates its transforms in float64 and NVRTC compiles with `--fmad=false`, so
   the flops term (at {FLOP_RATE / 1e12:g} TFLOP/s) is optimistic for it (the H200's float64 rate is about
   34 TFLOP/s counting fused multiply-adds, half that without; each multiply-add also reads two

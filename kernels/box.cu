@@ -61,6 +61,19 @@ __device__ void sine_transform(const T* __restrict__ in, T* __restrict__ out, co
     }
 }
 
+// The transforms along x, y (and z in 3D), in that order, each from cur into the other buffer
+// and followed by a barrier; cur ends on the buffer that holds the result.
+template <typename T>
+__device__ void sine_transforms(T*& cur, T*& oth, T* const* tabs, int P, int M, int N, int ndim) {
+    for (int a = 2; a >= 3 - ndim; --a) {
+        sine_transform(cur, oth, tabs[a], P, M, N, a);
+        __syncthreads();
+        T* s = cur;
+        cur = oth;
+        oth = s;
+    }
+}
+
 }  // namespace pii
 
 // One block of pii::BLOCK threads per system (b, c): grid = B * C, block i taking system i, or,
@@ -141,26 +154,14 @@ __global__ void box_solve(const T* __restrict__ dst, const T* __restrict__ guide
     // forward transforms: x, y (, z), each from one buffer into the other
     T* cur = buf0;
     T* oth = buf1;
-    for (int a = 2; a >= 3 - ndim; --a) {
-        pii::sine_transform(cur, oth, tabs[a], P, M, N, a);
-        __syncthreads();
-        T* s = cur;
-        cur = oth;
-        oth = s;
-    }
+    pii::sine_transforms(cur, oth, tabs, P, M, N, ndim);
     for (long long cell = t; cell < vol; cell += pii::BLOCK) {
         const int k = (int)(cell % N), j = (int)((cell / N) % M), i = (int)(cell / ((long long)M * N));
         const T lz = ndim == 3 ? lam_z[i] : T(0);
         cur[cell] = cur[cell] / ((lz + lam_y[j]) + lam_x[k]);
     }
     __syncthreads();
-    for (int a = 2; a >= 3 - ndim; --a) {
-        pii::sine_transform(cur, oth, tabs[a], P, M, N, a);
-        __syncthreads();
-        T* s = cur;
-        cur = oth;
-        oth = s;
-    }
+    pii::sine_transforms(cur, oth, tabs, P, M, N, ndim);  // the inverse: the same transforms
     double scale = (2.0 / (N + 1)) * (2.0 / (M + 1));
     if (ndim == 3) scale *= 2.0 / (P + 1);
     const T sc = (T)scale;

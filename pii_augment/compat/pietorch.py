@@ -67,13 +67,18 @@ def _channels(channels_dim: Any, ndim: int) -> int | None:
     return int(channels_dim) % ndim
 
 
-def _corner(corner: Any, n: int, name: str = "corner_coord") -> np.ndarray:
-    kind = type(corner).__module__.split(".")[0]
+def _host_ints(x: Any) -> np.ndarray:
+    """A torch, cupy or numpy table on the host (corners are a few ints)."""
+    kind = type(x).__module__.split(".")[0]
     if kind == "torch":
-        corner = corner.detach().cpu().numpy()
+        x = x.detach().cpu().numpy()
     elif kind == "cupy":
-        corner = corner.get()
-    c = np.asarray(corner)
+        x = x.get()
+    return np.asarray(x)
+
+
+def _corner(corner: Any, n: int, name: str = "corner_coord") -> np.ndarray:
+    c = _host_ints(corner)
     if c.dtype.kind not in "iu" or c.shape != (n,):
         raise TypeError(
             f"{name} must hold {n} ints (one per spatial axis, the channel axis excluded); got "
@@ -365,12 +370,7 @@ def blend_dst_batch(target: Any, source: Any, mask: Any, corner_coord: Any, mix_
 
 
 def _batch_corners(corner: Any, B: int, nd: int) -> np.ndarray:
-    kind = type(corner).__module__.split(".")[0]
-    if kind == "torch":
-        corner = corner.detach().cpu().numpy()
-    elif kind == "cupy":
-        corner = corner.get()
-    c = np.asarray(corner)
+    c = _host_ints(corner)
     if c.dtype.kind not in "iu" or c.shape != (B, nd):
         raise TypeError(f"corner_coord must be (B, {nd}) = ({B}, {nd}) ints; got {c.dtype} of shape {c.shape}")
     return c.astype(np.int64)

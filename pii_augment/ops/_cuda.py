@@ -357,7 +357,7 @@ class CudaKernelBackend(Backend):
 
     def _go(self, kernel: str, ctype: str, grid, block, args: Sequence[Any], shared_bytes: int = 0) -> None:
         self._tick("launches")
-        if kernel != "box_solve":  # its traffic depends on the boxes: counted in report()
+        if kernel not in ("box_solve", "mg_solve"):  # their traffic depends on the masks: see report()
             self._tick("bytes", sum(int(a.nbytes) for a in args if hasattr(a, "nbytes") and getattr(a, "ndim", 0)))
         self._launch(kernel, ctype, grid, block, args, shared_bytes=shared_bytes)
 
@@ -740,6 +740,13 @@ class CudaKernelBackend(Backend):
         item = np.dtype(state.shape_dtype).itemsize
         if state.box_args is not None:  # traffic of the box solves: dst and guide read twice, out written
             self._tick("bytes", int(5 * item * (vol[:, None] * (t["status"] == BOX)).sum()))
+        if state.mg_args is not None:  # of the whole-system solves, per crop cell: the mask, dst and
+            # guide at the set-up and at two true-residual checks, out read and written, the
+            # solution (global memory) read and written every iteration
+            ndim = state.mg_args[6]
+            crop = np.prod([_crop_extent(b, ndim) for b in boxes], axis=1) if len(boxes) else np.zeros(0)
+            per = 1 + item * (2 * 3 + 2) + 2 * item * t["iters"]
+            self._tick("bytes", int((crop[:, None] * per * (t["status"] > MG)).sum()))
         filled = (t["count"] > 0) & (t["count"] == vol)
         status = t["status"].astype(np.int64)
         return BatchReport(lo, hi, filled, (t["flags"] & 1) != 0, bool(((t["flags"] & 2) != 0).any()),
