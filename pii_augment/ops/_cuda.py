@@ -280,9 +280,9 @@ class _DeviceState:
 
 
 def _crop_extent(box: np.ndarray, ndim: int) -> tuple[int, int, int]:
-    """(D, H, W) of a sample's crop: its mask's bounding box and a one-cell halo (z only in 3D)."""
-    e = box[3:] - box[:3]
-    return (int(e[0]) + 2 if ndim == 3 else 1, int(e[1]) + 2, int(e[2]) + 2)
+    from ._mg_system import crop_extent
+
+    return crop_extent(box[:3], box[3:], ndim)
 
 
 def _mg_workspace_bytes(extent: tuple, item: int) -> int:

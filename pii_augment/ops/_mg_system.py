@@ -39,6 +39,18 @@ STATUS = {"converged": 1, "stalled": 2, "nonfinite": 3, "max_iter": 4}
 #: extent is at most this), max_levels, stall ratio: the settings of every whole-system solve.
 MG_DEFAULTS = (2, 2, 2, 16, 0.5)
 
+
+def crop_extent(lo: np.ndarray, hi: np.ndarray, ndim: int) -> tuple[int, int, int]:
+    """(D, H, W) of a sample's crop: its mask's bounding box [lo, hi) (along z, y, x) and a
+    one-cell halo (along z only in 3D)."""
+    e = np.asarray(hi) - np.asarray(lo)
+    return (int(e[0]) + 2 if ndim == 3 else 1, int(e[1]) + 2, int(e[2]) + 2)
+
+
+def levels_of(extent) -> int:
+    """How many multigrid levels a crop of this extent gets (the hierarchy of MG_DEFAULTS)."""
+    return int(hierarchy(np.asarray(extent, np.int64), MG_DEFAULTS[2], MG_DEFAULTS[3])[0].shape[0])
+
 _OPTS = dict(cache=True, nogil=True)
 
 

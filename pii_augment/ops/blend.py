@@ -24,10 +24,11 @@ from .._arrays import (
 )
 from .._validate import check_bool, check_choice, check_int, check_real
 from ._backends import BACKENDS, BOX, MG, get_backend, map_chunks
-from ._mg_system import hierarchy
+from ._mg_system import crop_extent, levels_of
 from .solver import (
     DIVERGENCE,
     HARMONIC,
+    MAX_ITER,
     METHODS,
     MODES,
     SolveInfo,
@@ -142,8 +143,8 @@ def _solve(bk, d, m, guide, alpha, mode: int, *, clip: bool, on_unconverged: str
     if method == "auto":
         bk.solve_boxes(state, d5, g5, alpha, mode, clip, ndim)
     if method in ("auto", "multigrid"):
-        bk.solve_masks(state, d5, g5, m5, alpha, mode, clip, ndim, solver_kw["tol"],
-                       30 if solver_kw["max_iter"] is None else solver_kw["max_iter"])
+        max_iter = MAX_ITER["multigrid"] if solver_kw["max_iter"] is None else solver_kw["max_iter"]
+        bk.solve_masks(state, d5, g5, m5, alpha, mode, clip, ndim, solver_kw["tol"], max_iter)
     rep = bk.report(state)
     if check_finite and rep.dst_bad.any():
         raise ValueError("dst contains NaN or Inf; pass check_finite=False to skip this check")
@@ -174,8 +175,8 @@ def _solve(bk, d, m, guide, alpha, mode: int, *, clip: bool, on_unconverged: str
             info.converged[done] = code == 1
             info.stalled[done] = code == 2
             info.iterations = max(info.iterations, int(rep.iters[done].max()))
-            shapes = [_crop_extent(rep.box_lo[b], rep.box_hi[b], ndim) for b in np.flatnonzero(whole)]
-            info.levels = max(info.levels, max(hierarchy(np.asarray(e), 2, 16)[0].shape[0] for e in shapes))
+            shapes = [crop_extent(rep.box_lo[b], rep.box_hi[b], ndim) for b in np.flatnonzero(whole)]
+            info.levels = max(info.levels, max(levels_of(e) for e in shapes))
             info.crop_shape = tuple(int(max(v)) for v in zip(info.crop_shape, *shapes))
     if not check_finite:  # a system whose destination holds NaN/Inf is never reported converged
         info.residual[rep.dst_bad] = np.nan
@@ -185,11 +186,6 @@ def _solve(bk, d, m, guide, alpha, mode: int, *, clip: bool, on_unconverged: str
     _count(bk, before, info)
     report_unconverged(info, on_unconverged)
     return out.reshape(shape), info
-
-
-def _crop_extent(lo: np.ndarray, hi: np.ndarray, ndim: int) -> tuple[int, int, int]:
-    e = hi - lo
-    return (int(e[0]) + 2 if ndim == 3 else 1, int(e[1]) + 2, int(e[2]) + 2)
 
 
 def _driver(bk, d5, g5, guide, m5, alpha, mode, ndim, todo, rep, lo, hi, clip, out, method, solver_kw) -> SolveInfo:

@@ -64,6 +64,9 @@ METHODS = ("multigrid", "vcycle", "jacobi")
 #: estimate has met the tolerance; jacobi converges too slowly to tell).
 STALL_RATIO = {"multigrid": 0.5, "vcycle": 0.95, "jacobi": None}
 
+#: Iterations a method makes at most unless ``max_iter`` is given: PCG iterations, V-cycles, sweeps.
+MAX_ITER = {"multigrid": 30, "vcycle": 50, "jacobi": 20000}
+
 
 class ConvergenceError(RuntimeError):
     """A solve stopped before every system reached the requested tolerance."""
@@ -315,11 +318,11 @@ def solve_crop(
     # e = 0, so the initial residual is rhs itself
     mon = _Monitor(bk.to_host(_dot(bk, rhs, rhs, fine)), tol, stall_ratio=STALL_RATIO[method])
     if method == "multigrid":
-        it = _pcg(bk, u, rhs, levels, mon, true_residual, 30 if max_iter is None else max_iter,
+        it = _pcg(bk, u, rhs, levels, mon, true_residual, MAX_ITER["multigrid"] if max_iter is None else max_iter,
                   check_every, pre_smooth, post_smooth)
     else:
         if method == "vcycle":
-            budget, every = (50 if max_iter is None else max_iter), check_every
+            budget, every = (MAX_ITER["vcycle"] if max_iter is None else max_iter), check_every
             es = [u] + [bk.zeros((B, C) + lv.shape, dtype) for lv in levels[1:]]
             rhss = [rhs] + [bk.zeros((B, C) + lv.shape, dtype) for lv in levels[1:]]
             rs = [bk.empty(u.shape, dtype)] + [bk.zeros((B, C) + lv.shape, dtype) for lv in levels[1:-1]]
@@ -328,7 +331,7 @@ def solve_crop(
                 _vcycle(bk, levels, es, rhss, rs, pre_smooth, post_smooth)
                 return x
         else:
-            budget, every = (20000 if max_iter is None else max_iter), max(check_every, 10)
+            budget, every = (MAX_ITER["jacobi"] if max_iter is None else max_iter), max(check_every, 10)
             spare = bk.zeros(u.shape, dtype)
             buffers = [u, spare]
 
