@@ -9,6 +9,8 @@ Times, on the DESIGN.md reference workload (see ``workload.py``):
   blend, OpenCV's seamlessClone, and the original PII's whole-image sparse LU. The sparse solve is
   slow, so it is timed on an evenly spaced subset of the batch and its per-sample rate is
   extrapolated (the output says so);
+* the latency of one call at batch 1, 2 and 4 (``--no-latency`` to skip): a box, an ellipse,
+  and the PII module;
 * with ``--sizes``, a scaling sweep of pii_augment alone: seconds and ns per unknown from 64x64 to
   1024x1024 (or cubes with ``--3d``); a multigrid solver should show a flat ns per unknown.
 
@@ -283,6 +285,54 @@ def run_sweep(pii, args, ndim: int, report: list) -> None:
     report.append(table)
 
 
+def _latency(fn: Callable[[], object], calls: int) -> tuple[float, float]:
+    """(median, best) microseconds of ``calls`` calls of ``fn`` after two warm-ups."""
+    fn()
+    fn()
+    ts = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return float(np.median(ts)) * 1e6, float(min(ts)) * 1e6
+
+
+def run_latency(pii, args, ndim: int, report: list) -> None:
+    """Per-call latency at batches of 1 to 4 (the per-sample pipelines): the functional call on a
+    box and on an ellipse of the reference workload's patch sizes, and the PII module."""
+    import torch
+
+    size = args.size
+    wl = reference_workload(batch=4, size=size, seed=args.seed, ndim=ndim)
+    spatial = wl["dst"].shape[2:]
+    ell = pii.sample_patches(4, spatial, shape="ellipse", seed=args.seed).masks()
+    table = Table(f"Latency per call, {ndim}D {'x'.join([str(size)] * ndim)} float32, {args.latency_calls} calls "
+                  f"(median / best microseconds)",
+                  ["call", "B = 1", "B = 2", "B = 4", "unknowns (B = 1)"])
+    rows = (
+        ("poisson_interpolate, box (the original's square)", wl["mask"]),
+        ("poisson_interpolate, ellipse", ell),
+    )
+    for name, mask in rows:
+        cells = []
+        for B in (1, 2, 4):
+            d, s, m, a = wl["dst"][:B].copy(), wl["src"][:B].copy(), mask[:B].copy(), wl["alpha"][:B].copy()
+            med, best = _latency(lambda: pii.poisson_interpolate(d, s, m, a, backend=args.backend), args.latency_calls)
+            cells.append(f"{med:,.0f} / {best:,.0f}")
+        table.add(name, *cells, f"{int(mask[0].sum()):,}")
+    aug = pii.PoissonImageInterpolation(seed=args.seed)
+    cells = []
+    for B in (1, 2, 4):
+        x = torch.from_numpy(wl["dst"][:B].copy())
+        src = torch.from_numpy(wl["src"][:B].copy()) if B == 1 else None  # one image: an explicit source
+        med, best = _latency(lambda: aug(x, src), args.latency_calls)
+        cells.append(f"{med:,.0f} / {best:,.0f}")
+    table.add("PoissonImageInterpolation module, new draws (B = 1: explicit source)", *cells, "(varies)")
+    print()
+    print(table.text())
+    report.append(table)
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description="Time pii_augment's CPU Poisson Image Interpolation next to its peers "
@@ -311,6 +361,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="batch for the sweep (default: keep batch*size^ndim equal to the main run's)")
     p.add_argument("--main", action=argparse.BooleanOptionalAction, default=True,
                    help="the side-by-side table (--no-main: sweep only)")
+    p.add_argument("--latency", action=argparse.BooleanOptionalAction, default=True,
+                   help="the per-call latency table at batch 1, 2 and 4")
+    p.add_argument("--latency-calls", type=int, default=200, help="calls per latency figure")
     p.add_argument("--markdown", type=Path, default=None, help="also write the tables to this file")
     args = p.parse_args(argv)
     if args.size is None:
@@ -340,6 +393,8 @@ def main(argv=None) -> int:
         run_main(pii, args, ndim, args.size, report)
     if args.sizes:
         run_sweep(pii, args, ndim, report)
+    if args.latency and pii is not None:
+        run_latency(pii, args, ndim, report)
 
     if args.markdown:
         text = ["# pii_augment CPU benchmark", "", *[f"- {line}" for line in env],

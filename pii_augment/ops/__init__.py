@@ -1,6 +1,13 @@
 """Deterministic batched math: guidance, Poisson solve, blends and labels (framework-agnostic)."""
 
-from .blend import DEFAULT_TOL, anomaly_label, foreign_patch_interpolate, poisson_interpolate, solve_poisson
+from .blend import (
+    DEFAULT_TOL,
+    anomaly_label,
+    blend_with_label,
+    foreign_patch_interpolate,
+    poisson_interpolate,
+    solve_poisson,
+)
 from .layers import blend_patches
 from .masks import patch_masks, take_samples
 from .solver import ConvergenceError, ConvergenceWarning, SolveInfo
@@ -11,6 +18,7 @@ __all__ = [
     "foreign_patch_interpolate",
     "poisson_interpolate",
     "solve_poisson",
+    "blend_with_label",
     "patch_masks",
     "blend_patches",
     "take_samples",

@@ -156,6 +156,9 @@ class Backend:
     name = "base"
     xp: Any = np
     on_device = False
+    #: Whether ``prepare_boxes``, ``solve_masks`` and ``fpi_label`` read sample b's guidance from
+    #: ``g5[gidx[b]]``; if not, the caller gathers it first (a copy of the batch).
+    indexes_guide = False
 
     @property
     def threads(self) -> int:
@@ -198,7 +201,16 @@ class Backend:
     def solve_boxes(self, state, d5, g5, alpha: np.ndarray, mode: int, clip: bool, ndim: int) -> None:
         raise NotImplementedError
 
-    def solve_masks(self, state, d5, g5, m5, alpha, mode, clip, ndim, tol, max_iter) -> None:
+    def prepare_boxes(self, d5, g5, gidx, m5, check_guide: bool, alpha: np.ndarray, mode: int, clip: bool,
+                      ndim: int):
+        """``prepare`` then ``solve_boxes``; the host backend does both in one pass, sample by
+        sample, and reads sample b's guidance from ``g5[gidx[b]]`` (see :attr:`indexes_guide`;
+        here ``gidx`` is None: the caller gathered the guidance)."""
+        state = self.prepare(d5, g5, m5, check_guide)
+        self.solve_boxes(state, d5, g5, alpha, mode, clip, ndim)
+        return state
+
+    def solve_masks(self, state, d5, g5, m5, alpha, mode, clip, ndim, tol, max_iter, gidx=None) -> None:
         raise NotImplementedError
 
     def report(self, state) -> BatchReport:
@@ -206,6 +218,17 @@ class Backend:
 
     def label(self, d5, o5, m5, alpha: np.ndarray, tolerance: float | None):
         raise NotImplementedError
+
+    def label_boxes(self, d5, o5, m5, alpha: np.ndarray, tolerance: float | None, box_lo, box_hi):
+        """``label`` knowing each sample's mask box (host arrays (B, 3)): the host reads only
+        the boxes."""
+        return self.label(d5, o5, m5, alpha, tolerance)
+
+    def fpi_label(self, d5, s5, gidx, m5, alpha: np.ndarray, tolerance: float | None, check_finite: bool):
+        """``fpi`` with sample b's source in ``s5[gidx[b]]`` (None: ``s5[b]``) and its ``label``:
+        ``(out, label)``, in one pass on the host."""
+        out = self.fpi(d5, s5 if gidx is None else self.take(s5, gidx), m5, alpha, check_finite)
+        return out, self.label(d5, out, m5, alpha, tolerance)
 
     def take(self, x, index: np.ndarray):
         """``x[index]`` along the batch axis."""
@@ -222,10 +245,15 @@ class Backend:
 
 
 class _HostState:
-    def __init__(self, out, lo, hi, box_lo, box_hi, filled, guide_bad):
-        self.out, self.lo, self.hi = out, lo, hi
-        self.box_lo, self.box_hi, self.filled, self.guide_bad = box_lo, box_hi, filled, guide_bad
-        B, C = lo.shape
+    def __init__(self, d5):
+        B, C = d5.shape[:2]
+        self.out = np.empty_like(d5)
+        self.lo = np.empty((B, C), d5.dtype)
+        self.hi = np.empty((B, C), d5.dtype)
+        self.box_lo = np.zeros((B, 3), np.int64)
+        self.box_hi = np.zeros((B, 3), np.int64)
+        self.filled = np.zeros(B, bool)
+        self.guide_bad = False
         self.status = np.zeros((B, C), np.int64)
         self.residual = np.zeros((B, C))
         self.iters = np.zeros((B, C), np.int64)
@@ -253,39 +281,51 @@ class NumbaBackend(Backend):
         return host_threads()
 
     def prepare(self, d5, g5, m5, check_guide: bool) -> _HostState:
-        from ._host_kernels import all_finite, copy_minmax, mask_boxes
+        return self._prepare(d5, g5, None, m5, check_guide, None)
 
-        B, C = d5.shape[:2]
-        out = np.empty_like(d5)
-        lo = np.empty((B, C), d5.dtype)
-        hi = np.empty((B, C), d5.dtype)
+    def prepare_boxes(self, d5, g5, gidx, m5, check_guide, alpha, mode, clip, ndim) -> _HostState:
+        return self._prepare(d5, g5, gidx, m5, check_guide, (alpha, mode, clip, ndim))
+
+    def _prepare(self, d5, g5, gidx, m5, check_guide: bool, solve) -> _HostState:
+        """Sample by sample (:func:`~pii_augment.ops._host_kernels.prepare_samples`): the copy,
+        the clip range, the finite checks, the mask box and, with ``solve`` = (alpha, mode, clip,
+        ndim), the exact box solve, while the sample's images are in cache; the samples
+        interleaved over the host threads, so that large and small boxes balance."""
+        from ._host_kernels import prepare_samples
+
+        B = d5.shape[0]
+        state = _HostState(d5)
+        gidx = np.arange(B) if gidx is None else gidx
+        alpha, mode, clip, ndim = solve if solve is not None else (np.zeros(B), 0, False, 2)
         m8 = m5.view(np.uint8)
 
-        def part(sl: slice):
-            copy_minmax(d5[sl], out[sl], lo[sl], hi[sl])  # NaN bounds for a non-finite system
-            boxes = mask_boxes(m8[sl])
-            return boxes, check_guide and not all_finite(np.ascontiguousarray(g5[sl]))
+        def part(samples: np.ndarray) -> bool:
+            return prepare_samples(d5, g5, gidx, m8, samples, check_guide, solve is not None, alpha, mode, clip,
+                                   ndim, BOX, state.out, state.lo, state.hi, state.box_lo, state.box_hi,
+                                   state.filled, state.status, state.residual)
 
-        parts = map_chunks(self, part, B)
-        blo, bhi, filled = (np.concatenate([b[i] for b, _ in parts]) for i in range(3))
-        return _HostState(out, lo, hi, blo, bhi, filled, any(bad for _, bad in parts))
+        n = min(B, self.threads)
+        state.guide_bad = any(run_parts(part, [np.arange(i, B, n) for i in range(n)]))
+        return state
 
     def solve_boxes(self, state: _HostState, d5, g5, alpha, mode, clip, ndim) -> None:
         from ._spectral import box_samples, spectral_box_solve
 
         idx = np.flatnonzero(box_samples(state.box_lo, state.box_hi, state.filled, d5.shape[2:], ndim))
+        idx = idx[(state.status[idx] != BOX).any(axis=1)]
         if not idx.size:
             return
+        gidx = np.arange(d5.shape[0])
 
         def part(p: np.ndarray) -> None:
-            spectral_box_solve(d5, g5, alpha, mode, p, state.box_lo, state.box_hi, ndim, state.lo, state.hi,
+            spectral_box_solve(d5, g5, gidx, alpha, mode, p, state.box_lo, state.box_hi, ndim, state.lo, state.hi,
                                bool(clip), state.out, state.residual)
 
         n = min(idx.size, self.threads)
         run_parts(part, [idx[i::n] for i in range(n)])  # interleaved: sizes balance
         state.status[idx] = BOX
 
-    def solve_masks(self, state: _HostState, d5, g5, m5, alpha, mode, clip, ndim, tol, max_iter) -> None:
+    def solve_masks(self, state: _HostState, d5, g5, m5, alpha, mode, clip, ndim, tol, max_iter, gidx=None) -> None:
         from ._mg_system import MG_DEFAULTS, mg_solve_samples
 
         nonempty = (state.box_hi > state.box_lo).all(axis=1)
@@ -293,9 +333,10 @@ class NumbaBackend(Backend):
         if not idx.size:
             return
         status = np.zeros_like(state.status)
+        gidx = np.arange(d5.shape[0]) if gidx is None else gidx
 
         def part(p: np.ndarray) -> None:
-            mg_solve_samples(d5, g5, m5.view(np.uint8), alpha, mode, p, state.box_lo, state.box_hi, ndim, state.lo,
+            mg_solve_samples(d5, g5, gidx, m5.view(np.uint8), alpha, mode, p, state.box_lo, state.box_hi, ndim, state.lo,
                              state.hi, bool(clip), tol, max_iter, *MG_DEFAULTS, state.out, state.residual, status,
                              state.iters)
 
@@ -308,6 +349,37 @@ class NumbaBackend(Backend):
         return BatchReport(state.box_lo, state.box_hi, state.filled, dst_bad, bool(state.guide_bad),
                            state.status, state.residual, state.iters)
 
+    indexes_guide = True
+
+    def label_boxes(self, d5, o5, m5, alpha, tolerance, box_lo, box_hi):
+        from ._host_kernels import label_in_boxes
+
+        label = np.zeros((d5.shape[0], 1) + d5.shape[2:], d5.dtype)  # written inside the boxes only
+        tol = d5.dtype.type(tolerance if tolerance is not None else 1)
+        label_in_boxes(d5, o5, m5, alpha.astype(d5.dtype), tol, tolerance is not None, box_lo, box_hi, label)
+        return label
+
+    def fpi_label(self, d5, s5, gidx, m5, alpha, tolerance, check_finite):
+        from ._host_kernels import fpi_label_host
+
+        self._check_fpi_inputs(d5, s5, check_finite)
+        a = alpha.astype(d5.dtype)
+        out = np.empty_like(d5)
+        label = np.empty((d5.shape[0], 1) + d5.shape[2:], d5.dtype)
+        gidx = np.arange(d5.shape[0]) if gidx is None else gidx
+        tol = d5.dtype.type(tolerance if tolerance is not None else 1)
+        fpi_label_host(d5, s5, gidx, m5, a, (1 - a).astype(d5.dtype), tol, tolerance is not None, out, label)
+        return out, label
+
+    @staticmethod
+    def _check_fpi_inputs(d5, s5, check_finite: bool) -> None:
+        from ._host_kernels import all_finite
+
+        if check_finite:
+            for name, x in (("dst", d5), ("src", s5)):
+                if not all_finite(x):
+                    raise ValueError(f"{name} contains NaN or Inf; pass check_finite=False to skip this check")
+
     def label(self, d5, o5, m5, alpha, tolerance):
         from ._host_kernels import label_host
 
@@ -317,12 +389,9 @@ class NumbaBackend(Backend):
         return label
 
     def fpi(self, d5, s5, m5, alpha, check_finite):
-        from ._host_kernels import all_finite, fpi_host
+        from ._host_kernels import fpi_host
 
-        if check_finite:
-            for name, x in (("dst", d5), ("src", s5)):
-                if not all_finite(x):
-                    raise ValueError(f"{name} contains NaN or Inf; pass check_finite=False to skip this check")
+        self._check_fpi_inputs(d5, s5, check_finite)
         a = alpha.astype(d5.dtype)
         out = np.empty_like(d5)
         fpi_host(d5, s5, m5, a, (1 - a).astype(d5.dtype), out)

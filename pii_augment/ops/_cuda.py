@@ -675,7 +675,8 @@ class CudaKernelBackend(Backend):
         state.box_args = (d5, g5, self.index_array(alpha), int(mode), bool(clip), int(ndim))
         self._box_launch(state, cap, global_scratch=False)
 
-    def solve_masks(self, state: "_DeviceState", d5, g5, m5, alpha, mode, clip, ndim, tol, max_iter) -> None:
+    def solve_masks(self, state: "_DeviceState", d5, g5, m5, alpha, mode, clip, ndim, tol, max_iter,
+                    gidx=None) -> None:
         """The first ``mg_solve`` pass over every system that is not empty and not a solved box,
         each in one thread block, its workspace on chip within :meth:`shared_limit`. Crops too
         large for it are marked (status 3) and solved in :meth:`report`, in global memory."""

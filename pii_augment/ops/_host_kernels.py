@@ -6,54 +6,118 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ._spectral import MAX_SIDE_SUM, solve_box
 
-@njit(cache=True, nogil=True)
+
 def mask_boxes(mask):
     """Per-sample bounding box [lo, hi) of a (B, D, H, W) uint8 (0/1) mask, and whether the mask
-    fills its box (``full_box``); empty masks get lo = hi = 0 and full_box False.
+    fills its box (``full_box``); empty masks get lo = hi = 0 and full_box False."""
+    return _mask_boxes(mask, mask_words(mask))
 
-    One pass of vectorised row maxima over the mask, then first/last columns only on the rows
-    that hold mask pixels, then the check of the box's inside: cheaper than numpy reductions.
-    """
-    B, D, H, W = mask.shape
+
+@njit(cache=True, nogil=True)
+def _mask_boxes(mask, words):
+    B = mask.shape[0]
     lo = np.zeros((B, 3), np.int64)
     hi = np.zeros((B, 3), np.int64)
     full_box = np.zeros(B, np.bool_)
     for b in range(B):
-        z0, y0, x0 = D, H, W
-        z1, y1, x1 = -1, -1, -1
-        for z in range(D):
-            for y in range(H):
-                row = mask[b, z, y]
+        full_box[b] = _mask_box(mask[b], words[b], lo[b], hi[b])
+    return lo, hi, full_box
+
+
+def mask_words(mask):
+    """The (B, D, H, W // 8) uint64 view of a (B, D, H, W) uint8 mask for :func:`_mask_box`'s
+    row scan when W is a multiple of 8 (else an empty view: the scan reads bytes)."""
+    if mask.shape[-1] % 8 == 0 and mask.flags.c_contiguous:
+        return mask.view(np.uint64)
+    return np.zeros(mask.shape[:-1] + (0,), np.uint64)
+
+
+@njit(nogil=True)
+def _mask_box(mask, words, lo, hi):
+    """The bounding box [lo, hi) of one (D, H, W) uint8 mask into lo, hi (3,); returns whether
+    the mask is non-empty and fills it (lo = hi = 0 for an empty mask).
+
+    One pass of row ORs over the mask (8 pixels per operation through ``words``, its uint64
+    view, when that has W / 8 columns), then first/last columns only on the rows that hold mask
+    pixels, then the check of the box's inside: cheaper than numpy reductions.
+    """
+    D, H, W = mask.shape
+    by_words = words.shape[-1] * 8 == W
+    z0, y0, x0 = D, H, W
+    z1, y1, x1 = -1, -1, -1
+    for z in range(D):
+        for y in range(H):
+            row = mask[z, y]
+            if by_words:
+                wrow = words[z, y]
+                acc = np.uint64(0)
+                for x in range(wrow.shape[0]):
+                    acc |= wrow[x]
+                if acc == 0:
+                    continue
+            else:
                 m = np.uint8(0)
                 for x in range(W):
-                    m = max(m, row[x])
+                    m |= row[x]
                 if m == 0:
                     continue
-                first = 0
-                while row[first] == 0:
-                    first += 1
-                last = W - 1
-                while row[last] == 0:
-                    last -= 1
-                z0 = min(z0, z)
-                z1 = max(z1, z)
-                y0 = min(y0, y)
-                y1 = max(y1, y)
-                x0 = min(x0, first)
-                x1 = max(x1, last)
-        if z1 < 0:
-            continue
-        lo[b, 0], lo[b, 1], lo[b, 2] = z0, y0, x0
-        hi[b, 0], hi[b, 1], hi[b, 2] = z1 + 1, y1 + 1, x1 + 1
-        inside = np.uint8(1)
-        for z in range(z0, z1 + 1):
-            for y in range(y0, y1 + 1):
-                row = mask[b, z, y]
-                for x in range(x0, x1 + 1):
-                    inside = min(inside, row[x])
-        full_box[b] = inside == 1
-    return lo, hi, full_box
+            first = 0
+            while row[first] == 0:
+                first += 1
+            last = W - 1
+            while row[last] == 0:
+                last -= 1
+            z0 = min(z0, z)
+            z1 = max(z1, z)
+            y0 = min(y0, y)
+            y1 = max(y1, y)
+            x0 = min(x0, first)
+            x1 = max(x1, last)
+    if z1 < 0:
+        return False
+    lo[0], lo[1], lo[2] = z0, y0, x0
+    hi[0], hi[1], hi[2] = z1 + 1, y1 + 1, x1 + 1
+    inside = np.uint8(1)
+    for z in range(z0, z1 + 1):
+        for y in range(y0, y1 + 1):
+            row = mask[z, y]
+            for x in range(x0, x1 + 1):
+                inside &= row[x]
+    return inside == 1
+
+
+@njit(inline="always")
+def _label_row(dst, out, b, z, y, mrow, a, zero, tolerance, quantise, x0, x1, changed, lrow):
+    """lrow[x] = a where mrow[x] and (not quantise, or floor(d / tolerance) != floor(o / tolerance)
+    in some channel of row (b, z, y) of dst/out), else 0, for x0 <= x < x1; changed: a (W,)
+    bool scratch row. Rows without mask pixels are only zeroed; the inner loops are branch-free
+    over contiguous slices from 0, so they vectorise."""
+    n = x1 - x0
+    m = mrow[x0:x1]
+    lab = lrow[x0:x1]
+    hit = False
+    for x in range(n):
+        hit |= m[x]
+    if not hit:
+        for x in range(n):
+            lab[x] = zero
+        return
+    if quantise:
+        ch = changed[:n]
+        for x in range(n):
+            ch[x] = False
+        for c in range(dst.shape[1]):
+            d = dst[b, c, z, y, x0:x1]
+            o = out[b, c, z, y, x0:x1]
+            for x in range(n):
+                ch[x] |= np.floor(d[x] / tolerance) != np.floor(o[x] / tolerance)
+        for x in range(n):
+            lab[x] = a if (m[x] and ch[x]) else zero
+    else:
+        for x in range(n):
+            lab[x] = a if m[x] else zero
 
 
 @njit(cache=True, nogil=True)
@@ -62,24 +126,14 @@ def label_host(dst, out, mask, alpha, tolerance, quantise, label):
     (every mask pixel when not ``quantise``), 0 elsewhere. dst, out: (B, C, D, H, W); mask:
     (B, D, H, W) bool; alpha: (B,) of the label dtype; label: (B, 1, D, H, W), written whole."""
     B, C, D, H, W = dst.shape
+    changed = np.empty(W, np.bool_)
     for b in range(B):
         a = alpha[b]
         zero = a - a
         for z in range(D):
             for y in range(H):
-                lab = label[b, 0, z, y]
-                mrow = mask[b, z, y]
-                for x in range(W):
-                    v = zero
-                    if mrow[x]:
-                        if quantise:
-                            for c in range(C):
-                                if np.floor(dst[b, c, z, y, x] / tolerance) != np.floor(out[b, c, z, y, x] / tolerance):
-                                    v = a
-                                    break
-                        else:
-                            v = a
-                    lab[x] = v
+                _label_row(dst, out, b, z, y, mask[b, z, y], a, zero, tolerance, quantise, 0, W,
+                           changed, label[b, 0, z, y])
 
 
 @njit(cache=True, nogil=True)
@@ -102,26 +156,47 @@ def fpi_host(dst, src, mask, alpha, one_minus_alpha, out):
 
 
 
-@njit(cache=True, nogil=True, fastmath={"nsz"})
+#: Exponent bits of float32 / float64: a value is NaN or Inf exactly when they are all set.
+_EXPONENT = {4: (np.uint32, 0x7F800000), 8: (np.uint64, 0x7FF0000000000000)}
+
+
 def copy_minmax(src, out, lo, hi):
     """out[...] = src and, per (sample, channel), lo/hi = min/max of src, in one pass; both are
-    NaN for a system that holds NaN or Inf. src, out: (B, C, D, H, W); lo, hi: (B, C)."""
-    B, C = src.shape[0], src.shape[1]
-    for b in range(B):
-        for c in range(C):
-            s = src[b, c].ravel()
-            d = out[b, c].ravel()
-            mn = s[0]
-            mx = s[0]
-            bad = False
-            for i in range(s.shape[0]):
-                v = s[i]
-                d[i] = v
-                mn = min(mn, v)
-                mx = max(mx, v)
-                bad |= (v != v) | (abs(v) == np.inf)  # integer flags: vectorises, keeps NaN
-            lo[b, c] = np.nan if bad else mn
-            hi[b, c] = np.nan if bad else mx
+    NaN for a system that holds NaN or Inf. src, out: (B, C, D, H, W) float32/float64,
+    contiguous; lo, hi: (B, C) of src's dtype.
+
+    The NaN/Inf test looks at the exponent bits (integers), so the min/max reductions may be
+    reordered and vectorised: min and max are exact in any order, and a system with a NaN gets
+    NaN bounds whatever the reduction found.
+    """
+    itype, bits = _EXPONENT[src.dtype.itemsize]
+    _copy_minmax(src, src.view(itype), itype(bits), out, lo, hi)
+
+
+@njit(cache=True, nogil=True)
+def _copy_minmax(src, src_bits, exponent, out, lo, hi):
+    for b in range(src.shape[0]):
+        _copy_minmax_sample(src[b], src_bits[b], exponent, out[b], lo[b], hi[b])
+
+
+@njit(nogil=True, fastmath={"nnan", "ninf", "nsz", "reassoc"})
+def _copy_minmax_sample(src, src_bits, exponent, out, lo, hi):
+    """:func:`copy_minmax` of one sample: src, out (C, D, H, W) C-contiguous; lo, hi (C,)."""
+    for c in range(src.shape[0]):
+        s = src[c].ravel()
+        e = src_bits[c].ravel()
+        d = out[c].ravel()
+        mn = s[0]
+        mx = s[0]
+        bad = False
+        for i in range(s.shape[0]):
+            v = s[i]
+            d[i] = v
+            mn = min(mn, v)
+            mx = max(mx, v)
+            bad |= (e[i] & exponent) == exponent
+        lo[c] = np.nan if bad else mn
+        hi[c] = np.nan if bad else mx
 
 
 @njit(cache=True, nogil=True)
@@ -133,3 +208,107 @@ def all_finite(x):
         v = s[i]
         bad |= (v != v) | (abs(v) == np.inf)
     return not bad
+
+
+@njit(inline="always")
+def _finite_bits(bits, exponent):
+    """No element of the flat integer view ``bits`` of a float array is NaN or Inf."""
+    top = exponent - exponent
+    for i in range(bits.shape[0]):
+        top = max(top, bits[i] & exponent)
+    return top != exponent
+
+
+@njit(inline="always")
+def _box_fits(lo, hi, shape, ndim, max_side_sum):
+    """The box [lo, hi) has its one-pixel ring inside ``shape`` along the spatial axes and
+    sides that add up to at most ``max_side_sum`` (:func:`~pii_augment.ops._spectral.box_samples`
+    for one sample)."""
+    sides = 0
+    for a in range(3 - ndim, 3):
+        if lo[a] < 1 or hi[a] > shape[a] - 1:
+            return False
+        sides += hi[a] - lo[a]
+    return sides <= max_side_sum
+
+
+def prepare_samples(d5, g5, gidx, m8, samples, check_guide, solve, alpha, mode, do_clip, ndim, box_code, out, lo,
+                    hi, box_lo, box_hi, filled, status, residual) -> bool:
+    """Preparation and the exact box solve of the samples ``samples``, one sample at a time, so
+    that each image is read from memory once and the solve finds it in cache.
+
+    Per sample b: ``out[b] = d5[b]`` with the clip range ``lo[b], hi[b]`` (NaN for a channel
+    holding NaN/Inf, see :func:`copy_minmax`), the mask's box into ``box_lo[b], box_hi[b],
+    filled[b]`` (:func:`mask_boxes`), and, with ``solve``, when the mask is a box that
+    :func:`~pii_augment.ops._spectral.box_samples` accepts, its exact solve
+    (:func:`~pii_augment.ops._spectral.solve_box`, guidance ``g5[gidx[b]]``), ``status[b] =
+    box_code``. d5, out: (B, C, D, H, W); g5: the same shape; m8: (B, D, H, W) uint8; gidx:
+    (B,) int64. Returns whether ``g5[b]`` holds NaN/Inf for some b in ``samples`` (only looked
+    at with ``check_guide``).
+    """
+    itype, bits = _EXPONENT[d5.dtype.itemsize]
+    return _prepare_samples(d5, d5.view(itype), g5, g5.view(itype), itype(bits), gidx, m8, mask_words(m8), samples,
+                            bool(check_guide), bool(solve), alpha, mode, bool(do_clip), ndim, MAX_SIDE_SUM, box_code,
+                            out, lo, hi, box_lo, box_hi, filled, status, residual)
+
+
+@njit(cache=True, nogil=True)
+def _prepare_samples(d5, d_bits, g5, g_bits, exponent, gidx, m8, m64, samples, check_guide, solve, alpha, mode, do_clip,
+                     ndim, max_side_sum, box_code, out, lo, hi, box_lo, box_hi, filled, status, residual):
+    shape = m8.shape[1:]
+    guide_bad = False
+    for t in range(samples.shape[0]):
+        b = samples[t]
+        _copy_minmax_sample(d5[b], d_bits[b], exponent, out[b], lo[b], hi[b])
+        full = _mask_box(m8[b], m64[b], box_lo[b], box_hi[b])
+        filled[b] = full
+        if check_guide and not _finite_bits(g_bits[b].ravel(), exponent):
+            guide_bad = True
+        if solve and full and _box_fits(box_lo[b], box_hi[b], shape, ndim, max_side_sum):
+            solve_box(d5, g5, gidx[b], alpha[b], mode, b, box_lo[b], box_hi[b], ndim, lo, hi, do_clip, out,
+                      residual)
+            for c in range(status.shape[1]):
+                status[b, c] = box_code
+    return guide_bad
+
+
+@njit(cache=True, nogil=True)
+def label_in_boxes(dst, out, mask, alpha, tolerance, quantise, box_lo, box_hi, label):
+    """:func:`label_host` reading only each sample's mask box [box_lo[b], box_hi[b]) (a mask has
+    no pixel outside its bounding box): ``label`` must hold zeros (np.zeros: pages that the
+    system hands out zeroed), and only the boxes are written."""
+    B, C, D, H, W = dst.shape
+    changed = np.empty(W, np.bool_)
+    for b in range(B):
+        a = alpha[b]
+        zero = a - a
+        x0, x1 = box_lo[b, 2], box_hi[b, 2]
+        for z in range(box_lo[b, 0], box_hi[b, 0]):
+            for y in range(box_lo[b, 1], box_hi[b, 1]):
+                _label_row(dst, out, b, z, y, mask[b, z, y], a, zero, tolerance, quantise, x0, x1,
+                           changed, label[b, 0, z, y])
+
+
+@njit(cache=True, nogil=True)
+def fpi_label_host(dst, src, gidx, mask, alpha, one_minus_alpha, tolerance, quantise, out, label):
+    """:func:`fpi_host` with the source of sample b in ``src[gidx[b]]`` and the label of
+    :func:`label_host` (label: (B, 1, D, H, W)), row by row while the row is in cache."""
+    B, C, D, H, W = dst.shape
+    changed = np.empty(W, np.bool_)
+    for b in range(B):
+        a = alpha[b]
+        one_minus = one_minus_alpha[b]
+        zero = a - a
+        g = gidx[b]
+        for z in range(D):
+            for y in range(H):
+                m = mask[b, z, y]
+                for c in range(C):
+                    _fpi_row(dst[b, c, z, y], src[g, c, z, y], m, a, one_minus, out[b, c, z, y])
+                _label_row(dst, out, b, z, y, m, a, zero, tolerance, quantise, 0, W, changed, label[b, 0, z, y])
+
+
+@njit(inline="always")
+def _fpi_row(d, s, m, a, one_minus, o):
+    for x in range(d.shape[0]):
+        o[x] = one_minus * d[x] + a * s[x] if m[x] else d[x]

@@ -219,12 +219,12 @@ def solve_system(kind0, r0, x, tol, max_iter, nu1, nu2, coarsest, max_levels, st
 
 
 @njit(**_OPTS)
-def mg_solve_samples(dst, guide, mask, alpha, mode, samples, box_lo, box_hi, ndim, clip_lo, clip_hi, do_clip,
+def mg_solve_samples(dst, guide, gidx, mask, alpha, mode, samples, box_lo, box_hi, ndim, clip_lo, clip_hi, do_clip,
                      tol, max_iter, nu1, nu2, coarsest, max_levels, stall_ratio, out, res, status, iters):
     """Solve every system (b, c) of the samples ``samples`` one at a time, whole, and write
     clip(dst + e) into ``out`` (holding dst).
 
-    dst, guide, out: (B, C, D, H, W); mask: (B, D, H, W) uint8; alpha: (B,) float64; box_lo,
+    dst, guide, out: (B, C, D, H, W), sample b's guidance in ``guide[gidx[b]]``; mask: (B, D, H, W) uint8; alpha: (B,) float64; box_lo,
     box_hi: (B, 3) int64 mask bounding boxes; clip_lo, clip_hi: (B, C); res, status, iters: (B, C)
     outputs (relative residual, status code, PCG iterations).
     """
@@ -252,7 +252,8 @@ def mg_solve_samples(dst, guide, mask, alpha, mode, samples, box_lo, box_hi, ndi
         for c in range(C):
             gather_crop(dst[b:b + 1, c:c + 1], off, ext, dc)
             if mode <= 3:
-                gather_crop(guide[b:b + 1, c:c + 1], off, ext, gc)
+                gb = gidx[b]
+                gather_crop(guide[gb:gb + 1, c:c + 1], off, ext, gc)
             guidance_rhs(dc, gc if mode <= 3 else dc, kind, ext, alpha[b:b + 1], mode, rhs)
             x = np.zeros(shape5, dst.dtype)
             rel, st, it = solve_system(kind, rhs, x, tol, max_iter, nu1, nu2, coarsest, max_levels, stall_ratio)

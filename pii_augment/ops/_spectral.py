@@ -58,7 +58,7 @@ def box_samples(lo: np.ndarray, hi: np.ndarray, full_box: np.ndarray, spatial_sh
 @njit(cache=True, nogil=True)
 def _sine_matrix(n, like):
     # S[j, k] = sin(pi (j + 1) (k + 1) / (n + 1)), symmetric, from a table of one period, in the
-    # dtype of ``like``
+    # dtype of ``like`` (the dense transform along z)
     period = 2 * (n + 1)
     tab = np.sin(np.pi * np.arange(period) / (n + 1)).astype(like.dtype)
     S = np.empty((n, n), like.dtype)
@@ -74,54 +74,119 @@ def _sine_matrix(n, like):
 
 
 @njit(cache=True, nogil=True)
-def _transform(a, S, axis):
-    """a (P, M, N) -> the DST-I (unnormalised, matrix S) along ``axis``; row views keep the
-    inner loops contiguous and vectorisable."""
+def _half_sine_matrices(n, like):
+    """The DST-I of size n split by parity, for :func:`_dst_x` / :func:`_idst_x`.
+
+    With ``S[j, k] = sin(pi (j + 1) (k + 1) / (n + 1))``, ``S[n - 1 - j, k] = (-1)^k S[j, k]``:
+    the even modes of x are those of the folded sum ``x[j] + x[n - 1 - j]`` (and the middle
+    element when n is odd), the odd modes those of the folded difference, each a product with
+    half of S. Returns ``Fe`` (h1, h1): ``S[j, 2p]``, ``Fo`` (h0, h0): ``S[j, 2p + 1]`` and their
+    transposes, with ``h0 = n // 2``, ``h1 = n - h0``.
+    """
+    h0 = n // 2
+    h1 = n - h0
+    period = 2 * (n + 1)
+    tab = np.sin(np.pi * np.arange(period) / (n + 1)).astype(like.dtype)
+    Fe = np.empty((h1, h1), like.dtype)
+    Fo = np.empty((h0, h0), like.dtype)
+    for j in range(h1):
+        for p in range(h1):
+            Fe[j, p] = tab[(j + 1) * (2 * p + 1) % period]
+    for j in range(h0):
+        for p in range(h0):
+            Fo[j, p] = tab[(j + 1) * (2 * p + 2) % period]
+    return Fe, Fo, np.ascontiguousarray(Fe.T), np.ascontiguousarray(Fo.T)
+
+
+@njit(inline="always")
+def _vecmat(v, n, F, out):
+    """out[:] = sum_j v[j] F[j] for j < n (F: (n, len(out))); four rows of F per pass over out."""
+    L = out.shape[0]
+    for k in range(L):
+        out[k] = 0
+    n4 = n - n % 4
+    for j in range(0, n4, 4):
+        v0, v1, v2, v3 = v[j], v[j + 1], v[j + 2], v[j + 3]
+        s0, s1, s2, s3 = F[j], F[j + 1], F[j + 2], F[j + 3]
+        for k in range(L):
+            out[k] += (v0 * s0[k] + v1 * s1[k]) + (v2 * s2[k] + v3 * s3[k])
+    for j in range(n4, n):
+        v0 = v[j]
+        s0 = F[j]
+        for k in range(L):
+            out[k] += v0 * s0[k]
+
+
+@njit(cache=True, nogil=True)
+def _dst_x(a, Fe, Fo):
+    """The DST-I (unnormalised) of every row of a (P, M, N), its modes stored by parity: the
+    even modes 0, 2, ... in ``[:h1]``, the odd modes 1, 3, ... in ``[h1:]`` (see
+    :func:`_half_sine_matrices`; half the multiply-adds of the dense product)."""
+    P, M, N = a.shape
+    h0 = N // 2
+    h1 = N - h0
+    out = np.empty_like(a)
+    fs = np.empty(h1, a.dtype)
+    fd = np.empty(max(h0, 1), a.dtype)
+    for p in range(P):
+        for i in range(M):
+            row = a[p, i]
+            for j in range(h0):
+                fs[j] = row[j] + row[N - 1 - j]
+                fd[j] = row[j] - row[N - 1 - j]
+            if h1 > h0:
+                fs[h0] = row[h0]
+            orow = out[p, i]
+            _vecmat(fs, h1, Fe, orow[:h1])
+            _vecmat(fd, h0, Fo, orow[h1:])
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _idst_x(a, FeT, FoT):
+    """The inverse of :func:`_dst_x` up to its scale: modes by parity in, rows in natural order
+    out (the unnormalised DST-I again, unfolded)."""
+    P, M, N = a.shape
+    h0 = N // 2
+    h1 = N - h0
+    out = np.empty_like(a)
+    u = np.empty(h1, a.dtype)
+    w = np.empty(max(h0, 1), a.dtype)
+    for p in range(P):
+        for i in range(M):
+            row = a[p, i]
+            _vecmat(row[:h1], h1, FeT, u)
+            _vecmat(row[h1:], h0, FoT, w[:h0])
+            orow = out[p, i]
+            for j in range(h0):
+                orow[j] = u[j] + w[j]
+                orow[N - 1 - j] = u[j] - w[j]
+            if h1 > h0:
+                orow[h0] = u[h0]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _dst_z(a, S):
+    """a (P, M, N) -> the dense DST-I (matrix S) along the first axis; four planes per pass."""
     P, M, N = a.shape
     out = np.zeros_like(a)
-    if axis == 2:
-        n4 = N - N % 4
-        for p in range(P):
-            for i in range(M):
-                arow = a[p, i]
-                orow = out[p, i]
-                # four rows of S per pass over orow: a quarter of the loads and stores of orow
-                for j in range(0, n4, 4):
-                    v0, v1, v2, v3 = arow[j], arow[j + 1], arow[j + 2], arow[j + 3]
-                    s0, s1, s2, s3 = S[j], S[j + 1], S[j + 2], S[j + 3]
-                    for k in range(N):
-                        orow[k] += (v0 * s0[k] + v1 * s1[k]) + (v2 * s2[k] + v3 * s3[k])
-                for j in range(n4, N):
-                    v = arow[j]
-                    srow = S[j]
-                    for k in range(N):
-                        orow[k] += v * srow[k]
-    elif axis == 1:
-        for p in range(P):
-            for i in range(M):
-                orow = out[p, i]
-                for j in range(M):
-                    s = S[i, j]
-                    arow = a[p, j]
-                    for k in range(N):
-                        orow[k] += s * arow[k]
-    else:
-        p4 = P - P % 4
-        for i in range(P):
-            for j in range(0, p4, 4):  # four planes per pass, as along x
-                c0, c1, c2, c3 = S[i, j], S[i, j + 1], S[i, j + 2], S[i, j + 3]
-                for q in range(M):
-                    orow = out[i, q]
-                    r0, r1, r2, r3 = a[j, q], a[j + 1, q], a[j + 2, q], a[j + 3, q]
-                    for k in range(N):
-                        orow[k] += (c0 * r0[k] + c1 * r1[k]) + (c2 * r2[k] + c3 * r3[k])
-            for j in range(p4, P):
-                s = S[i, j]
-                for q in range(M):
-                    orow = out[i, q]
-                    arow = a[j, q]
-                    for k in range(N):
-                        orow[k] += s * arow[k]
+    p4 = P - P % 4
+    for i in range(P):
+        for j in range(0, p4, 4):
+            c0, c1, c2, c3 = S[i, j], S[i, j + 1], S[i, j + 2], S[i, j + 3]
+            for q in range(M):
+                orow = out[i, q]
+                r0, r1, r2, r3 = a[j, q], a[j + 1, q], a[j + 2, q], a[j + 3, q]
+                for k in range(N):
+                    orow[k] += (c0 * r0[k] + c1 * r1[k]) + (c2 * r2[k] + c3 * r3[k])
+        for j in range(p4, P):
+            s = S[i, j]
+            for q in range(M):
+                orow = out[i, q]
+                arow = a[j, q]
+                for k in range(N):
+                    orow[k] += s * arow[k]
     return out
 
 
@@ -137,162 +202,174 @@ def _stencil_rows(a, z, y, x0, N, ndim):
 
 
 @njit(cache=True, nogil=True)
-def spectral_box_solve(dst, guide, alpha, mode, idx, lo, hi, ndim, clip_lo, clip_hi, do_clip, out, residual):
+def spectral_box_solve(dst, guide, gidx, alpha, mode, idx, lo, hi, ndim, clip_lo, clip_hi, do_clip, out, residual):
     """Solve every sample ``idx[i]`` (a box mask [lo, hi)) exactly and write it into ``out``.
 
-    dst, out: (B, C, D, H, W), ``out`` holding a copy of dst; guide: same shape, the source images
-    (guidance modes 0 pii, 1 mixed, 2 source), the divergence per pixel (mode ``DIVERGENCE``) or
-    unread (``HARMONIC``, zero guidance); alpha: (B,) float64; clip_lo, clip_hi: (B, C);
-    residual: (B, C) float64, receives ``||r0 - A e|| / ||r0||`` of the computed correction e
-    (0 when r0 = 0; NaN when the data are not finite).
+    dst, out: (B, C, D, H, W), ``out`` holding a copy of dst; guide: (G, C, D, H, W), sample b's
+    guidance in ``guide[gidx[b]]``: the source images (guidance modes 0 pii, 1 mixed, 2 source),
+    the divergence per pixel (mode ``DIVERGENCE``) or unread (``HARMONIC``, zero guidance); gidx:
+    (B,) int64; alpha: (B,) float64; clip_lo, clip_hi: (B, C); residual: (B, C) float64,
+    receives ``||r0 - A e|| / ||r0||`` of the computed correction e (0 when r0 = 0; NaN when
+    the data are not finite).
     """
-    C = dst.shape[1]
-    work = np.empty(1, dst.dtype)  # the transforms run in the image dtype (float32 or float64)
     for t in range(idx.shape[0]):
         b = idx[t]
-        z0, y0, x0 = lo[b, 0], lo[b, 1], lo[b, 2]
-        P, M, N = hi[b, 0] - z0, hi[b, 1] - y0, hi[b, 2] - x0
-        Sz = _sine_matrix(P, work)
-        Sx = _sine_matrix(N, work)
-        # eigenvalues of the transformed axes (x, and z in 3D); y is solved by Thomas' algorithm
-        lam = np.empty((P, N), work.dtype)
+        solve_box(dst, guide, gidx[b], alpha[b], mode, b, lo[b], hi[b], ndim, clip_lo, clip_hi, do_clip, out,
+                  residual)
+
+
+@njit(cache=True, nogil=True)
+def solve_box(dst, guide, gb, alpha_b, mode, b, lo_b, hi_b, ndim, clip_lo, clip_hi, do_clip, out, residual):
+    """The exact solve of sample b, whose mask is the box [lo_b, hi_b) with its ring inside the
+    image, its guidance in ``guide[gb]`` (arguments as :func:`spectral_box_solve`)."""
+    C = dst.shape[1]
+    work = np.empty(1, dst.dtype)  # the transforms run in the image dtype (float32 or float64)
+    z0, y0, x0 = lo_b[0], lo_b[1], lo_b[2]
+    P, M, N = hi_b[0] - z0, hi_b[1] - y0, hi_b[2] - x0
+    Sz = _sine_matrix(P, work) if ndim == 3 else np.empty((1, 1), work.dtype)
+    Fe, Fo, FeT, FoT = _half_sine_matrices(N, work)
+    h1 = N - N // 2
+    # eigenvalues of the transformed axes (x, and z in 3D), the x modes in the parity order
+    # of _dst_x; y is solved by Thomas' algorithm
+    lam = np.empty((P, N), work.dtype)
+    for i in range(P):
+        lz = 2.0 - 2.0 * np.cos(np.pi * (i + 1) / (P + 1)) if ndim == 3 else 0.0
+        for q in range(N):
+            k = 2 * q if q < h1 else 2 * (q - h1) + 1
+            lam[i, q] = lz + 2.0 - 2.0 * np.cos(np.pi * (k + 1) / (N + 1))
+    scale = 2.0 / (N + 1)  # S S = (n + 1) / 2 per transformed axis
+    if ndim == 3:
+        scale *= 2.0 / (P + 1)
+    wscale = np.empty(1, work.dtype)
+    wscale[0] = scale
+    cp = np.empty((M, N), work.dtype)
+    gr = np.empty(N)  # one residual row, float64
+    # the correction with a zero ring around it (the z planes are unused in 2D)
+    ep = np.zeros((P + 2, M + 2, N + 2), work.dtype)
+    # guidance weights in the image dtype: a = wa (d_p - d_q), s = ws (s_p - s_q)
+    wv = np.empty(2, dst.dtype)
+    wv[0] = 1.0 - alpha_b if mode == 0 else 1.0
+    wv[1] = alpha_b if mode == 0 else 1.0
+    wa, ws = wv[0], wv[1]
+    for c in range(C):
+        d = dst[b, c]
+        g = guide[gb, c]
+        rb = np.empty((P, M, N), work.dtype)  # r0, the residual of e = 0: every element written
         for i in range(P):
-            lz = 2.0 - 2.0 * np.cos(np.pi * (i + 1) / (P + 1)) if ndim == 3 else 0.0
-            for k in range(N):
-                lam[i, k] = lz + 2.0 - 2.0 * np.cos(np.pi * (k + 1) / (N + 1))
-        scale = 2.0 / (N + 1)  # S S = (n + 1) / 2 per transformed axis
+            z = z0 + i
+            for j in range(M):
+                y = y0 + j
+                dc, dn, ds, dd, du = _stencil_rows(d, z, y, x0, N, ndim)
+                out_row = rb[i, j]
+                if mode == HARMONIC or mode == DIVERGENCE:
+                    for k in range(N):
+                        dp = dc[k + 1]
+                        acc = ((dp - dc[k]) + (dp - dc[k + 2])) + ((dp - dn[k]) + (dp - ds[k]))
+                        if ndim == 3:
+                            acc += (dp - dd[k]) + (dp - du[k])
+                        out_row[k] = -acc
+                    if mode == DIVERGENCE:
+                        gg = g[z, y, x0:x0 + N]
+                        for k in range(N):
+                            out_row[k] += gg[k]
+                else:
+                    sc, sn, ss, sd, su = _stencil_rows(g, z, y, x0, N, ndim)
+                    # in the image dtype, branch-free: the loop vectorises
+                    for k in range(N):
+                        dp = dc[k + 1]
+                        sp = sc[k + 1]
+                        acc = _pair_t(dp, dc[k], sp, sc[k], wa, ws, mode)
+                        acc += _pair_t(dp, dc[k + 2], sp, sc[k + 2], wa, ws, mode)
+                        acc += _pair_t(dp, dn[k], sp, sn[k], wa, ws, mode)
+                        acc += _pair_t(dp, ds[k], sp, ss[k], wa, ws, mode)
+                        if ndim == 3:
+                            acc += _pair_t(dp, dd[k], sp, sd[k], wa, ws, mode)
+                            acc += _pair_t(dp, du[k], sp, su[k], wa, ws, mode)
+                        out_row[k] = acc
+        f = _dst_x(rb, Fe, Fo)
         if ndim == 3:
-            scale *= 2.0 / (P + 1)
-        wscale = np.empty(1, work.dtype)
-        wscale[0] = scale
-        cp = np.empty((M, N), work.dtype)
-        gr = np.empty(N)  # one residual row, float64
-        # the correction with a zero ring around it (the z planes are unused in 2D)
-        ep = np.zeros((P + 2, M + 2, N + 2), work.dtype)
-        # guidance weights in the image dtype: a = wa (d_p - d_q), s = ws (s_p - s_q)
-        wv = np.empty(2, dst.dtype)
-        wv[0] = 1.0 - alpha[b] if mode == 0 else 1.0
-        wv[1] = alpha[b] if mode == 0 else 1.0
-        wa, ws = wv[0], wv[1]
-        for c in range(C):
-            d = dst[b, c]
-            g = guide[b, c]
-            rb = np.empty((P, M, N), work.dtype)  # r0, the residual of e = 0: every element written
-            for i in range(P):
-                z = z0 + i
-                for j in range(M):
-                    y = y0 + j
-                    dc, dn, ds, dd, du = _stencil_rows(d, z, y, x0, N, ndim)
-                    out_row = rb[i, j]
-                    if mode == HARMONIC or mode == DIVERGENCE:
-                        for k in range(N):
-                            dp = dc[k + 1]
-                            acc = ((dp - dc[k]) + (dp - dc[k + 2])) + ((dp - dn[k]) + (dp - ds[k]))
-                            if ndim == 3:
-                                acc += (dp - dd[k]) + (dp - du[k])
-                            out_row[k] = -acc
-                        if mode == DIVERGENCE:
-                            gg = g[z, y, x0:x0 + N]
-                            for k in range(N):
-                                out_row[k] += gg[k]
-                    else:
-                        sc, sn, ss, sd, su = _stencil_rows(g, z, y, x0, N, ndim)
-                        # in the image dtype, branch-free: the loop vectorises
-                        for k in range(N):
-                            dp = dc[k + 1]
-                            sp = sc[k + 1]
-                            acc = _pair_t(dp, dc[k], sp, sc[k], wa, ws, mode)
-                            acc += _pair_t(dp, dc[k + 2], sp, sc[k + 2], wa, ws, mode)
-                            acc += _pair_t(dp, dn[k], sp, sn[k], wa, ws, mode)
-                            acc += _pair_t(dp, ds[k], sp, ss[k], wa, ws, mode)
-                            if ndim == 3:
-                                acc += _pair_t(dp, dd[k], sp, sd[k], wa, ws, mode)
-                                acc += _pair_t(dp, du[k], sp, su[k], wa, ws, mode)
-                            out_row[k] = acc
-            f = _transform(rb, Sx, 2)
-            if ndim == 3:
-                f = _transform(f, Sz, 0)
-            two = lam[0, 0] - lam[0, 0] + 2  # 2 in the work dtype
-            for i in range(P):  # (T_y + lambda) g = f along y for every (z, x) mode, in place
-                gm = f[i]
-                lm = lam[i]
-                g0 = gm[0]
-                c0 = cp[0]
+            f = _dst_z(f, Sz)
+        two = lam[0, 0] - lam[0, 0] + 2  # 2 in the work dtype
+        for i in range(P):  # (T_y + lambda) g = f along y for every (z, x) mode, in place
+            gm = f[i]
+            lm = lam[i]
+            g0 = gm[0]
+            c0 = cp[0]
+            for k in range(N):
+                inv = 1 / (two + lm[k])
+                c0[k] = -inv
+                g0[k] = g0[k] * inv
+            for j in range(1, M):
+                gj = gm[j]
+                gp = gm[j - 1]
+                cj = cp[j]
+                cq = cp[j - 1]
                 for k in range(N):
-                    dk = two + lm[k]
-                    c0[k] = -1 / dk
-                    g0[k] = g0[k] / dk
-                for j in range(1, M):
-                    gj = gm[j]
-                    gp = gm[j - 1]
-                    cj = cp[j]
-                    cq = cp[j - 1]
+                    inv = 1 / (two + lm[k] + cq[k])
+                    cj[k] = -inv
+                    gj[k] = (gj[k] + gp[k]) * inv
+            for j in range(M - 2, -1, -1):
+                gj = gm[j]
+                gn = gm[j + 1]
+                cj = cp[j]
+                for k in range(N):
+                    gj[k] = gj[k] - cj[k] * gn[k]
+        if ndim == 3:
+            f = _dst_z(f, Sz)
+        f = _idst_x(f, FeT, FoT)
+        # e = f * scale in the image dtype, stored clipped into out (which holds dst)
+        sw = wscale[0]
+        o = out[b, c]
+        for i in range(P):
+            for j in range(M):
+                orow = o[z0 + i, y0 + j, x0:x0 + N]
+                erow = ep[i + 1, j + 1, 1:N + 1]
+                frow = f[i, j]
+                for k in range(N):
+                    erow[k] = frow[k] * sw
+                    orow[k] = orow[k] + erow[k]
+        # the true residual of e, in float64: r = r0 - A e, with e = 0 on the ring
+        r0 = r1 = r2 = r3 = 0.0
+        b0 = b1 = b2 = b3 = 0.0
+        n4 = N - N % 4
+        diag = 2.0 * ndim
+        for i in range(P):
+            for j in range(M):
+                ec, en, es, ed, eu = _stencil_rows(ep, i + 1, j + 1, 1, N, ndim)
+                brow = rb[i, j]
+                if ndim == 3:
                     for k in range(N):
-                        den = two + lm[k] + cq[k]
-                        cj[k] = -1 / den
-                        gj[k] = (gj[k] + gp[k]) / den
-                for j in range(M - 2, -1, -1):
-                    gj = gm[j]
-                    gn = gm[j + 1]
-                    cj = cp[j]
+                        gr[k] = brow[k] - (diag * ec[k + 1] - ((1.0 * ec[k] + ec[k + 2]) + (1.0 * en[k] + es[k])
+                                                               + (1.0 * ed[k] + eu[k])))
+                else:
                     for k in range(N):
-                        gj[k] = gj[k] - cj[k] * gn[k]
-            f = _transform(f, Sx, 2)
-            if ndim == 3:
-                f = _transform(f, Sz, 0)
-            # e = f * scale in the image dtype, stored clipped into out (which holds dst)
-            sw = wscale[0]
-            o = out[b, c]
+                        gr[k] = brow[k] - (diag * ec[k + 1] - ((1.0 * ec[k] + ec[k + 2]) + (1.0 * en[k] + es[k])))
+                # sums of squares with four independent accumulators
+                for k in range(0, n4, 4):
+                    r0 += gr[k] * gr[k]
+                    r1 += gr[k + 1] * gr[k + 1]
+                    r2 += gr[k + 2] * gr[k + 2]
+                    r3 += gr[k + 3] * gr[k + 3]
+                    b0 += 1.0 * brow[k] * brow[k]
+                    b1 += 1.0 * brow[k + 1] * brow[k + 1]
+                    b2 += 1.0 * brow[k + 2] * brow[k + 2]
+                    b3 += 1.0 * brow[k + 3] * brow[k + 3]
+                for k in range(n4, N):
+                    r0 += gr[k] * gr[k]
+                    b0 += 1.0 * brow[k] * brow[k]
+        rr = (r0 + r1) + (r2 + r3)
+        bb = (b0 + b1) + (b2 + b3)
+        if not (np.isfinite(rr) and np.isfinite(bb)):
+            residual[b, c] = np.nan
+        elif bb > 0:
+            residual[b, c] = np.sqrt(rr / bb)
+        else:
+            residual[b, c] = 0.0 if rr == 0 else np.inf
+        if do_clip:
+            lo_v, hi_v = clip_lo[b, c], clip_hi[b, c]
             for i in range(P):
                 for j in range(M):
                     orow = o[z0 + i, y0 + j, x0:x0 + N]
-                    erow = ep[i + 1, j + 1, 1:N + 1]
-                    frow = f[i, j]
                     for k in range(N):
-                        erow[k] = frow[k] * sw
-                        orow[k] = orow[k] + erow[k]
-            # the true residual of e, in float64: r = r0 - A e, with e = 0 on the ring
-            r0 = r1 = r2 = r3 = 0.0
-            b0 = b1 = b2 = b3 = 0.0
-            n4 = N - N % 4
-            diag = 2.0 * ndim
-            for i in range(P):
-                for j in range(M):
-                    ec, en, es, ed, eu = _stencil_rows(ep, i + 1, j + 1, 1, N, ndim)
-                    brow = rb[i, j]
-                    if ndim == 3:
-                        for k in range(N):
-                            gr[k] = brow[k] - (diag * ec[k + 1] - ((1.0 * ec[k] + ec[k + 2]) + (1.0 * en[k] + es[k])
-                                                                   + (1.0 * ed[k] + eu[k])))
-                    else:
-                        for k in range(N):
-                            gr[k] = brow[k] - (diag * ec[k + 1] - ((1.0 * ec[k] + ec[k + 2]) + (1.0 * en[k] + es[k])))
-                    # sums of squares with four independent accumulators
-                    for k in range(0, n4, 4):
-                        r0 += gr[k] * gr[k]
-                        r1 += gr[k + 1] * gr[k + 1]
-                        r2 += gr[k + 2] * gr[k + 2]
-                        r3 += gr[k + 3] * gr[k + 3]
-                        b0 += 1.0 * brow[k] * brow[k]
-                        b1 += 1.0 * brow[k + 1] * brow[k + 1]
-                        b2 += 1.0 * brow[k + 2] * brow[k + 2]
-                        b3 += 1.0 * brow[k + 3] * brow[k + 3]
-                    for k in range(n4, N):
-                        r0 += gr[k] * gr[k]
-                        b0 += 1.0 * brow[k] * brow[k]
-            rr = (r0 + r1) + (r2 + r3)
-            bb = (b0 + b1) + (b2 + b3)
-            if not (np.isfinite(rr) and np.isfinite(bb)):
-                residual[b, c] = np.nan
-            elif bb > 0:
-                residual[b, c] = np.sqrt(rr / bb)
-            else:
-                residual[b, c] = 0.0 if rr == 0 else np.inf
-            if do_clip:
-                lo_v, hi_v = clip_lo[b, c], clip_hi[b, c]
-                for i in range(P):
-                    for j in range(M):
-                        orow = o[z0 + i, y0 + j, x0:x0 + N]
-                        for k in range(N):
-                            v = orow[k]
-                            orow[k] = lo_v if v < lo_v else (hi_v if v > hi_v else v)
+                        v = orow[k]
+                        orow[k] = lo_v if v < lo_v else (hi_v if v > hi_v else v)

@@ -42,6 +42,7 @@ __all__ = [
     "foreign_patch_interpolate",
     "anomaly_label",
     "solve_poisson",
+    "blend_with_label",
     "DEFAULT_TOL",
 ]
 
@@ -119,7 +120,7 @@ def _merge_infos(infos: list[SolveInfo]) -> SolveInfo:
 
 
 def _solve(bk, d, m, guide, alpha, mode: int, *, clip: bool, on_unconverged: str, method: str,
-           check_finite: bool, guide_name: str = "src", **solver_kw):
+           check_finite: bool, guide_name: str = "src", gidx: np.ndarray | None = None, **solver_kw):
     """Shared path of :func:`poisson_interpolate` and :func:`solve_poisson` on backend arrays.
 
     ``guide``: the source images (guidance modes of ``MODES``), the divergence per pixel (mode
@@ -129,7 +130,11 @@ def _solve(bk, d, m, guide, alpha, mode: int, *, clip: bool, on_unconverged: str
     whose mask is a box with its ring inside the image are solved exactly by the backend's box
     solve; one read of the small result tables (:meth:`Backend.report`) follows, then multigrid
     for the other samples. Every solver works on the correction ``e = f - dst`` and writes
-    ``clip(dst + e)``.
+    ``clip(dst + e)``. ``gidx``: None, or (B,) int64, sample b's guidance in ``guide[gidx[b]]``
+    (read in place where the backend can, else gathered once).
+
+    Returns ``(out, info, report)``: the blend (the shape of ``d``), its :class:`SolveInfo` and
+    the backend's :class:`~pii_augment.ops._backends.BatchReport` (mask boxes for the label).
     """
     xp = bk.xp
     shape = d.shape
@@ -139,12 +144,16 @@ def _solve(bk, d, m, guide, alpha, mode: int, *, clip: bool, on_unconverged: str
     g5 = d5 if guide is None else _as_5d(guide, xp)  # unread in HARMONIC mode
     B, C = d5.shape[:2]
     before = bk.counts()
-    state = bk.prepare(d5, g5, m5, check_finite and guide is not None)
+    if gidx is not None and not (bk.indexes_guide and method in ("auto", "multigrid")):
+        g5, gidx = bk.take(g5, gidx), None  # the batched driver (vcycle, jacobi) reads g5[b]
+    check_guide = check_finite and guide is not None
     if method == "auto":
-        bk.solve_boxes(state, d5, g5, alpha, mode, clip, ndim)
+        state = bk.prepare_boxes(d5, g5, gidx, m5, check_guide, alpha, mode, clip, ndim)
+    else:
+        state = bk.prepare(d5, g5, m5, check_guide)
     if method in ("auto", "multigrid"):
         max_iter = MAX_ITER["multigrid"] if solver_kw["max_iter"] is None else solver_kw["max_iter"]
-        bk.solve_masks(state, d5, g5, m5, alpha, mode, clip, ndim, solver_kw["tol"], max_iter)
+        bk.solve_masks(state, d5, g5, m5, alpha, mode, clip, ndim, solver_kw["tol"], max_iter, gidx=gidx)
     rep = bk.report(state)
     if check_finite and rep.dst_bad.any():
         raise ValueError("dst contains NaN or Inf; pass check_finite=False to skip this check")
@@ -160,6 +169,8 @@ def _solve(bk, d, m, guide, alpha, mode: int, *, clip: bool, on_unconverged: str
     boxed = (rep.status == BOX).all(axis=1)
     whole = (rep.status > MG).all(axis=1)  # solved whole by the per-system multigrid
     todo = rep.nonempty & ~boxed & ~whole  # the batched driver gets these samples (vcycle, jacobi)
+    if gidx is not None and todo.any():
+        g5 = bk.take(g5, gidx)
     info = _driver(bk, d5, g5, guide, m5, alpha, mode, ndim, todo, rep, lo, hi, clip, out, method, solver_kw)
     for done, solver in ((boxed, "box"), (whole, "whole")):
         if not done.any():
@@ -185,7 +196,7 @@ def _solve(bk, d, m, guide, alpha, mode: int, *, clip: bool, on_unconverged: str
     info.spectral_samples = int(boxed.sum())
     _count(bk, before, info)
     report_unconverged(info, on_unconverged)
-    return out.reshape(shape), info
+    return out.reshape(shape), info, rep
 
 
 def _driver(bk, d5, g5, guide, m5, alpha, mode, ndim, todo, rep, lo, hi, clip, out, method, solver_kw) -> SolveInfo:
@@ -302,7 +313,7 @@ def poisson_interpolate(
     if d.shape[0] == 0:
         out = from_backend_array(d.copy(), kind)
         return (out, _empty_info(method, tol, d.shape[1])) if return_info else out
-    out, info = _solve(
+    out, info, _ = _solve(
         bk, d, m, s, a, MODES[gradient], clip=clip, tol=tol, method=method, max_iter=max_iter,
         on_unconverged=on_unconverged, check_finite=check_finite,
     )
@@ -358,7 +369,7 @@ def solve_poisson(
     if d.shape[0] == 0:
         out = from_backend_array(d.copy(), kind)
         return (out, _empty_info(method, tol, d.shape[1])) if return_info else out
-    out, info = _solve(
+    out, info, _ = _solve(
         bk, d, m, r, np.zeros(d.shape[0]), HARMONIC if r is None else DIVERGENCE, clip=clip, tol=tol,
         method=method, max_iter=max_iter, on_unconverged=on_unconverged, check_finite=check_finite,
         guide_name="rhs",
@@ -445,3 +456,98 @@ def anomaly_label(dst: Any, out: Any, mask: Any, alpha: Any, *, tolerance: float
         return from_backend_array(xp.zeros(label_shape, d.dtype), kind)
     label = bk.label(_as_5d(d, xp), _as_5d(o, xp), _mask_5d(m, xp), a, tolerance)
     return from_backend_array(label.reshape(label_shape), kind)
+
+
+def _source_index(index: Any, batch: int) -> np.ndarray | None:
+    if index is None:
+        return None
+    idx = np.asarray(index)
+    if idx.dtype.kind not in "iu" or idx.shape != (batch,):
+        raise TypeError(f"src_index must be a (B,) = ({batch},) integer array; got dtype {idx.dtype}, shape {idx.shape}")
+    if batch and (idx.min() < 0 or idx.max() >= batch):
+        raise ValueError(f"src_index must hold batch positions in [0, {batch}); got {idx.min()}..{idx.max()}")
+    return idx.astype(np.int64)
+
+
+@on_torch_stream
+def blend_with_label(
+    dst: Any,
+    src: Any,
+    mask: Any,
+    alpha: Any,
+    *,
+    blend: str = "pii",
+    src_index: Any = None,
+    tolerance: float | None = 1e-3,
+    backend: str = "auto",
+    check_finite: bool = True,
+    **options: Any,
+):
+    """A blend and its label in one call: what the transforms need, at the cost of the blend.
+
+    The same as ``out = poisson_interpolate(dst, src[src_index], mask, alpha, **options)`` (or
+    :func:`foreign_patch_interpolate` with ``blend="fpi"``) followed by ``anomaly_label(dst,
+    out, mask, alpha, tolerance=tolerance)``, and equal to it bit for bit, but the source of
+    sample b is read in place from ``src[src_index[b]]`` (no gathered copy of the batch), the
+    host reads only the masks' boxes for the label, and FPI writes blend and label in one pass.
+
+    Args:
+        dst, src, mask, alpha: as in :func:`poisson_interpolate`; ``src`` has the shape of
+            ``dst``.
+        blend: ``"pii"`` or ``"fpi"``.
+        src_index: None (sample b's source is ``src[b]``) or (B,) integers in [0, B).
+        tolerance: as in :func:`anomaly_label`.
+        backend, check_finite: as in :func:`poisson_interpolate`.
+        **options: ``poisson_interpolate``'s solver options (``gradient``, ``clip``, ``tol``,
+            ``method``, ``max_iter``, ``on_unconverged``), for ``blend="pii"``.
+
+    Returns:
+        ``(out, label)``: out like ``dst``; label (B, 1, *spatial), dtype, kind and device of dst.
+
+    Example:
+        >>> import numpy as np
+        >>> from pii_augment import anomaly_label, poisson_interpolate
+        >>> from pii_augment.ops import blend_with_label
+        >>> rng = np.random.default_rng(0)
+        >>> dst = rng.standard_normal((2, 1, 32, 32)).astype(np.float32)
+        >>> mask = np.zeros((2, 32, 32), bool); mask[:, 8:20, 10:24] = True
+        >>> out, label = blend_with_label(dst, dst, mask, 0.5, src_index=[1, 0])
+        >>> ref = poisson_interpolate(dst, dst[[1, 0]], mask, 0.5)
+        >>> bool((out == ref).all() and (label == anomaly_label(dst, ref, mask, 0.5)).all())
+        True
+    """
+    check_choice("blend", blend, ("pii", "fpi"))
+    if blend == "fpi" and options:
+        raise TypeError(f"blend='fpi' takes no solver options; got {sorted(options)}")
+    gradient = options.pop("gradient", "pii")
+    check_choice("gradient", gradient, tuple(MODES))
+    solver = dict(clip=options.pop("clip", True), tol=options.pop("tol", DEFAULT_TOL),
+                  method=options.pop("method", "auto"), max_iter=options.pop("max_iter", None),
+                  on_unconverged=options.pop("on_unconverged", "raise"))
+    if options:
+        raise TypeError(f"unexpected options {sorted(options)}")
+    if tolerance is not None:
+        tolerance = check_real("tolerance", tolerance, low=0, low_open=True)
+    tol = _check_options(backend=backend, check_finite=check_finite, return_info=False, **solver)
+    solver["tol"] = tol
+    kind, d, s, m = _prepare(dst, src, mask)
+    xp = get_xp(d)
+    B = d.shape[0]
+    gidx = _source_index(src_index, B)
+    a = normalize_alpha(alpha, B, xp)
+    bk = get_backend(backend, d)
+    label_shape = (B, 1) + tuple(d.shape[2:])
+    if B == 0:
+        return from_backend_array(d.copy(), kind), from_backend_array(xp.zeros(label_shape, d.dtype), kind)
+    d5, m5 = _as_5d(d, xp), _mask_5d(m, xp)
+    if blend == "fpi":
+        s5 = _as_5d(s, xp)
+        if gidx is not None and not bk.indexes_guide:
+            s5, gidx = bk.take(s5, gidx), None
+        out, label = bk.fpi_label(d5, s5, gidx, m5, a, tolerance, check_finite)
+    else:
+        if gidx is not None and not bk.indexes_guide:
+            s, gidx = bk.take(s, gidx), None
+        out, _, rep = _solve(bk, d, m, s, a, MODES[gradient], check_finite=check_finite, gidx=gidx, **solver)
+        label = bk.label_boxes(d5, _as_5d(out, xp), m5, a, tolerance, rep.box_lo, rep.box_hi)
+    return from_backend_array(out.reshape(d.shape), kind), from_backend_array(label.reshape(label_shape), kind)

@@ -28,7 +28,7 @@ from .._arrays import array_kind, check_array
 from .._validate import check_choice
 from ..sampling import PatchParams
 from ._backends import BACKENDS
-from .blend import anomaly_label, foreign_patch_interpolate, poisson_interpolate
+from .blend import anomaly_label, blend_with_label
 from .masks import patch_masks
 
 __all__ = ["blend_patches", "BLENDS"]
@@ -65,8 +65,10 @@ def blend_patches(
         patches: :class:`~pii_augment.PatchParams` for this batch (from
             :func:`~pii_augment.sample_patches`; ``batch_size`` B and ``spatial_shape`` of dst).
         blend: ``"pii"`` (:func:`~pii_augment.poisson_interpolate`), ``"fpi"``
-            (:func:`~pii_augment.foreign_patch_interpolate`) or a callable
-            ``(dst, src, mask, alpha) -> out`` of that form.
+            (:func:`~pii_augment.foreign_patch_interpolate`), both with their label from
+            :func:`~pii_augment.ops.blend_with_label`, or a callable ``(dst, src, mask, alpha)
+            -> out`` of that form, or ``-> (out, label)`` with the label of
+            :func:`~pii_augment.anomaly_label` at ``tolerance``.
         apply: None or (B,) bool: samples with False are left alone (empty masks, label 0).
         tolerance: label quantisation step of :func:`~pii_augment.anomaly_label` (None: the
             whole patch).
@@ -111,24 +113,25 @@ def blend_patches(
     if on.shape != (B,):
         raise ValueError(f"apply must have shape (B,) = ({B},); got {np.shape(apply)}")
     if isinstance(blend, str):
-        fn = poisson_interpolate if blend == "pii" else foreign_patch_interpolate
+        name = blend
 
         def run(d, s, m, a):
-            return fn(d, s, m, a, backend=backend, **options)
+            return blend_with_label(d, s, m, a, blend=name, tolerance=tolerance, backend=backend, **options)
     else:
-        run = blend
+        def run(d, s, m, a):
+            res = blend(d, s, m, a)
+            if isinstance(res, tuple):
+                return res
+            return res, anomaly_label(d, res, m, a, tolerance=tolerance, backend=backend)
     if patches.n_layers == 0:  # no patch at all (or B = 0): out is a copy of dst, the label 0
         mask = patch_masks(patches, like=dst, apply=on, backend=backend)
-        alpha = np.zeros(B)
-        out = run(dst, src, mask, alpha)
-        return out, anomaly_label(dst, out, mask, alpha, tolerance=tolerance, backend=backend)
+        return run(dst, src, mask, np.zeros(B))
     out = label = None
     cur = dst
     for k in range(patches.n_layers):
         lp, present = patches.layer(k)
         mask = patch_masks(lp, like=dst, apply=on & present, backend=backend)
-        out = run(cur, src, mask, lp.alpha)
-        lab = anomaly_label(cur, out, mask, lp.alpha, tolerance=tolerance, backend=backend)
+        out, lab = run(cur, src, mask, lp.alpha)
         label = lab if label is None else _maximum(label, lab)
         cur = out
     return out, label

@@ -200,9 +200,11 @@ class PatchParams:
         for r in range(self.rows):  # each patch inside its own box: cheaper than B full grids
             if (hi[r] <= lo[r]).any():
                 continue
-            m = self._row_mask(r, lo[r], hi[r], names, mats, width)
             view = out[(int(owner[r]),) + tuple(slice(int(a), int(b)) for a, b in zip(lo[r], hi[r]))]
-            view |= m
+            if mats is None and names[r] in ("square", "rectangle"):  # the whole box (as row_mask)
+                view[...] = True
+                continue
+            view |= self._row_mask(r, lo[r], hi[r], names, mats, width)
         return out
 
     def footprint(self, r: int) -> np.ndarray:

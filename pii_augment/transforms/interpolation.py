@@ -4,12 +4,14 @@ The modules hold no math of their own. :meth:`_PatchInterpolation.forward_parame
 sampling layer (:func:`~pii_augment.sample_patches`, :func:`~pii_augment.sample_source_indices`)
 with a NumPy generator seeded from one 62-bit draw of a CPU ``torch.Generator`` (or of the
 module's own seed, or of torch's global RNG); :meth:`_PatchInterpolation.apply_transform` passes
-the parameters to the functional layer (:func:`~pii_augment.poisson_interpolate` or
-:func:`~pii_augment.foreign_patch_interpolate`, then :func:`~pii_augment.anomaly_label`).
+the parameters to the functional layer (:func:`~pii_augment.ops.blend_with_label`: the blend of
+:func:`~pii_augment.poisson_interpolate` or :func:`~pii_augment.foreign_patch_interpolate` and the
+label of :func:`~pii_augment.anomaly_label`, in one call).
 Parameters are plain NumPy arrays on the host, so a seed gives the same patches whatever device
 the images live on; only their tables (a few dozen bytes per sample) travel to the device, where
-the masks are made (:func:`~pii_augment.ops.patch_masks`; blob masks are made on the host) and
-the source images gathered (:func:`~pii_augment.ops.take_samples`). Samples the gate leaves alone
+the masks are made (:func:`~pii_augment.ops.patch_masks`; blob masks are made on the host); the
+source images are read in place through the source index (on the CPU; the device backends gather
+them, :func:`~pii_augment.ops.take_samples`). Samples the gate leaves alone
 get an empty mask and come back unchanged.
 
 Several patches per sample (``n_patches=(low, high)``) are blended by
@@ -38,7 +40,7 @@ from .._validate import (
     check_seed,
     check_shape,
 )
-from ..ops import DEFAULT_TOL, blend_patches, foreign_patch_interpolate, poisson_interpolate, take_samples
+from ..ops import DEFAULT_TOL, blend_patches, blend_with_label
 from ..ops._backends import BACKENDS
 from ..ops.solver import MODES as _GRADIENTS
 from ..sampling import REGION_MODES, SHAPES, PatchParams, foreground, sample_patches, sample_source_indices
@@ -212,7 +214,8 @@ def _check_module_bank(bank: Any) -> tuple[np.ndarray, ...]:
 class _PatchInterpolation(nn.Module):
     """Shared machinery of :class:`PoissonImageInterpolation` and :class:`ForeignPatchInterpolation`.
 
-    Subclasses implement ``_blend(dst, src, mask, alpha)`` with one functional call.
+    Subclasses implement ``_blend(dst, src, mask, alpha)`` with one functional call returning
+    ``(out, label)``.
     """
 
     def __init__(
@@ -458,15 +461,16 @@ class _PatchInterpolation(nn.Module):
 
     # ----------------------------------------------------------------------------- apply
     def _blend(self, dst: torch.Tensor, src: torch.Tensor, mask: torch.Tensor, alpha: np.ndarray,
-               check_finite: bool = False):
+               check_finite: bool = False, src_index: np.ndarray | None = None):
         """One functional call on float32/float64 batches (NaN/Inf checked by the caller, or by
-        the call with ``check_finite``)."""
+        the call with ``check_finite``): ``(out, label)`` of
+        :func:`~pii_augment.ops.blend_with_label`, sample b's source in ``src[src_index[b]]``."""
         raise NotImplementedError
 
-    def _blend_checked(self, dst, src, mask, alpha, check_finite: bool, explicit_source: bool):
+    def _blend_checked(self, dst, src, mask, alpha, check_finite: bool, explicit_source: bool, src_index=None):
         """:meth:`_blend`, its NaN/Inf errors naming the module's arguments (images, source)."""
         try:
-            return self._blend(dst, src, mask, alpha, check_finite=check_finite)
+            return self._blend(dst, src, mask, alpha, check_finite=check_finite, src_index=src_index)
         except ValueError as e:
             msg = str(e)
             if check_finite and msg.startswith(("dst contains NaN", "src contains NaN")):
@@ -501,17 +505,17 @@ class _PatchInterpolation(nn.Module):
         work = images.float() if images.dtype in _HALF_DTYPES else images
         if not params.apply.any():
             return images.clone(), images.new_zeros((B, 1) + spatial)
-        if source is None:  # the batch's own images, gathered on their device
-            src = take_samples(work, params.source_index, backend=self.backend)
+        if source is None:  # the batch's own images, read in place through the source index
+            src, index = work, params.source_index
         else:
-            src = source.float() if source.dtype in _HALF_DTYPES else source
-        # masks made on the images' device from the parameters, one full-batch blend per patch
-        # layer; samples the gate leaves alone get empty masks, so they come back unchanged with a
-        # zero label (no gather, no scatter). Unchecked (CUDA) inputs are checked by the blend.
+            src, index = (source.float() if source.dtype in _HALF_DTYPES else source), None
+        # masks made on the images' device from the parameters, one full-batch blend (and its
+        # label) per patch layer; samples the gate leaves alone get empty masks, so they come back
+        # unchanged with a zero label. Unchecked (CUDA) inputs are checked by the blend.
         explicit = source is not None
 
         def blend(d, s, m, a):
-            return self._blend_checked(d, s, m, a, not checked, explicit_source=explicit)
+            return self._blend_checked(d, s, m, a, not checked, explicit_source=explicit, src_index=index)
 
         out, label = blend_patches(work, src, params.patches, blend=blend, apply=params.apply,
                                    tolerance=self.tolerance, backend=self.backend)
@@ -687,10 +691,11 @@ class PoissonImageInterpolation(_PatchInterpolation):
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, gradient={self.gradient!r}"
 
-    def _blend(self, dst, src, mask, alpha, check_finite=False):
-        return poisson_interpolate(
-            dst, src, mask, alpha, gradient=self.gradient, clip=self.clip, tol=self.solver_tol,
-            backend=self.backend, check_finite=check_finite,
+    def _blend(self, dst, src, mask, alpha, check_finite=False, src_index=None):
+        return blend_with_label(
+            dst, src, mask, alpha, blend="pii", src_index=src_index, tolerance=self.tolerance,
+            gradient=self.gradient, clip=self.clip, tol=self.solver_tol, backend=self.backend,
+            check_finite=check_finite,
         )
 
 
@@ -724,5 +729,6 @@ class ForeignPatchInterpolation(_PatchInterpolation):
         (torch.Size([1, 16, 32, 32]), torch.Size([1, 16, 32, 32]))
     """
 
-    def _blend(self, dst, src, mask, alpha, check_finite=False):
-        return foreign_patch_interpolate(dst, src, mask, alpha, backend=self.backend, check_finite=check_finite)
+    def _blend(self, dst, src, mask, alpha, check_finite=False, src_index=None):
+        return blend_with_label(dst, src, mask, alpha, blend="fpi", src_index=src_index, tolerance=self.tolerance,
+                                backend=self.backend, check_finite=check_finite)

@@ -512,14 +512,13 @@ def test_finiteness_is_checked_once_by_the_module(cls, images, monkeypatch):
     calls, flags = [], []
     real_check = hk.all_finite
     monkeypatch.setattr(hk, "all_finite", lambda a: calls.append(a.shape) or real_check(a))
-    name = "poisson_interpolate" if cls is PoissonImageInterpolation else "foreign_patch_interpolate"
-    real_blend = getattr(mod, name)
+    real_blend = mod.blend_with_label
 
     def spy(*args, **kwargs):
         flags.append(kwargs.get("check_finite"))
         return real_blend(*args, **kwargs)
 
-    monkeypatch.setattr(mod, name, spy)
+    monkeypatch.setattr(mod, "blend_with_label", spy)
     cls(seed=0)(images)
     assert calls == [(images.numel(),)] and flags == [False]
     calls.clear()

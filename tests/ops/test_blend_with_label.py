@@ -1,0 +1,126 @@
+"""blend_with_label: the transforms' one call (blend and label, the source read in place through
+an index) is bit for bit the public functions it replaces, on the host and the emulated device."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_blend import random_problem
+
+import pii_augment as pa
+from pii_augment.ops import blend_with_label
+from pii_augment.ops._backends import NumbaBackend, get_backend
+
+KINDS = ("rect", "ellipse", "blobs", "pixels", "edge_rect", "empty")
+
+
+def reference(blend, dst, src, mask, alpha, index, tolerance, backend, **options):
+    """The public functions on a gathered source: what blend_with_label must equal."""
+    s = src if index is None else src[index]
+    if blend == "pii":
+        out = pa.poisson_interpolate(dst, s, mask, alpha, backend=backend, **options)
+    else:
+        out = pa.foreign_patch_interpolate(dst, s, mask, alpha, backend=backend)
+    return out, pa.anomaly_label(dst, out, mask, alpha, tolerance=tolerance, backend=backend)
+
+
+def square_batch(seed: int, batch: int, shape, dtype):
+    """Boxes with their ring inside the image (the exact box solve) among other shapes."""
+    dst, src, mask, alpha = random_problem(seed, batch, 2, shape, KINDS, dtype)
+    rng = np.random.default_rng(seed + 1)
+    for b in range(0, batch, 2):
+        mask[b] = False
+        lo = [int(rng.integers(1, s // 2)) for s in shape]
+        hi = [int(rng.integers(l + 2, s)) for l, s in zip(lo, shape)]
+        mask[(b,) + tuple(slice(l, h) for l, h in zip(lo, hi))] = True
+    return dst, src, mask, alpha
+
+
+@pytest.mark.parametrize("backend", ["numba", "cuda-emulated"])
+@pytest.mark.parametrize("blend", ["pii", "fpi"])
+@pytest.mark.parametrize("shape", [(40, 36), (10, 12, 14)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_equals_the_public_functions_bitwise(backend, blend, shape, dtype):
+    dst, src, mask, alpha = square_batch(3, 8, shape, dtype)
+    index = np.roll(np.arange(8), 3)
+    for idx, tolerance in ((index, 1e-3), (None, 1e-3), (index, None)):
+        out, label = blend_with_label(dst, dst if idx is not None else src, mask, alpha, blend=blend,
+                                      src_index=idx, tolerance=tolerance, backend=backend)
+        ref_out, ref_label = reference(blend, dst, dst if idx is not None else src, mask, alpha, idx,
+                                       tolerance, backend)
+        assert out.dtype == dst.dtype and label.dtype == dst.dtype
+        assert np.array_equal(out, ref_out) and np.array_equal(label, ref_label)
+
+
+@pytest.mark.parametrize("method", ["auto", "multigrid", "vcycle"])
+def test_every_method_reads_the_indexed_source(method):
+    dst, src, mask, alpha = square_batch(5, 6, (32, 32), np.float64)
+    index = np.array([5, 4, 3, 2, 1, 0])
+    out, label = blend_with_label(dst, src, mask, alpha, src_index=index, method=method, gradient="mixed",
+                                  tol=1e-6)
+    ref_out, ref_label = reference("pii", dst, src, mask, alpha, index, 1e-3, "auto", method=method,
+                                   gradient="mixed", tol=1e-6)
+    assert np.array_equal(out, ref_out) and np.array_equal(label, ref_label)
+
+
+def test_torch_in_torch_out_and_inputs_untouched():
+    torch = pytest.importorskip("torch")
+    dst, src, mask, alpha = square_batch(7, 4, (24, 24), np.float32)
+    keep = [a.copy() for a in (dst, src, mask)]
+    out, label = blend_with_label(torch.from_numpy(dst), torch.from_numpy(src), torch.from_numpy(mask), alpha,
+                                  src_index=np.array([1, 0, 3, 2]))
+    assert isinstance(out, torch.Tensor) and isinstance(label, torch.Tensor)
+    assert label.shape == (4, 1, 24, 24)
+    assert all(np.array_equal(a, b) for a, b in zip(keep, (dst, src, mask)))
+
+
+def test_the_host_gathers_nothing(monkeypatch):
+    """On the CPU the source is read in place: no copy of the batch is taken."""
+    taken = []
+    monkeypatch.setattr(NumbaBackend, "take", lambda self, x, index: taken.append(index) or x[index])
+    dst, src, mask, alpha = square_batch(9, 6, (32, 32), np.float32)
+    for blend in ("pii", "fpi"):
+        blend_with_label(dst, dst, mask, alpha, blend=blend, src_index=np.arange(6)[::-1].copy())
+    torch = pytest.importorskip("torch")
+    pa.PoissonImageInterpolation(seed=0)(torch.from_numpy(dst))
+    pa.ForeignPatchInterpolation(seed=0)(torch.from_numpy(dst))
+    assert taken == []
+
+
+def test_the_device_gathers_once():
+    emu = get_backend("cuda-emulated", np.zeros(1))
+    dst, src, mask, alpha = square_batch(9, 4, (20, 20), np.float32)
+    before = emu.counts()["launches"]
+    blend_with_label(dst, dst, mask, alpha, blend="fpi", src_index=np.array([3, 2, 1, 0]), backend="cuda-emulated")
+    plain = emu.counts()["launches"]
+    blend_with_label(dst, dst[[3, 2, 1, 0]], mask, alpha, blend="fpi", backend="cuda-emulated")
+    assert plain - before == emu.counts()["launches"] - plain + 1  # the gather: one launch more
+
+
+def test_errors_name_the_argument():
+    dst, src, mask, alpha = square_batch(1, 3, (16, 16), np.float32)
+    with pytest.raises(TypeError, match="src_index"):
+        blend_with_label(dst, src, mask, alpha, src_index=[0.0, 1.0, 2.0])
+    with pytest.raises(TypeError, match="src_index"):
+        blend_with_label(dst, src, mask, alpha, src_index=[0, 1])
+    with pytest.raises(ValueError, match="src_index"):
+        blend_with_label(dst, src, mask, alpha, src_index=[0, 1, 3])
+    with pytest.raises(ValueError, match="blend"):
+        blend_with_label(dst, src, mask, alpha, blend="cutpaste")
+    with pytest.raises(TypeError, match="solver options"):
+        blend_with_label(dst, src, mask, alpha, blend="fpi", gradient="mixed")
+    with pytest.raises(TypeError, match="unexpected"):
+        blend_with_label(dst, src, mask, alpha, iterations=3)
+    bad = dst.copy()
+    bad[1, 0, 3, 3] = np.nan
+    for blend in ("pii", "fpi"):
+        with pytest.raises(ValueError, match="dst contains NaN"):
+            blend_with_label(bad, src, mask, alpha, blend=blend)
+        with pytest.raises(ValueError, match="src contains NaN"):
+            blend_with_label(dst, bad, mask, alpha, blend=blend)
+
+
+def test_empty_batch():
+    z = np.zeros((0, 1, 8, 8), np.float32)
+    out, label = blend_with_label(z, z, np.zeros((0, 8, 8), bool), np.zeros(0))
+    assert out.shape == (0, 1, 8, 8) and label.shape == (0, 1, 8, 8)
