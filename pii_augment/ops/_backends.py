@@ -88,6 +88,19 @@ def chunks(bk, batch: int) -> list[slice]:
     return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
+def all_finite_host(x: np.ndarray) -> bool:
+    """No NaN or Inf in the host array ``x`` (batch first): one pass, the batch split over the
+    host threads."""
+    from ._host_kernels import all_finite
+
+    x = np.ascontiguousarray(x)
+    if x.ndim == 0 or x.shape[0] < 2:
+        return bool(all_finite(x.reshape(-1)))
+    n = min(x.shape[0], host_threads())
+    bounds = np.linspace(0, x.shape[0], n + 1).round().astype(int)
+    return all(run_parts(lambda ab: bool(all_finite(x[ab[0]:ab[1]].reshape(-1))), list(zip(bounds[:-1], bounds[1:]))))
+
+
 def map_chunks(bk, fn: Callable, batch: int) -> list:
     """``fn(slice)`` over the batch chunks of :func:`chunks`, in the host thread pool."""
     return run_parts(fn, chunks(bk, batch))

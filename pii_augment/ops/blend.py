@@ -159,7 +159,9 @@ def _solve(bk, d, m, guide, alpha, mode: int, *, clip: bool, on_unconverged: str
         raise ValueError("dst contains NaN or Inf; pass check_finite=False to skip this check")
     if check_finite and rep.guide_bad:
         raise ValueError(f"{guide_name} contains NaN or Inf; pass check_finite=False to skip this check")
-    full = rep.filled & (rep.box_lo == 0).all(axis=1) & (rep.box_hi == np.array(m5.shape[1:])).all(axis=1)
+    full = rep.filled
+    if full.any():
+        full = full & (rep.box_lo == 0).all(axis=1) & (rep.box_hi == np.array(m5.shape[1:])).all(axis=1)
     if full.any():
         raise ValueError(
             f"mask covers the whole image in samples {np.flatnonzero(full)[:5].tolist()}: the Poisson "

@@ -140,9 +140,9 @@ def _check_finite(x: torch.Tensor, name: str) -> bool:
     if x.device.type != "cpu":
         return False
     if x.dtype in (torch.float32, torch.float64):
-        from ..ops._host_kernels import all_finite
+        from ..ops._backends import all_finite_host
 
-        ok = all_finite(np.ascontiguousarray(x.detach().numpy()).reshape(-1))
+        ok = all_finite_host(x.detach().numpy())
     else:
         ok = bool(torch.isfinite(x).all())
     if not ok:
