@@ -554,9 +554,9 @@ class _PatchInterpolation(nn.Module):
         """
         self._check_params(params, tuple(images.shape), source)
         checked = _check_finite(images, "images") & (source is None or _check_finite(source, "source"))
-        return self._apply(images.detach(), None if source is None else source.detach(), params, checked)
+        return self._apply_params(images.detach(), None if source is None else source.detach(), params, checked)
 
-    def _apply(
+    def _apply_params(
         self, images: torch.Tensor, source: torch.Tensor | None, params: InterpolationParams, checked: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`apply_transform` on detached inputs, checked for NaN/Inf unless ``checked`` is
@@ -647,7 +647,7 @@ class _PatchInterpolation(nn.Module):
         self._params = params
         if x.shape[0] == 0:
             return x.clone(), x.new_zeros((0, 1) + tuple(x.shape[2:]))
-        out, label = self._apply(x, src, params, checked)
+        out, label = self._apply_params(x, src, params, checked)
         if single:
             out, label = out[0], label[0]
         return out, label

@@ -598,3 +598,11 @@ def test_nan_checks_deferred_to_the_call_name_the_module_arguments():
             aug._blend_checked(x, bad, mask, np.full(2, 0.5), True, explicit_source=True)
         with pytest.raises(ValueError, match="^images contains NaN or Inf"):
             aug._blend_checked(x, bad, mask, np.full(2, 0.5), True, explicit_source=False)
+
+
+def test_module_moves_with_its_model():
+    """``.to()`` / ``.double()`` of a model holding the module (Lightning moves every model)."""
+    model = torch.nn.Sequential(torch.nn.Identity(), PoissonImageInterpolation(seed=0))
+    model.to("cpu").double()
+    out, label = model[1](torch.rand(2, 1, 16, 16, dtype=torch.float64))
+    assert out.dtype == torch.float64 and label.shape == (2, 1, 16, 16)
