@@ -36,6 +36,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from examples.data import add_data_args, build_datasets, image_size
 from examples.model import WideResidualEncoderDecoder
+from pii_augment import step_generator  # the step's own stream: (seed, rank, step)
 
 __all__ = ["parse_args", "main", "train", "train_step", "make_model", "load_checkpoint",
            "CHECKPOINT_NAME"]
@@ -108,12 +109,6 @@ def make_augmentation(args: argparse.Namespace) -> torch.nn.Module:
     if args.method == "pii":
         return PoissonImageInterpolation(gradient=args.gradient, **kw)
     return ForeignPatchInterpolation(**kw)
-
-
-def step_generator(seed: int, rank: int, step: int) -> np.random.Generator:
-    """The augmentation's random stream of one step: a function of (seed, rank, step) only, so a
-    resumed run draws exactly what an uninterrupted one would."""
-    return np.random.default_rng([seed, rank, step])
 
 
 def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:

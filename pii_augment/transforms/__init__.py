@@ -7,15 +7,24 @@ optional).
 
 from .dataset import AnomalyDataset
 from .interpolation import (
+    LABEL_KINDS,
     SHAPE_ALIASES,
     SOURCE_MODES,
     ForeignPatchInterpolation,
     InterpolationParams,
     PoissonImageInterpolation,
 )
+from .pool import BATCH_OF_ONE_RULE, SourcePool, shifted_self
+from .seeding import rank_seed, step_generator
 
 __all__ = [
     "AnomalyDataset",
+    "BATCH_OF_ONE_RULE",
+    "LABEL_KINDS",
+    "SourcePool",
+    "rank_seed",
+    "shifted_self",
+    "step_generator",
     "ForeignPatchInterpolation",
     "InterpolationParams",
     "PoissonImageInterpolation",

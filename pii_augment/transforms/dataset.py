@@ -12,17 +12,9 @@ from torch.utils.data import Dataset, get_worker_info
 
 from .._validate import check_choice, check_int, check_seed
 from .interpolation import PoissonImageInterpolation, _PatchInterpolation
+from .pool import default_image as _default_image
 
 __all__ = ["AnomalyDataset"]
-
-
-def _default_image(item: Any) -> Any:
-    """The image of a dataset item: the item itself, its first element, or its ``"image"`` key."""
-    if isinstance(item, (tuple, list)):
-        return item[0]
-    if isinstance(item, dict):
-        return item["image"]
-    return item
 
 
 class AnomalyDataset(Dataset):

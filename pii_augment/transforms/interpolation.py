@@ -24,6 +24,7 @@ from a bank of the user's masks (``shape="bank"``, ``bank=``), and be placed ins
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
@@ -46,6 +47,7 @@ from ..ops.solver import MODES as _GRADIENTS
 from ..sampling import REGION_MODES, SHAPES, PatchParams, foreground, sample_patches, sample_source_indices
 from ..sampling.patches import _check_count_pair
 from ..sampling.regions import as_host_bool
+from .pool import SourcePool, _is_pool, shifted_self
 
 __all__ = [
     "InterpolationParams",
@@ -53,6 +55,7 @@ __all__ = [
     "ForeignPatchInterpolation",
     "SOURCE_MODES",
     "SHAPE_ALIASES",
+    "LABEL_KINDS",
 ]
 
 #: ``source=`` values: where a sample's patch comes from when no explicit source is given.
@@ -60,6 +63,12 @@ __all__ = [
 #: one alpha (the original's pairing; with an odd batch the last three form a cycle);
 #: ``"random"`` takes any other sample of the batch, with a patch of its own.
 SOURCE_MODES = {"batch": "swap", "random": "random"}
+
+#: ``label=`` values. ``"alpha"`` (the default): the soft label, the sample's alpha where the
+#: blend changed the image, for regression-style losses on soft targets (BCE with soft targets,
+#: MSE, the original's); ``"mask"``: 1 where the image changed, 0 elsewhere, for losses that want
+#: class indices or binary targets (focal / cross-entropy after ``.long()``, Dice: DRAEM's).
+LABEL_KINDS = ("alpha", "mask")
 
 #: Extra names for the sampler's shapes, for volumes.
 SHAPE_ALIASES = {"cube": "square", "cuboid": "rectangle", "ellipsoid": "ellipse"}
@@ -82,7 +91,12 @@ class InterpolationParams:
         apply: (B,) bool, the per-sample gate of probability ``p``; a sample with ``False`` is
             returned unchanged with a zero label.
         source_index: (B,) int64, the sample of the same batch each sample takes its patch from
-            (never itself), or ``None`` when the call was given an explicit source.
+            (never itself), or ``None`` when the call was given an explicit source, or took its
+            sources from the pool or itself.
+        pool_draw: the draw from the module's ``source=`` pool (see
+            :class:`~pii_augment.transforms.pool.SourcePool`), else ``None``.
+        self_source: the call had one sample and no other source: it blends with itself,
+            shifted (:func:`~pii_augment.transforms.pool.shifted_self`).
 
     Shape:
         - ``masks()``: :math:`(B, *spatial)` bool.
@@ -99,6 +113,8 @@ class InterpolationParams:
     patches: PatchParams
     apply: np.ndarray
     source_index: np.ndarray | None
+    pool_draw: Any = None
+    self_source: bool = False
 
     @property
     def batch_size(self) -> int:
@@ -148,6 +164,20 @@ def _check_finite(x: torch.Tensor, name: str) -> bool:
     if not ok:
         raise ValueError(f"{name} {_NAN_MESSAGE}")
     return True
+
+
+def _rewrap(x: torch.Tensor, like: torch.Tensor, label: bool = False) -> torch.Tensor:
+    """``x`` as the tensor subclass of ``like`` (``tv_tensors``, MONAI's ``MetaTensor``), with
+    copies of its attributes (metadata); a label of torchvision's types is a ``tv_tensors.Mask``."""
+    cls = type(like)
+    if cls.__module__.startswith("torchvision.tv_tensors"):
+        from torchvision import tv_tensors
+
+        return tv_tensors.Mask(x) if label else tv_tensors.wrap(x, like=like)
+    out = x.as_subclass(cls)
+    for k, v in like.__dict__.items():
+        setattr(out, k, copy.copy(v))
+    return out
 
 
 def _check_generator(generator: Any) -> None:
@@ -238,6 +268,7 @@ class _PatchInterpolation(nn.Module):
         region: Any = None,
         region_mode: str = "center",
         bank: Sequence[Any] | None = None,
+        label: str = "alpha",
     ) -> None:
         super().__init__()
         self.p = check_real("p", p, low=0.0, high=1.0)
@@ -262,7 +293,9 @@ class _PatchInterpolation(nn.Module):
         if tolerance is not None:
             tolerance = check_real("tolerance", tolerance, low=0.0, low_open=True)
         self.tolerance = tolerance
-        self.source = check_choice("source", source, tuple(SOURCE_MODES))
+        self.pool = SourcePool(source) if _is_pool(source) else None
+        self.source = "pool" if self.pool is not None else check_choice("source", source, tuple(SOURCE_MODES))
+        self.label = check_choice("label", label, LABEL_KINDS)
         self.seed = check_seed("seed", seed)
         self.backend = check_choice("backend", backend, BACKENDS)
         if spatial_dims is not None:
@@ -275,8 +308,11 @@ class _PatchInterpolation(nn.Module):
         text = (
             f"p={self.p}, alpha={self.alpha}, shape={self.shape!r}, half_width={self.half_width}, "
             f"center={self.center}, border={self.border}, tolerance={self.tolerance}, "
-            f"source={self.source!r}, seed={self.seed}, backend={self.backend!r}"
+            f"source={self.pool if self.pool is not None else self.source!r}, seed={self.seed}, "
+            f"backend={self.backend!r}"
         )
+        if self.label != "alpha":
+            text += f", label={self.label!r}"
         for name in ("n_patches", "rotation", "shear"):
             if getattr(self, name) is not None:
                 text += f", {name}={getattr(self, name)}"
@@ -307,6 +343,40 @@ class _PatchInterpolation(nn.Module):
                 )
             return self.region
         return foreground(x, "otsu" if self.region == "otsu" else self.region)
+
+    # ----------------------------------------------------------------------------- state
+    def get_state(self) -> dict:
+        """The module's random state: ``{"seed", "rng"}``, ``rng`` the NumPy bit generator's state
+        of its ``seed`` stream (None without a seed: torch's global RNG is then the state).
+
+        Saved in ``state_dict()`` too (as ``_extra_state``), so a checkpoint of a model holding
+        the module resumes its stream. Example:
+
+            >>> aug = PoissonImageInterpolation(seed=0)
+            >>> state = aug.get_state()
+            >>> a = aug.forward_parameters((2, 1, 32, 32)).alpha
+            >>> aug.set_state(state)
+            >>> bool((aug.forward_parameters((2, 1, 32, 32)).alpha == a).all())
+            True
+        """
+        return {"seed": self.seed, "rng": None if self._rng is None else copy.deepcopy(self._rng.bit_generator.state)}
+
+    def set_state(self, state: dict) -> None:
+        """Restore what :meth:`get_state` returned (its seed and the position of its stream)."""
+        if not isinstance(state, dict) or set(state) != {"seed", "rng"}:
+            raise TypeError(f"state must be the dict of get_state(), with keys seed and rng; got {state!r:.80}")
+        self.seed = check_seed("state['seed']", state["seed"])
+        if state["rng"] is None:
+            self._rng = None if self.seed is None else np.random.default_rng(self.seed)
+        else:
+            self._rng = np.random.default_rng()
+            self._rng.bit_generator.state = copy.deepcopy(state["rng"])
+
+    def get_extra_state(self) -> dict:
+        return self.get_state()
+
+    def set_extra_state(self, state: dict) -> None:
+        self.set_state(state)
 
     # ----------------------------------------------------------------------------- randomness
     def _call_seed(self, generator: Any) -> int:
@@ -367,8 +437,8 @@ class _PatchInterpolation(nn.Module):
             border=self.border, n_patches=self.n_patches, rotation=self.rotation, shear=self.shear,
             region_mode=self.region_mode, bank=self.bank,
         )
-        mode = SOURCE_MODES[self.source]
-        pairs = not explicit_source and B >= 2
+        mode = SOURCE_MODES.get(self.source, "random")
+        pairs = not explicit_source and B >= 2 and self.pool is None
         if region is None:  # the original's order of draws: patches, gate, source index
             patches = sample_patches(B, spatial, seed=rng, **options)
             apply = rng.random(B) < self.p
@@ -381,7 +451,10 @@ class _PatchInterpolation(nn.Module):
             patches = sample_patches(B, spatial, region=region, seed=rng, **options)
         if pairs and mode == "swap":  # the original: both images of a pair get one patch and alpha
             patches = patches.select(_cycle_representatives(source_index))
-        return InterpolationParams(batch_shape, patches, apply, source_index)
+        # after the original's draws, so that they are unchanged: the pool, or the sample itself
+        pool_draw = self.pool.draw(rng, batch_shape) if self.pool is not None and not explicit_source else None
+        alone = not explicit_source and pool_draw is None and B == 1
+        return InterpolationParams(batch_shape, patches, apply, source_index, pool_draw, alone)
 
     # ----------------------------------------------------------------------------- checks
     def _as_batch(self, x: Any, name: str) -> tuple[torch.Tensor, bool]:
@@ -426,16 +499,6 @@ class _PatchInterpolation(nn.Module):
                 )
             if src.dtype != x.dtype:
                 raise TypeError(f"source must have the dtype of images ({x.dtype}); got {src.dtype}")
-        elif single:
-            raise ValueError(
-                f"images is a single image of shape {tuple(images.shape)}: pass an explicit "
-                f"source image of the same shape (the source is otherwise another image of the batch)"
-            )
-        elif x.shape[0] == 1:
-            raise ValueError(
-                f"images is a batch of one image, shape {tuple(x.shape)}: pass an explicit source "
-                f"batch of the same shape (the source is otherwise another image of the batch)"
-            )
         spatial = tuple(x.shape[2:])
         if min(spatial) <= 2 * self.border:
             raise ValueError(
@@ -453,10 +516,11 @@ class _PatchInterpolation(nn.Module):
                 f"params were drawn for a batch of shape {params.batch_shape}; images has shape "
                 f"{tuple(shape)} (batch size and spatial shape must match)"
             )
-        if src is None and params.source_index is None and shape[0] > 0:
+        if (src is None and params.source_index is None and params.pool_draw is None
+                and not params.self_source and shape[0] > 0):
             raise ValueError(
                 "params were drawn for an explicit source (params.source_index is None): pass "
-                "source= as well, or draw params with explicit_source=False for a batch of >= 2"
+                "source= as well, or draw params with explicit_source=False"
             )
 
     # ----------------------------------------------------------------------------- apply
@@ -494,9 +558,9 @@ class _PatchInterpolation(nn.Module):
         """
         self._check_params(params, tuple(images.shape), source)
         checked = _check_finite(images, "images") & (source is None or _check_finite(source, "source"))
-        return self._apply(images.detach(), None if source is None else source.detach(), params, checked)
+        return self._apply_params(images.detach(), None if source is None else source.detach(), params, checked)
 
-    def _apply(
+    def _apply_params(
         self, images: torch.Tensor, source: torch.Tensor | None, params: InterpolationParams, checked: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`apply_transform` on detached inputs, checked for NaN/Inf unless ``checked`` is
@@ -505,10 +569,21 @@ class _PatchInterpolation(nn.Module):
         work = images.float() if images.dtype in _HALF_DTYPES else images
         if not params.apply.any():
             return images.clone(), images.new_zeros((B, 1) + spatial)
-        if source is None:  # the batch's own images, read in place through the source index
+        index = None
+        if source is not None:
+            src = source.float() if source.dtype in _HALF_DTYPES else source
+        elif params.source_index is not None:  # the batch's own images, read in place by index
             src, index = work, params.source_index
+        elif params.pool_draw is not None:
+            if self.pool is None:
+                raise ValueError("params were drawn from a source pool; this module has none (source=)")
+            src = self.pool.take(params.pool_draw, work)
+            checked = checked and _check_finite(src, "source")
+            source = src  # errors of the blend name the source
+        elif params.self_source or B == 1:  # one sample and no other source: itself, shifted
+            src = shifted_self(work)
         else:
-            src, index = (source.float() if source.dtype in _HALF_DTYPES else source), None
+            raise ValueError("params name no source for this batch: pass source=")
         # masks made on the images' device from the parameters, one full-batch blend (and its
         # label) per patch layer; samples the gate leaves alone get empty masks, so they come back
         # unchanged with a zero label. Unchecked (CUDA) inputs are checked by the blend.
@@ -521,6 +596,8 @@ class _PatchInterpolation(nn.Module):
                                    tolerance=self.tolerance, backend=self.backend)
         if work is not images:
             out, label = out.to(images.dtype), label.to(images.dtype)
+        if self.label == "mask":
+            label = (label > 0).to(label.dtype)
         return out, label
 
     def forward(
@@ -548,8 +625,21 @@ class _PatchInterpolation(nn.Module):
                 ``params``).
 
         Returns:
-            ``(augmented, label)``, detached.
+            ``(augmented, label)``, detached. A tensor subclass (``tv_tensors.Image``, MONAI's
+            ``MetaTensor``) comes back as that subclass with its metadata; its label too (a
+            ``tv_tensors.Mask`` for torchvision's types).
         """
+        like = images if isinstance(images, torch.Tensor) and type(images) is not torch.Tensor else None
+        if like is not None:
+            images = images.as_subclass(torch.Tensor)
+        if isinstance(source, torch.Tensor) and type(source) is not torch.Tensor:
+            source = source.as_subclass(torch.Tensor)
+        out, label = self._forward(images, source, params, generator, region)
+        if like is not None:
+            out, label = _rewrap(out, like), _rewrap(label, like, label=True)
+        return out, label
+
+    def _forward(self, images, source, params, generator, region):
         x, src, single = self._check_inputs(images, source)
         if params is None:
             _check_generator(generator)
@@ -562,7 +652,7 @@ class _PatchInterpolation(nn.Module):
         self._params = params
         if x.shape[0] == 0:
             return x.clone(), x.new_zeros((0, 1) + tuple(x.shape[2:]))
-        out, label = self._apply(x, src, params, checked)
+        out, label = self._apply_params(x, src, params, checked)
         if single:
             out, label = out[0], label[0]
         return out, label
@@ -600,7 +690,12 @@ class PoissonImageInterpolation(_PatchInterpolation):
             images must be longer than ``2 * border``.
         gradient: guidance, ``"pii"`` (the paper), ``"mixed"`` or ``"source"``.
         tolerance: label quantisation step (None: alpha on the whole patch).
-        source: ``"batch"`` (pairs, both ways) or ``"random"`` (any other sample).
+        source: ``"batch"`` (pairs, both ways), ``"random"`` (any other sample), or a pool the
+            patches come from instead: a tensor bank ``(N, C, *spatial)``, a Dataset of single
+            images or a callable ``fn(batch_shape, numpy_generator)`` (see
+            :class:`~pii_augment.transforms.pool.SourcePool`). A single sample or a batch of
+            one without a pool or explicit source blends with itself rolled by half its size
+            (:data:`~pii_augment.transforms.pool.BATCH_OF_ONE_RULE`).
         seed: None or an int >= 0 seeding a stream private to the module (None: torch's global
             RNG).
         backend: one of ``pii_augment.ops._backends.BACKENDS``: ``"auto"``, ``"numba"``,
@@ -624,6 +719,8 @@ class PoissonImageInterpolation(_PatchInterpolation):
         region_mode: ``"center"`` (patch centres in the region) or ``"patch"`` (whole patches).
         bank: with ``shape="bank"``: a sequence of bool masks (e.g. lesions from segmentation
             files) placed at random positions, at their own size.
+        label: ``"alpha"`` (the soft label: alpha where the image changed) or ``"mask"`` (1
+            there): see :data:`LABEL_KINDS` for which losses want which.
 
     Several anomalies per sample, rotated and sheared, inside the anatomy (Baugh et al. 2023)::
 
@@ -631,8 +728,9 @@ class PoissonImageInterpolation(_PatchInterpolation):
                                         rotation=(-180, 180), shear=(-20, 20), region="otsu")
 
     Shape:
-        - images: :math:`(B, C, H, W)` or :math:`(B, C, D, H, W)`, float (a single
-          :math:`(C, H, W)` / :math:`(C, D, H, W)` image with an explicit source).
+        - images: :math:`(B, C, H, W)` or :math:`(B, C, D, H, W)`, float, or a single
+          :math:`(C, H, W)` / :math:`(C, D, H, W)` image (its source: ``source``, the pool, or
+          itself shifted).
         - source: None or the shape of ``images``.
         - Output: ``augmented`` like ``images``; ``label`` :math:`(B, 1, *spatial)` (or
           :math:`(1, *spatial)`), same dtype and device, both detached.
@@ -677,12 +775,13 @@ class PoissonImageInterpolation(_PatchInterpolation):
         region: Any = None,
         region_mode: str = "center",
         bank: Sequence[Any] | None = None,
+        label: str = "alpha",
     ) -> None:
         super().__init__(
             p=p, alpha=alpha, shape=shape, half_width=half_width, center=center, border=border,
             tolerance=tolerance, source=source, seed=seed, backend=backend,
             spatial_dims=spatial_dims, n_patches=n_patches, rotation=rotation, shear=shear,
-            region=region, region_mode=region_mode, bank=bank,
+            region=region, region_mode=region_mode, bank=bank, label=label,
         )
         self.gradient = check_choice("gradient", gradient, tuple(_GRADIENTS))
         self.clip = check_bool("clip", clip)
@@ -710,8 +809,9 @@ class ForeignPatchInterpolation(_PatchInterpolation):
     ``images`` (or ``source``).
 
     Shape:
-        - images: :math:`(B, C, H, W)` or :math:`(B, C, D, H, W)`, float (a single
-          :math:`(C, H, W)` / :math:`(C, D, H, W)` image with an explicit source).
+        - images: :math:`(B, C, H, W)` or :math:`(B, C, D, H, W)`, float, or a single
+          :math:`(C, H, W)` / :math:`(C, D, H, W)` image (its source: ``source``, the pool, or
+          itself shifted).
         - source: None or the shape of ``images``.
         - Output: ``augmented`` like ``images``; ``label`` :math:`(B, 1, *spatial)` (or
           :math:`(1, *spatial)`), same dtype and device, both detached.

@@ -9,7 +9,10 @@ import pytest
 
 from ._optional import require
 
-MODULES = ["pii_augment.transforms.interpolation", "pii_augment.transforms.dataset", "pii_augment.transforms.tv"]
+MODULES = [
+    "pii_augment.transforms.interpolation", "pii_augment.transforms.dataset", "pii_augment.transforms.tv",
+    "pii_augment.transforms.pool", "pii_augment.transforms.seeding",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -222,11 +222,16 @@ class TestBadInputs:
         with pytest.raises(ValueError, match=r"images must have shape \(B, C, H, W\) or a single"):
             PoissonImageInterpolation(spatial_dims=2)(torch.zeros(2, 1, 4, 8, 8))
 
-    def test_batch_of_one_needs_source(self):
-        with pytest.raises(ValueError, match="explicit source"):
-            PoissonImageInterpolation()(torch.zeros(1, 1, 16, 16))
-        with pytest.raises(ValueError, match="single image .* pass an explicit source"):
-            PoissonImageInterpolation()(torch.zeros(1, 16, 16))
+    def test_batch_of_one_blends_with_itself_shifted(self):
+        """No source and no pool: the documented rule (itself rolled by half), never an error."""
+        x = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+        aug = PoissonImageInterpolation(seed=0)
+        out, label = aug(x)
+        assert aug._params.self_source and aug._params.source_index is None
+        ref, ref_label = PoissonImageInterpolation(seed=0)(x, torch.roll(x, (8, 8), (2, 3)))
+        assert torch.equal(out, ref) and torch.equal(label, ref_label) and bool((label > 0).any())
+        single, single_label = PoissonImageInterpolation(seed=0)(x[0])
+        assert torch.equal(single, out[0]) and torch.equal(single_label, label[0])
 
     @pytest.mark.parametrize("dtype", [torch.uint8, torch.int64, torch.bool, torch.complex64])
     def test_integer_images_refused(self, dtype):
@@ -592,3 +597,11 @@ def test_nan_checks_deferred_to_the_call_name_the_module_arguments():
             aug._blend_checked(x, bad, mask, np.full(2, 0.5), True, explicit_source=True)
         with pytest.raises(ValueError, match="^images contains NaN or Inf"):
             aug._blend_checked(x, bad, mask, np.full(2, 0.5), True, explicit_source=False)
+
+
+def test_module_moves_with_its_model():
+    """``.to()`` / ``.double()`` of a model holding the module (Lightning moves every model)."""
+    model = torch.nn.Sequential(torch.nn.Identity(), PoissonImageInterpolation(seed=0))
+    model.to("cpu").double()
+    out, label = model[1](torch.rand(2, 1, 16, 16, dtype=torch.float64))
+    assert out.dtype == torch.float64 and label.shape == (2, 1, 16, 16)
