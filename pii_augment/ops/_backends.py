@@ -5,8 +5,9 @@ tables the driver reads, the solver primitives under the names of
 :mod:`pii_augment.ops._numba_kernels` (the CUDA twins carry the same names), and the
 capabilities of :class:`Backend` through which :mod:`pii_augment.ops.blend` runs a call without
 knowing where the arrays live: ``prepare`` (output copy, clip range, finite checks and mask boxes
-in one pass), ``solve_boxes`` (the exact solve of box masks), ``report`` (the one read of the
-small result tables), ``label`` and ``fpi``.
+in one pass), ``solve_boxes`` (the exact solve of box masks), ``prepare_boxes`` (both, in one pass
+per sample on the host), ``report`` (the one read of the small result tables), ``label`` /
+``label_boxes``, ``fpi`` / ``fpi_label``.
 """
 
 from __future__ import annotations
