@@ -80,41 +80,71 @@ def _half_sine_matrices(n, like):
     With ``S[j, k] = sin(pi (j + 1) (k + 1) / (n + 1))``, ``S[n - 1 - j, k] = (-1)^k S[j, k]``:
     the even modes of x are those of the folded sum ``x[j] + x[n - 1 - j]`` (and the middle
     element when n is odd), the odd modes those of the folded difference, each a product with
-    half of S. Returns ``Fe`` (h1, h1): ``S[j, 2p]``, ``Fo`` (h0, h0): ``S[j, 2p + 1]`` and their
-    transposes, with ``h0 = n // 2``, ``h1 = n - h0``.
+    half of S. Returns ``Fe``: ``Fe[j, p] = S[j, 2p]`` (h1 rows), ``Fo``: ``Fo[j, p] = S[j, 2p +
+    1]`` (h0 rows) and their transposes, with ``h0 = n // 2``, ``h1 = n - h0``, every row zero-
+    padded to a multiple of 8 columns (whole vector registers in :func:`_matmul_rows`).
     """
     h0 = n // 2
     h1 = n - h0
+    L = (h1 + 7) // 8 * 8
     period = 2 * (n + 1)
     tab = np.sin(np.pi * np.arange(period) / (n + 1)).astype(like.dtype)
-    Fe = np.empty((h1, h1), like.dtype)
-    Fo = np.empty((h0, h0), like.dtype)
+    Fe = np.zeros((h1, L), like.dtype)
+    Fo = np.zeros((max(h0, 1), L), like.dtype)
+    FeT = np.zeros((h1, L), like.dtype)
+    FoT = np.zeros((max(h0, 1), L), like.dtype)
     for j in range(h1):
         for p in range(h1):
-            Fe[j, p] = tab[(j + 1) * (2 * p + 1) % period]
+            v = tab[(j + 1) * (2 * p + 1) % period]
+            Fe[j, p] = v
+            FeT[p, j] = v
     for j in range(h0):
         for p in range(h0):
-            Fo[j, p] = tab[(j + 1) * (2 * p + 2) % period]
-    return Fe, Fo, np.ascontiguousarray(Fe.T), np.ascontiguousarray(Fo.T)
+            v = tab[(j + 1) * (2 * p + 2) % period]
+            Fo[j, p] = v
+            FoT[p, j] = v
+    return Fe, Fo, FeT, FoT
 
 
 @njit(inline="always")
-def _vecmat(v, n, F, out):
-    """out[:] = sum_j v[j] F[j] for j < n (F: (n, len(out))); four rows of F per pass over out."""
-    L = out.shape[0]
-    for k in range(L):
-        out[k] = 0
+def _matmul_rows(A, n, F, O):
+    """O[i, :] = sum_{j < n} A[i, j] F[j, :] for every row i of A: two rows of A and four rows
+    of F per pass over the output rows (each row of F loaded once for two outputs)."""
+    M = A.shape[0]
+    L = O.shape[1]
+    for i in range(M):
+        orow = O[i]
+        for k in range(L):
+            orow[k] = 0
     n4 = n - n % 4
-    for j in range(0, n4, 4):
-        v0, v1, v2, v3 = v[j], v[j + 1], v[j + 2], v[j + 3]
-        s0, s1, s2, s3 = F[j], F[j + 1], F[j + 2], F[j + 3]
-        for k in range(L):
-            out[k] += (v0 * s0[k] + v1 * s1[k]) + (v2 * s2[k] + v3 * s3[k])
-    for j in range(n4, n):
-        v0 = v[j]
-        s0 = F[j]
-        for k in range(L):
-            out[k] += v0 * s0[k]
+    for i in range(0, M - M % 2, 2):
+        a0 = A[i]
+        a1 = A[i + 1]
+        o0 = O[i]
+        o1 = O[i + 1]
+        for j in range(0, n4, 4):
+            s0, s1, s2, s3 = F[j], F[j + 1], F[j + 2], F[j + 3]
+            p0, p1, p2, p3 = a0[j], a0[j + 1], a0[j + 2], a0[j + 3]
+            q0, q1, q2, q3 = a1[j], a1[j + 1], a1[j + 2], a1[j + 3]
+            for k in range(L):
+                f0, f1, f2, f3 = s0[k], s1[k], s2[k], s3[k]
+                o0[k] += (p0 * f0 + p1 * f1) + (p2 * f2 + p3 * f3)
+                o1[k] += (q0 * f0 + q1 * f1) + (q2 * f2 + q3 * f3)
+        for j in range(n4, n):
+            s0 = F[j]
+            p0 = a0[j]
+            q0 = a1[j]
+            for k in range(L):
+                o0[k] += p0 * s0[k]
+                o1[k] += q0 * s0[k]
+    if M % 2:
+        a0 = A[M - 1]
+        o0 = O[M - 1]
+        for j in range(n):
+            s0 = F[j]
+            p0 = a0[j]
+            for k in range(L):
+                o0[k] += p0 * s0[k]
 
 
 @njit(cache=True, nogil=True)
@@ -126,19 +156,31 @@ def _dst_x(a, Fe, Fo):
     h0 = N // 2
     h1 = N - h0
     out = np.empty_like(a)
-    fs = np.empty(h1, a.dtype)
-    fd = np.empty(max(h0, 1), a.dtype)
+    fs = np.empty((M, h1), a.dtype)
+    fd = np.empty((M, max(h0, 1)), a.dtype)
+    t = np.empty((M, Fe.shape[1]), a.dtype)
     for p in range(P):
         for i in range(M):
             row = a[p, i]
+            srow = fs[i]
+            drow = fd[i]
             for j in range(h0):
-                fs[j] = row[j] + row[N - 1 - j]
-                fd[j] = row[j] - row[N - 1 - j]
+                srow[j] = row[j] + row[N - 1 - j]
+                drow[j] = row[j] - row[N - 1 - j]
             if h1 > h0:
-                fs[h0] = row[h0]
+                srow[h0] = row[h0]
+        _matmul_rows(fs, h1, Fe, t)
+        for i in range(M):
             orow = out[p, i]
-            _vecmat(fs, h1, Fe, orow[:h1])
-            _vecmat(fd, h0, Fo, orow[h1:])
+            trow = t[i]
+            for k in range(h1):
+                orow[k] = trow[k]
+        _matmul_rows(fd, h0, Fo, t)
+        for i in range(M):
+            orow = out[p, i]
+            trow = t[i]
+            for k in range(h0):
+                orow[h1 + k] = trow[k]
     return out
 
 
@@ -150,19 +192,30 @@ def _idst_x(a, FeT, FoT):
     h0 = N // 2
     h1 = N - h0
     out = np.empty_like(a)
-    u = np.empty(h1, a.dtype)
-    w = np.empty(max(h0, 1), a.dtype)
+    u = np.empty((M, FeT.shape[1]), a.dtype)
+    w = np.empty((M, FeT.shape[1]), a.dtype)
+    ye = np.empty((M, h1), a.dtype)
+    yo = np.empty((M, max(h0, 1)), a.dtype)
     for p in range(P):
         for i in range(M):
             row = a[p, i]
-            _vecmat(row[:h1], h1, FeT, u)
-            _vecmat(row[h1:], h0, FoT, w[:h0])
+            erow = ye[i]
+            orow = yo[i]
+            for k in range(h1):
+                erow[k] = row[k]
+            for k in range(h0):
+                orow[k] = row[h1 + k]
+        _matmul_rows(ye, h1, FeT, u)
+        _matmul_rows(yo, h0, FoT, w)
+        for i in range(M):
             orow = out[p, i]
+            urow = u[i]
+            wrow = w[i]
             for j in range(h0):
-                orow[j] = u[j] + w[j]
-                orow[N - 1 - j] = u[j] - w[j]
+                orow[j] = urow[j] + wrow[j]
+                orow[N - 1 - j] = urow[j] - wrow[j]
             if h1 > h0:
-                orow[h0] = u[h0]
+                orow[h0] = urow[h0]
     return out
 
 
