@@ -318,8 +318,7 @@ class NumbaBackend(Backend):
                                    ndim, BOX, state.out, state.lo, state.hi, state.box_lo, state.box_hi,
                                    state.filled, state.status, state.residual)
 
-        n = min(B, self.threads)
-        state.guide_bad = any(run_parts(part, [np.arange(i, B, n) for i in range(n)]))
+        state.guide_bad = any(self._per_sample(B, part))
         return state
 
     def solve_boxes(self, state: _HostState, d5, g5, alpha, mode, clip, ndim) -> None:
@@ -370,8 +369,16 @@ class NumbaBackend(Backend):
 
         label = np.zeros((d5.shape[0], 1) + d5.shape[2:], d5.dtype)  # written inside the boxes only
         tol = d5.dtype.type(tolerance if tolerance is not None else 1)
-        label_in_boxes(d5, o5, m5, alpha.astype(d5.dtype), tol, tolerance is not None, box_lo, box_hi, label)
+        a = alpha.astype(d5.dtype)
+        self._per_sample(d5.shape[0], lambda p: label_in_boxes(d5, o5, m5, a, tol, tolerance is not None, box_lo,
+                                                               box_hi, p, label))
         return label
+
+    def _per_sample(self, batch: int, fn: Callable) -> list:
+        """``[fn(samples), ...]`` over the batch's samples interleaved across the host threads
+        (so that large and small patches balance)."""
+        n = min(batch, self.threads)
+        return run_parts(fn, [np.arange(i, batch, n) for i in range(n)])
 
     def fpi_label(self, d5, s5, gidx, m5, alpha, tolerance, check_finite):
         from ._host_kernels import fpi_label_host
@@ -379,10 +386,12 @@ class NumbaBackend(Backend):
         self._check_fpi_inputs(d5, s5, check_finite)
         a = alpha.astype(d5.dtype)
         out = np.empty_like(d5)
-        label = np.empty((d5.shape[0], 1) + d5.shape[2:], d5.dtype)
+        label = np.empty((d5.shape[0], 1) + d5.shape[2:], d5.dtype)  # written whole
         gidx = np.arange(d5.shape[0]) if gidx is None else gidx
         tol = d5.dtype.type(tolerance if tolerance is not None else 1)
-        fpi_label_host(d5, s5, gidx, m5, a, (1 - a).astype(d5.dtype), tol, tolerance is not None, out, label)
+        b = (1 - a).astype(d5.dtype)
+        self._per_sample(d5.shape[0], lambda p: fpi_label_host(d5, s5, gidx, m5, a, b, tol, tolerance is not None, p,
+                                                               out, label))
         return out, label
 
     @staticmethod

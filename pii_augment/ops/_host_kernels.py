@@ -273,13 +273,14 @@ def _prepare_samples(d5, d_bits, g5, g_bits, exponent, gidx, m8, m64, samples, c
 
 
 @njit(cache=True, nogil=True)
-def label_in_boxes(dst, out, mask, alpha, tolerance, quantise, box_lo, box_hi, label):
+def label_in_boxes(dst, out, mask, alpha, tolerance, quantise, box_lo, box_hi, samples, label):
     """:func:`label_host` reading only each sample's mask box [box_lo[b], box_hi[b]) (a mask has
     no pixel outside its bounding box): ``label`` must hold zeros (np.zeros: pages that the
-    system hands out zeroed), and only the boxes are written."""
+    system hands out zeroed), and only the boxes of the samples ``samples`` are written."""
     B, C, D, H, W = dst.shape
     changed = np.empty(W, np.bool_)
-    for b in range(B):
+    for t in range(samples.shape[0]):
+        b = samples[t]
         a = alpha[b]
         zero = a - a
         x0, x1 = box_lo[b, 2], box_hi[b, 2]
@@ -290,12 +291,14 @@ def label_in_boxes(dst, out, mask, alpha, tolerance, quantise, box_lo, box_hi, l
 
 
 @njit(cache=True, nogil=True)
-def fpi_label_host(dst, src, gidx, mask, alpha, one_minus_alpha, tolerance, quantise, out, label):
+def fpi_label_host(dst, src, gidx, mask, alpha, one_minus_alpha, tolerance, quantise, samples, out, label):
     """:func:`fpi_host` with the source of sample b in ``src[gidx[b]]`` and the label of
-    :func:`label_host` (label: (B, 1, D, H, W)), row by row while the row is in cache."""
+    :func:`label_host` (label: (B, 1, D, H, W)), row by row while the row is in cache, for the
+    samples ``samples``."""
     B, C, D, H, W = dst.shape
     changed = np.empty(W, np.bool_)
-    for b in range(B):
+    for t in range(samples.shape[0]):
+        b = samples[t]
         a = alpha[b]
         one_minus = one_minus_alpha[b]
         zero = a - a
