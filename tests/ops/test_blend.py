@@ -4,61 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from problems import MASK_KINDS, make_mask, random_problem
 from reference_solvers import exact_blend, exact_solve, guidance_pairs, image_range
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pii_augment as pa
 from pii_augment import ConvergenceError, ConvergenceWarning
-
-MASK_KINDS = ("rect", "ellipse", "blobs", "pixels", "two_rects", "edge_rect", "empty")
-
-
-def make_mask(kind: str, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
-    """A bool mask of one of several shapes; never the whole image."""
-    grids = np.meshgrid(*[np.arange(s) for s in shape], indexing="ij")
-    if kind == "empty":
-        return np.zeros(shape, bool)
-    if kind in ("rect", "edge_rect", "two_rects"):
-        m = np.zeros(shape, bool)
-        for _ in range(2 if kind == "two_rects" else 1):
-            lo = [int(rng.integers(0, s - 1)) for s in shape]
-            hi = [int(rng.integers(l + 1, s + 1)) for l, s in zip(lo, shape)]
-            if kind == "edge_rect":  # touch the image edge on one side of one axis
-                a = int(rng.integers(len(shape)))
-                lo[a] = 0
-            m[tuple(slice(l, h) for l, h in zip(lo, hi))] = True
-    elif kind == "ellipse":
-        c = [rng.uniform(0, s) for s in shape]
-        r = [rng.uniform(1.0, s / 1.5) for s in shape]
-        m = sum(((g - ci) / ri) ** 2 for g, ci, ri in zip(grids, c, r)) <= 1.0
-    elif kind == "blobs":
-        field = np.zeros(shape)
-        for _ in range(3):
-            c = [rng.uniform(0, s) for s in shape]
-            r = rng.uniform(1.0, max(shape) / 3)
-            field += np.exp(-sum((g - ci) ** 2 for g, ci in zip(grids, c)) / (2 * r * r))
-        m = field > 0.5
-    elif kind == "pixels":
-        m = rng.random(shape) < 0.3
-    else:
-        raise ValueError(kind)
-    if m.all():
-        m.flat[int(rng.integers(m.size))] = False
-    return m
-
-
-def random_problem(seed: int, batch: int, channels: int, shape, kinds, dtype=np.float64):
-    rng = np.random.default_rng(seed)
-    dst = rng.standard_normal((batch, channels) + tuple(shape)).astype(dtype)
-    src = rng.standard_normal((batch, channels) + tuple(shape)).astype(dtype)
-    # a smooth component so that the blend has structure beyond noise
-    ramp = np.linspace(-2, 2, shape[-1]).astype(dtype)
-    dst += ramp
-    mask = np.stack([make_mask(kinds[b % len(kinds)], tuple(shape), rng) for b in range(batch)])
-    alpha = rng.uniform(0.05, 0.95, batch)
-    return dst, src, mask, alpha
-
 
 problem_2d = st.tuples(
     st.integers(0, 2**31 - 1),

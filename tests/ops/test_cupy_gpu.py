@@ -27,7 +27,7 @@ if not _has_gpu():
     pytest.skip("no CUDA device visible to cupy", allow_module_level=True)
 
 from reference_solvers import exact_blend, image_range  # noqa: E402
-from test_cuda_emulated import coarse_of, random_problem, random_setup, weights  # noqa: E402
+from problems import coarse_of, random_setup, region_problem, weights  # noqa: E402
 
 import pii_augment as pa  # noqa: E402
 from pii_augment.ops._backends import NumbaBackend, get_backend  # noqa: E402
@@ -118,7 +118,7 @@ def test_every_kernel_matches_numba(gpu, nb, seed, ndim, dtype):
 @pytest.mark.parametrize("ndim", [2, 3])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_blend_matches_numba_and_exact(seed, ndim, dtype):
-    dst, src, mask, alpha = random_problem(seed, ndim, dtype)
+    dst, src, mask, alpha = region_problem(seed, ndim, dtype)
     out = pa.poisson_interpolate(cp.asarray(dst), cp.asarray(src), cp.asarray(mask), alpha)
     assert isinstance(out, cp.ndarray) and out.dtype == dtype
     out = out.get()
@@ -131,7 +131,7 @@ def test_blend_matches_numba_and_exact(seed, ndim, dtype):
 
 @pytest.mark.parametrize("method", ["multigrid", "vcycle", "jacobi"])
 def test_driver_iterates_like_numba(gpu, nb, method):
-    dst, src, mask, alpha = random_problem(11, 2, np.float64)
+    dst, src, mask, alpha = region_problem(11, 2, np.float64)
     results = []
     for bk, xp in ((nb, np), (gpu, cp)):
         m5 = xp.asarray(np.ascontiguousarray(mask[:, None]))
@@ -153,7 +153,7 @@ def test_torch_cuda_in_torch_cuda_out():
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("torch without CUDA")
-    dst, src, mask, alpha = random_problem(3, 2, np.float32)
+    dst, src, mask, alpha = region_problem(3, 2, np.float32)
     dev = torch.device("cuda", cp.cuda.runtime.getDevice())
     td, ts, tm = (torch.from_numpy(a).to(dev) for a in (dst, src, mask))
     keep = td.clone(), ts.clone(), tm.clone()
