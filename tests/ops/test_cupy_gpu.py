@@ -1,7 +1,8 @@
 """The cupy backend on a real GPU: kernel and solve parity with Numba, torch CUDA in and out.
 
-Marked ``gpu``; skipped cleanly (module-level) when cupy is not installed or no CUDA device is
-visible. The same kernels are checked on every CI run without a GPU by test_cuda_emulated.py.
+Marked ``gpu``: skipped, with the reason, by tests/conftest.py when cupy is not installed or no
+CUDA device is visible. The same kernels are checked on every CI run without a GPU by
+test_cuda_emulated.py.
 """
 
 from __future__ import annotations
@@ -11,27 +12,19 @@ import warnings
 import numpy as np
 import pytest
 
+from problems import coarse_of, random_setup, region_problem, weights
+from reference_solvers import exact_blend, image_range
+
+import pii_augment as pa
+from pii_augment.ops._backends import NumbaBackend, get_backend
+from pii_augment.ops.solver import prepare_crop, solve_crop
+
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # cupy may warn at import (e.g. about CUDA_PATH): not under test
-    cp = pytest.importorskip("cupy")
-
-
-def _has_gpu() -> bool:
     try:
-        return cp.cuda.runtime.getDeviceCount() > 0
-    except Exception:
-        return False
-
-
-if not _has_gpu():
-    pytest.skip("no CUDA device visible to cupy", allow_module_level=True)
-
-from reference_solvers import exact_blend, image_range  # noqa: E402
-from problems import coarse_of, random_setup, region_problem, weights  # noqa: E402
-
-import pii_augment as pa  # noqa: E402
-from pii_augment.ops._backends import NumbaBackend, get_backend  # noqa: E402
-from pii_augment.ops.solver import prepare_crop, solve_crop  # noqa: E402
+        import cupy as cp
+    except ImportError:  # every test here is then skipped by the gpu marker (tests/conftest.py)
+        cp = None
 
 pytestmark = pytest.mark.gpu
 
@@ -149,10 +142,9 @@ def test_driver_iterates_like_numba(gpu, nb, method):
     np.testing.assert_allclose(u2, u1, rtol=0, atol=1e-11 * np.abs(u1).max())
 
 
+@pytest.mark.gpu(torch=True)
 def test_torch_cuda_in_torch_cuda_out():
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("torch without CUDA")
+    import torch
     dst, src, mask, alpha = region_problem(3, 2, np.float32)
     dev = torch.device("cuda", cp.cuda.runtime.getDevice())
     td, ts, tm = (torch.from_numpy(a).to(dev) for a in (dst, src, mask))
@@ -168,10 +160,9 @@ def test_torch_cuda_in_torch_cuda_out():
     assert view.data.ptr == out.data_ptr()
 
 
+@pytest.mark.gpu(torch=True)
 def test_torch_stream_context():
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("torch without CUDA")
+    import torch
     from pii_augment.ops._cuda import torch_stream
 
     s = torch.cuda.Stream()
