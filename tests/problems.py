@@ -207,6 +207,15 @@ def random_setup(seed: int, ndim: int, dtype, channels: int = 2):
     return dict(rng=rng, B=B, C=C, img=img, pad=pad, off=off, ext=ext, mask=mask, field=field, dtype=dtype)
 
 
+def kind_setup(nb, seed: int, ndim: int, dtype, channels: int = 2):
+    """:func:`random_setup` with ``kind``, the (B, *pad) cell labels that ``nb`` (the Numba
+    backend) builds from the mask: the input of the stencil, Krylov and transfer kernels."""
+    s = random_setup(seed, ndim, dtype, channels)
+    s["kind"] = np.empty((s["B"],) + s["pad"], np.uint8)
+    nb.build_kind(s["mask"], s["off"], s["ext"], s["kind"])
+    return s
+
+
 def coarse_of(pad, ext, rng):
     """Per-sample coarsening flags, the coarse padded shape and extents; some samples (not the
     first) are absent from the coarse level (extent 0), as samples that stopped coarsening."""

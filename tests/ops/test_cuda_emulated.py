@@ -12,28 +12,18 @@ import threading
 
 import numpy as np
 import pytest
-from problems import coarse_of, random_setup, region_problem, weights
+from problems import coarse_of, kind_setup, random_setup, region_problem, weights
 from reference_solvers import exact_blend, image_range
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pii_augment as pa
 from pii_augment.ops import _cuda
-from pii_augment.ops._backends import COMPOSITES, PRIMITIVES, NumbaBackend, get_backend
+from pii_augment.ops._backends import COMPOSITES, PRIMITIVES, get_backend
 from pii_augment.ops.solver import prepare_crop, solve_crop
 
 FAST = settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 DTYPES = (np.float32, np.float64)
-
-
-@pytest.fixture(scope="module")
-def emu():
-    return get_backend("cuda-emulated", np.zeros(1))
-
-
-@pytest.fixture(scope="module")
-def nb():
-    return NumbaBackend()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -95,11 +85,8 @@ def test_crop_kernels_match_numba(emu, nb, setup):
 @FAST
 @given(setups)
 def test_stencil_kernels_match_numba(emu, nb, setup):
-    s = random_setup(*setup)
-    B, pad = s["B"], s["pad"]
-    kind = np.empty((B,) + pad, np.uint8)
-    nb.build_kind(s["mask"], s["off"], s["ext"], kind)
-    ext = s["ext"]
+    s = kind_setup(nb, *setup)
+    B, kind, ext = s["B"], s["kind"], s["ext"]
     alpha = s["rng"].uniform(0, 1, B)
     w = weights(s["rng"], B)
     u, rhs, out = s["field"](), s["field"](), s["field"]()
@@ -121,11 +108,8 @@ def test_stencil_kernels_match_numba(emu, nb, setup):
 @FAST
 @given(setups)
 def test_krylov_kernels_match_numba(emu, nb, setup):
-    s = random_setup(*setup)
-    B, C, pad = s["B"], s["C"], s["pad"]
-    kind = np.empty((B,) + pad, np.uint8)
-    nb.build_kind(s["mask"], s["off"], s["ext"], kind)
-    ext = s["ext"]
+    s = kind_setup(nb, *setup)
+    B, C, pad, kind, ext = s["B"], s["C"], s["pad"], s["kind"], s["ext"]
     x, y = s["field"](), s["field"]()
     coef = s["rng"].standard_normal((B, C))
     coef[s["rng"].random((B, C)) < 0.3] = 0.0  # frozen systems
@@ -142,11 +126,8 @@ def test_krylov_kernels_match_numba(emu, nb, setup):
 @FAST
 @given(setups)
 def test_transfer_kernels_match_numba(emu, nb, setup):
-    s = random_setup(*setup)
-    B, pad = s["B"], s["pad"]
-    kind = np.empty((B,) + pad, np.uint8)
-    nb.build_kind(s["mask"], s["off"], s["ext"], kind)
-    ext = s["ext"]
+    s = kind_setup(nb, *setup)
+    B, pad, kind, ext = s["B"], s["pad"], s["kind"], s["ext"]
     flags, cpad, cext = coarse_of(pad, ext, s["rng"])
     kind_c0 = s["rng"].integers(0, 3, (B,) + cpad).astype(np.uint8)
     a1, a2 = run_both(nb, emu, "coarsen_kind", kind, ext, flags, kind_c0, cext)

@@ -16,7 +16,6 @@ from problems import coarse_of, random_setup, region_problem, weights
 from reference_solvers import exact_blend, image_range
 
 import pii_augment as pa
-from pii_augment.ops._backends import NumbaBackend, get_backend
 from pii_augment.ops.solver import prepare_crop, solve_crop
 
 with warnings.catch_warnings():
@@ -29,16 +28,6 @@ with warnings.catch_warnings():
 pytestmark = pytest.mark.gpu
 
 DTYPES = (np.float32, np.float64)
-
-
-@pytest.fixture(scope="module")
-def gpu():
-    return get_backend("cupy", cp.zeros(1))
-
-
-@pytest.fixture(scope="module")
-def nb():
-    return NumbaBackend()
 
 
 def run_pair(nb, gpu, name, *args):

@@ -14,15 +14,9 @@ from reference_solvers import exact_blend, image_range
 
 import pii_augment as pa
 from pii_augment.ops import patch_masks, take_samples
-from pii_augment.ops._backends import get_backend
 
 EMU = "cuda-emulated"
 FAST = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-@pytest.fixture(scope="module")
-def emu():
-    return get_backend(EMU, np.zeros(1))
 
 
 def calls(emu, fn):
