@@ -109,7 +109,7 @@ def test_stencil_kernels_match_numba(emu, nb, setup):
 @given(setups)
 def test_krylov_kernels_match_numba(emu, nb, setup):
     s = kind_setup(nb, *setup)
-    B, C, pad, kind, ext = s["B"], s["C"], s["pad"], s["kind"], s["ext"]
+    B, C, kind, ext = s["B"], s["C"], s["kind"], s["ext"]
     x, y = s["field"](), s["field"]()
     coef = s["rng"].standard_normal((B, C))
     coef[s["rng"].random((B, C)) < 0.3] = 0.0  # frozen systems
