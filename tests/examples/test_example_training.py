@@ -67,14 +67,7 @@ def test_checkpoint_resume_and_evaluation_round_trip(tmp_path):
     assert ck["args"]["image_size"] == 32
 
 
-def _cuda_ready():
-    import importlib.util
-
-    return torch.cuda.is_available() and importlib.util.find_spec("cupy") is not None
-
-
-@pytest.mark.gpu
-@pytest.mark.skipif(not _cuda_ready(), reason="needs a CUDA GPU and cupy")
+@pytest.mark.gpu(torch=True)
 @pytest.mark.parametrize("method", ["pii", "fpi"])
 def test_cuda_training_with_mixed_precision(tmp_path, method):
     out = train.main(TINY + ["--method", method, "--device", "cuda", "--amp", "auto", "--epochs", "1",

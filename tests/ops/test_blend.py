@@ -4,61 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from problems import MASK_KINDS, make_mask, random_problem
 from reference_solvers import exact_blend, exact_solve, guidance_pairs, image_range
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pii_augment as pa
 from pii_augment import ConvergenceError, ConvergenceWarning
-
-MASK_KINDS = ("rect", "ellipse", "blobs", "pixels", "two_rects", "edge_rect", "empty")
-
-
-def make_mask(kind: str, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
-    """A bool mask of one of several shapes; never the whole image."""
-    grids = np.meshgrid(*[np.arange(s) for s in shape], indexing="ij")
-    if kind == "empty":
-        return np.zeros(shape, bool)
-    if kind in ("rect", "edge_rect", "two_rects"):
-        m = np.zeros(shape, bool)
-        for _ in range(2 if kind == "two_rects" else 1):
-            lo = [int(rng.integers(0, s - 1)) for s in shape]
-            hi = [int(rng.integers(l + 1, s + 1)) for l, s in zip(lo, shape)]
-            if kind == "edge_rect":  # touch the image edge on one side of one axis
-                a = int(rng.integers(len(shape)))
-                lo[a] = 0
-            m[tuple(slice(l, h) for l, h in zip(lo, hi))] = True
-    elif kind == "ellipse":
-        c = [rng.uniform(0, s) for s in shape]
-        r = [rng.uniform(1.0, s / 1.5) for s in shape]
-        m = sum(((g - ci) / ri) ** 2 for g, ci, ri in zip(grids, c, r)) <= 1.0
-    elif kind == "blobs":
-        field = np.zeros(shape)
-        for _ in range(3):
-            c = [rng.uniform(0, s) for s in shape]
-            r = rng.uniform(1.0, max(shape) / 3)
-            field += np.exp(-sum((g - ci) ** 2 for g, ci in zip(grids, c)) / (2 * r * r))
-        m = field > 0.5
-    elif kind == "pixels":
-        m = rng.random(shape) < 0.3
-    else:
-        raise ValueError(kind)
-    if m.all():
-        m.flat[int(rng.integers(m.size))] = False
-    return m
-
-
-def random_problem(seed: int, batch: int, channels: int, shape, kinds, dtype=np.float64):
-    rng = np.random.default_rng(seed)
-    dst = rng.standard_normal((batch, channels) + tuple(shape)).astype(dtype)
-    src = rng.standard_normal((batch, channels) + tuple(shape)).astype(dtype)
-    # a smooth component so that the blend has structure beyond noise
-    ramp = np.linspace(-2, 2, shape[-1]).astype(dtype)
-    dst += ramp
-    mask = np.stack([make_mask(kinds[b % len(kinds)], tuple(shape), rng) for b in range(batch)])
-    alpha = rng.uniform(0.05, 0.95, batch)
-    return dst, src, mask, alpha
-
 
 problem_2d = st.tuples(
     st.integers(0, 2**31 - 1),
@@ -188,10 +140,8 @@ def test_solve_info_and_convergence_failure():
         pa.poisson_interpolate(dst, src, mask, alpha, max_iter=1, tol=1e-12, on_unconverged="warn")
 
 
-def test_empty_batch_and_empty_masks():
-    dst = np.zeros((0, 1, 8, 8), np.float32)
-    out = pa.poisson_interpolate(dst, dst, np.zeros((0, 8, 8), bool), np.zeros(0))
-    assert out.shape == (0, 1, 8, 8) and out.dtype == np.float32
+def test_empty_masks_return_dst():
+    """(The empty batch, non-contiguous and torch inputs, bad arguments: tests/ops/test_contract.py.)"""
     d = np.random.default_rng(0).standard_normal((2, 1, 8, 8))
     assert np.array_equal(pa.poisson_interpolate(d, d[::-1], np.zeros((2, 8, 8), bool), 0.5), d)
 
@@ -203,83 +153,11 @@ def test_mask_with_channel_axis_and_3d():
     np.testing.assert_array_equal(a, b)
 
 
-def test_non_contiguous_and_channels_last_inputs():
-    dst, src, mask, alpha = random_problem(2, 2, 3, (12, 14), ["blobs"], np.float32)
-    ref = pa.poisson_interpolate(dst, src, mask, alpha)
-    dst_cl = np.ascontiguousarray(dst.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)  # channels-last
-    src_nc = np.concatenate([src, src], axis=3)[..., ::2]  # strided view with the same values
-    src_nc[...] = src
-    out = pa.poisson_interpolate(dst_cl, src_nc, np.asfortranarray(mask), alpha)
-    np.testing.assert_array_equal(out, ref)
-
-
 def test_alpha_scalar_equals_vector():
     dst, src, mask, _ = random_problem(4, 3, 1, (10, 10), ["rect"])
     np.testing.assert_array_equal(
         pa.poisson_interpolate(dst, src, mask, 0.3), pa.poisson_interpolate(dst, src, mask, np.full(3, 0.3))
     )
-
-
-def test_torch_cpu_in_torch_out_zero_copy_inputs():
-    torch = pytest.importorskip("torch")
-    dst, src, mask, alpha = random_problem(8, 2, 1, (12, 12), ["rect"], np.float32)
-    td, ts, tm = torch.from_numpy(dst), torch.from_numpy(src), torch.from_numpy(mask)
-    out = pa.poisson_interpolate(td, ts, tm, torch.from_numpy(alpha))
-    assert isinstance(out, torch.Tensor) and out.dtype == torch.float32 and out.device.type == "cpu"
-    np.testing.assert_array_equal(out.numpy(), pa.poisson_interpolate(dst, src, mask, alpha))
-    cl = td.contiguous(memory_format=torch.channels_last)
-    np.testing.assert_array_equal(pa.poisson_interpolate(cl, ts, tm, 0.5).numpy(),
-                                  pa.poisson_interpolate(dst, src, mask, 0.5))
-    req = td.clone().requires_grad_(True)
-    assert pa.poisson_interpolate(req, ts, tm, 0.5).shape == td.shape
-
-
-@pytest.mark.parametrize(
-    "kwargs, error, match",
-    [
-        (dict(dst=np.zeros((8, 8), np.float32)), ValueError, r"dst must have shape \(B, C, H, W\)"),
-        (dict(src=np.zeros((2, 1, 8, 9), np.float32)), ValueError, "src must have the shape of dst"),
-        (dict(src=np.zeros((2, 1, 8, 8), np.float64)), TypeError, "src must have the dtype of dst"),
-        (dict(dst=np.zeros((2, 1, 8, 8), np.uint8), src=np.zeros((2, 1, 8, 8), np.uint8)), TypeError, "float32 or float64"),
-        (dict(mask=np.zeros((3, 8, 8), bool)), ValueError, r"mask must have shape \(B, \*spatial\)"),
-        (dict(mask=np.zeros((2, 8, 8), np.uint8)), TypeError, "mask must be a bool array"),
-        (dict(alpha=1.5), ValueError, r"alpha must lie in \[0, 1\]"),
-        (dict(alpha=np.array([0.1, 0.2, 0.3])), ValueError, r"alpha must be a scalar or have shape \(B,\)"),
-        (dict(gradient="nope"), ValueError, "gradient must be one of"),
-        (dict(method="nope"), ValueError, "method must be one of"),
-        (dict(backend="nope"), ValueError, "backend must be one of"),
-        (dict(backend="cupy"), ValueError, "backend='cupy' needs device arrays"),
-        (dict(mask=np.ones((2, 8, 8), bool)), ValueError, "covers the whole image"),
-        (dict(on_unconverged="maybe"), ValueError, "on_unconverged must be"),
-    ],
-)
-def test_bad_input_is_named(kwargs, error, match):
-    args = dict(
-        dst=np.zeros((2, 1, 8, 8), np.float32),
-        src=np.zeros((2, 1, 8, 8), np.float32),
-        mask=np.zeros((2, 8, 8), bool),
-        alpha=0.5,
-    )
-    args["mask"][:, 2:5, 2:5] = True
-    args.update(kwargs)
-    extra = {k: args.pop(k) for k in list(args) if k not in ("dst", "src", "mask", "alpha")}
-    with pytest.raises(error, match=match):
-        pa.poisson_interpolate(args["dst"], args["src"], args["mask"], args["alpha"], **extra)
-
-
-@pytest.mark.parametrize("bad", [np.nan, np.inf])
-def test_non_finite_rejected_by_default(bad):
-    dst = np.zeros((1, 1, 8, 8))
-    src = dst.copy()
-    src[0, 0, 3, 3] = bad
-    mask = np.zeros((1, 8, 8), bool)
-    mask[0, 2:6, 2:6] = True
-    with pytest.raises(ValueError, match="src contains NaN or Inf"):
-        pa.poisson_interpolate(dst, src, mask, 0.5)
-    dst2 = dst.copy()
-    dst2[0, 0, 0, 0] = bad
-    with pytest.raises(ValueError, match="dst contains NaN or Inf"):
-        pa.poisson_interpolate(dst2, dst, mask, 0.5)
 
 
 def test_guidance_ties_go_to_the_source():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_blend import random_problem
+from problems import random_problem
 
 import pii_augment as pa
 from pii_augment.ops import blend_with_label

@@ -12,72 +12,23 @@ import threading
 
 import numpy as np
 import pytest
+from problems import coarse_of, kind_setup, random_setup, region_problem, weights
 from reference_solvers import exact_blend, image_range
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pii_augment as pa
 from pii_augment.ops import _cuda
-from pii_augment.ops._backends import COMPOSITES, PRIMITIVES, NumbaBackend, get_backend
+from pii_augment.ops._backends import COMPOSITES, PRIMITIVES, get_backend
 from pii_augment.ops.solver import prepare_crop, solve_crop
 
 FAST = settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 DTYPES = (np.float32, np.float64)
 
 
-@pytest.fixture(scope="module")
-def emu():
-    return get_backend("cuda-emulated", np.zeros(1))
-
-
-@pytest.fixture(scope="module")
-def nb():
-    return NumbaBackend()
-
-
 # ------------------------------------------------------------------------------------------------
-# random crop set-ups
+# running a primitive on both backends
 # ------------------------------------------------------------------------------------------------
-
-
-def random_setup(seed: int, ndim: int, dtype, channels: int = 2):
-    """A batch of random crops: image, padded crop, offsets (possibly off-image), extents, labels.
-
-    Every field array is filled with random values everywhere (also beyond each sample's extent)
-    so that a kernel touching cells it must not touch shows up as a difference.
-    """
-    rng = np.random.default_rng(seed)
-    B = int(rng.integers(1, 4))
-    img = (int(rng.integers(1, 6)) if ndim == 3 else 1, int(rng.integers(2, 13)), int(rng.integers(2, 13)))
-    pad = tuple(int(rng.integers(1, s + 3)) if ndim == 3 or a > 0 else 1 for a, s in enumerate(img))
-    off = np.stack([rng.integers(-2, s, B) for s in img], axis=1).astype(np.int64)
-    ext = np.stack([rng.integers(0, p + 1, B) for p in pad], axis=1).astype(np.int64)
-    if ndim == 2:
-        ext[:, 0] = np.minimum(ext[:, 0], 1)
-    ext[0] = pad  # at least one sample fills the crop
-    mask = rng.random((B,) + img) < rng.uniform(0.2, 0.9)
-    C = channels
-
-    def field(shape=None):
-        return rng.standard_normal((B, C) + (shape or pad)).astype(dtype)
-
-    return dict(rng=rng, B=B, C=C, img=img, pad=pad, off=off, ext=ext, mask=mask, field=field, dtype=dtype)
-
-
-def coarse_of(pad, ext, rng):
-    """Per-sample coarsening flags, the coarse padded shape and extents; some samples (not the
-    first) are absent from the coarse level (extent 0), as samples that stopped coarsening."""
-    going = rng.random(ext.shape[0]) < 0.7
-    going[0] = True
-    flags = (going[:, None] & (ext > 1)).astype(np.int64)
-    cext = np.where(going[:, None], np.where(flags == 1, -(-ext // 2), ext), 0).astype(np.int64)
-    cpad = tuple(int(max(1, v)) for v in np.maximum(cext.max(axis=0), -(-np.array(pad) // 2)))
-    return flags, cpad, cext
-
-
-def weights(rng, B):
-    """(B, 3) per-sample axis weights, powers of 1/4 as the hierarchy makes them."""
-    return 0.25 ** rng.integers(0, 4, (B, 3)).astype(np.float64)
 
 
 def run_both(nb, emu, name, *args):
@@ -134,11 +85,8 @@ def test_crop_kernels_match_numba(emu, nb, setup):
 @FAST
 @given(setups)
 def test_stencil_kernels_match_numba(emu, nb, setup):
-    s = random_setup(*setup)
-    B, pad = s["B"], s["pad"]
-    kind = np.empty((B,) + pad, np.uint8)
-    nb.build_kind(s["mask"], s["off"], s["ext"], kind)
-    ext = s["ext"]
+    s = kind_setup(nb, *setup)
+    B, kind, ext = s["B"], s["kind"], s["ext"]
     alpha = s["rng"].uniform(0, 1, B)
     w = weights(s["rng"], B)
     u, rhs, out = s["field"](), s["field"](), s["field"]()
@@ -160,12 +108,10 @@ def test_stencil_kernels_match_numba(emu, nb, setup):
 @FAST
 @given(setups)
 def test_krylov_kernels_match_numba(emu, nb, setup):
-    s = random_setup(*setup)
-    B, C, pad = s["B"], s["C"], s["pad"]
-    kind = np.empty((B,) + pad, np.uint8)
-    nb.build_kind(s["mask"], s["off"], s["ext"], kind)
-    ext = s["ext"]
+    s = kind_setup(nb, *setup)
+    kind, ext = s["kind"], s["ext"]
     x, y = s["field"](), s["field"]()
+    B, C = x.shape[:2]
     coef = s["rng"].standard_normal((B, C))
     coef[s["rng"].random((B, C)) < 0.3] = 0.0  # frozen systems
     out1, out2 = np.full((B, C), 7.0), np.full((B, C), 7.0)
@@ -181,11 +127,8 @@ def test_krylov_kernels_match_numba(emu, nb, setup):
 @FAST
 @given(setups)
 def test_transfer_kernels_match_numba(emu, nb, setup):
-    s = random_setup(*setup)
-    B, pad = s["B"], s["pad"]
-    kind = np.empty((B,) + pad, np.uint8)
-    nb.build_kind(s["mask"], s["off"], s["ext"], kind)
-    ext = s["ext"]
+    s = kind_setup(nb, *setup)
+    B, pad, kind, ext = s["B"], s["pad"], s["kind"], s["ext"]
     flags, cpad, cext = coarse_of(pad, ext, s["rng"])
     kind_c0 = s["rng"].integers(0, 3, (B,) + cpad).astype(np.uint8)
     a1, a2 = run_both(nb, emu, "coarsen_kind", kind, ext, flags, kind_c0, cext)
@@ -202,32 +145,6 @@ def test_transfer_kernels_match_numba(emu, nb, setup):
 # ------------------------------------------------------------------------------------------------
 
 
-def make_mask(rng, shape):
-    """Random region: a box (often touching the image edge), scattered pixels, or both."""
-    m = np.zeros(shape, bool)
-    kind = int(rng.integers(3))
-    if kind in (0, 2):
-        lo = [int(rng.integers(0, s)) if rng.random() < 0.6 else 0 for s in shape]  # edge often
-        hi = [int(rng.integers(l + 1, s + 1)) for l, s in zip(lo, shape)]
-        m[tuple(slice(l, h) for l, h in zip(lo, hi))] = True
-    if kind in (1, 2):
-        m |= rng.random(shape) < 0.3
-    if m.all():
-        m.flat[int(rng.integers(m.size))] = False
-    return m
-
-
-def random_problem(seed, ndim, dtype):
-    rng = np.random.default_rng(seed)
-    B, C = int(rng.integers(1, 4)), int(rng.integers(1, 3))
-    shape = tuple(int(rng.integers(3, 9 if ndim == 3 else 25)) for _ in range(ndim))
-    dst = (rng.standard_normal((B, C) + shape) + np.linspace(-2, 2, shape[-1])).astype(dtype)
-    src = rng.standard_normal((B, C) + shape).astype(dtype)
-    mask = np.stack([make_mask(rng, shape) for _ in range(B)])
-    alpha = rng.uniform(0.05, 0.95, B)
-    return dst, src, mask, alpha
-
-
 @FAST
 @given(
     st.integers(0, 2**31 - 1),
@@ -236,7 +153,7 @@ def random_problem(seed, ndim, dtype):
     st.sampled_from(["pii", "mixed", "source"]),
 )
 def test_blend_matches_numba_and_exact(seed, ndim, dtype, gradient):
-    dst, src, mask, alpha = random_problem(seed, ndim, dtype)
+    dst, src, mask, alpha = region_problem(seed, ndim, dtype)
     out = pa.poisson_interpolate(dst, src, mask, alpha, gradient=gradient, backend="cuda-emulated")
     ref_nb = pa.poisson_interpolate(dst, src, mask, alpha, gradient=gradient, backend="numba")
     exact = exact_blend(dst, src, mask, alpha, gradient=gradient)
@@ -253,7 +170,7 @@ def test_blend_matches_numba_and_exact(seed, ndim, dtype, gradient):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_driver_iterates_identically(emu, nb, method, ndim, dtype):
     """Same driver, same checks: the emulated kernels reproduce the Numba iterates."""
-    dst, src, mask, alpha = random_problem(100 + ndim, ndim, dtype)
+    dst, src, mask, alpha = region_problem(100 + ndim, ndim, dtype)
     mask[:, 0] = True  # edge-touching region in every sample
     mask[..., -1] = False
     results = []
@@ -281,7 +198,7 @@ def test_driver_iterates_identically(emu, nb, method, ndim, dtype):
 
 def test_solve_poisson_and_threads(emu, monkeypatch):
     """Batch chunks run in parallel host threads (ctypes releases the GIL) and give one answer."""
-    dst, src, mask, alpha = random_problem(7, 2, np.float64)
+    dst, src, mask, alpha = region_problem(7, 2, np.float64)
     dst = np.concatenate([dst] * 3)
     mask = np.concatenate([mask] * 3)
     ref = pa.solve_poisson(dst, mask, backend="numba")

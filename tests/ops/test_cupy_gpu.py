@@ -1,7 +1,8 @@
 """The cupy backend on a real GPU: kernel and solve parity with Numba, torch CUDA in and out.
 
-Marked ``gpu``; skipped cleanly (module-level) when cupy is not installed or no CUDA device is
-visible. The same kernels are checked on every CI run without a GPU by test_cuda_emulated.py.
+Marked ``gpu``: skipped, with the reason, by tests/conftest.py when cupy is not installed or no
+CUDA device is visible. The same kernels are checked on every CI run without a GPU by
+test_cuda_emulated.py.
 """
 
 from __future__ import annotations
@@ -11,41 +12,22 @@ import warnings
 import numpy as np
 import pytest
 
+from problems import coarse_of, random_setup, region_problem, weights
+from reference_solvers import exact_blend, image_range
+
+import pii_augment as pa
+from pii_augment.ops.solver import prepare_crop, solve_crop
+
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # cupy may warn at import (e.g. about CUDA_PATH): not under test
-    cp = pytest.importorskip("cupy")
-
-
-def _has_gpu() -> bool:
     try:
-        return cp.cuda.runtime.getDeviceCount() > 0
-    except Exception:
-        return False
-
-
-if not _has_gpu():
-    pytest.skip("no CUDA device visible to cupy", allow_module_level=True)
-
-from reference_solvers import exact_blend, image_range  # noqa: E402
-from test_cuda_emulated import coarse_of, random_problem, random_setup, weights  # noqa: E402
-
-import pii_augment as pa  # noqa: E402
-from pii_augment.ops._backends import NumbaBackend, get_backend  # noqa: E402
-from pii_augment.ops.solver import prepare_crop, solve_crop  # noqa: E402
+        import cupy as cp
+    except ImportError:  # every test here is then skipped by the gpu marker (tests/conftest.py)
+        cp = None
 
 pytestmark = pytest.mark.gpu
 
 DTYPES = (np.float32, np.float64)
-
-
-@pytest.fixture(scope="module")
-def gpu():
-    return get_backend("cupy", cp.zeros(1))
-
-
-@pytest.fixture(scope="module")
-def nb():
-    return NumbaBackend()
 
 
 def run_pair(nb, gpu, name, *args):
@@ -118,7 +100,7 @@ def test_every_kernel_matches_numba(gpu, nb, seed, ndim, dtype):
 @pytest.mark.parametrize("ndim", [2, 3])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_blend_matches_numba_and_exact(seed, ndim, dtype):
-    dst, src, mask, alpha = random_problem(seed, ndim, dtype)
+    dst, src, mask, alpha = region_problem(seed, ndim, dtype)
     out = pa.poisson_interpolate(cp.asarray(dst), cp.asarray(src), cp.asarray(mask), alpha)
     assert isinstance(out, cp.ndarray) and out.dtype == dtype
     out = out.get()
@@ -131,7 +113,7 @@ def test_blend_matches_numba_and_exact(seed, ndim, dtype):
 
 @pytest.mark.parametrize("method", ["multigrid", "vcycle", "jacobi"])
 def test_driver_iterates_like_numba(gpu, nb, method):
-    dst, src, mask, alpha = random_problem(11, 2, np.float64)
+    dst, src, mask, alpha = region_problem(11, 2, np.float64)
     results = []
     for bk, xp in ((nb, np), (gpu, cp)):
         m5 = xp.asarray(np.ascontiguousarray(mask[:, None]))
@@ -149,11 +131,10 @@ def test_driver_iterates_like_numba(gpu, nb, method):
     np.testing.assert_allclose(u2, u1, rtol=0, atol=1e-11 * np.abs(u1).max())
 
 
+@pytest.mark.gpu(torch=True)
 def test_torch_cuda_in_torch_cuda_out():
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("torch without CUDA")
-    dst, src, mask, alpha = random_problem(3, 2, np.float32)
+    import torch
+    dst, src, mask, alpha = region_problem(3, 2, np.float32)
     dev = torch.device("cuda", cp.cuda.runtime.getDevice())
     td, ts, tm = (torch.from_numpy(a).to(dev) for a in (dst, src, mask))
     keep = td.clone(), ts.clone(), tm.clone()
@@ -168,10 +149,9 @@ def test_torch_cuda_in_torch_cuda_out():
     assert view.data.ptr == out.data_ptr()
 
 
+@pytest.mark.gpu(torch=True)
 def test_torch_stream_context():
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("torch without CUDA")
+    import torch
     from pii_augment.ops._cuda import torch_stream
 
     s = torch.cuda.Stream()

@@ -9,19 +9,14 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from problems import box_problem
 from reference_solvers import exact_blend, image_range
 
 import pii_augment as pa
 from pii_augment.ops import patch_masks, take_samples
-from pii_augment.ops._backends import get_backend
 
 EMU = "cuda-emulated"
 FAST = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-@pytest.fixture(scope="module")
-def emu():
-    return get_backend(EMU, np.zeros(1))
 
 
 def calls(emu, fn):
@@ -30,24 +25,6 @@ def calls(emu, fn):
     out = fn()
     after = emu.counts()
     return out, {k: after[k] - before[k] for k in ("launches", "syncs", "h2d_bytes", "bytes")}
-
-
-def box_problem(seed: int, ndim: int, dtype, offset: float = 0.0, batch: int | None = None):
-    """Random box masks with their ring inside the image, smooth images at an offset."""
-    rng = np.random.default_rng(seed)
-    shape = tuple(int(rng.integers(6, 12 if ndim == 3 else 30)) for _ in range(ndim))
-    B = batch or int(rng.integers(1, 5))
-    C = int(rng.integers(1, 3))
-    grids = np.meshgrid(*[np.linspace(-1, 1, s) for s in shape], indexing="ij")
-    base = sum(rng.normal() * g for g in grids)
-    dst = (base + 0.3 * rng.standard_normal((B, C) + shape) + offset).astype(dtype)
-    src = (rng.normal() * grids[-1] + 0.3 * rng.standard_normal((B, C) + shape) + offset).astype(dtype)
-    mask = np.zeros((B,) + shape, bool)
-    for b in range(B):
-        lo = [int(rng.integers(1, s - 2)) for s in shape]
-        hi = [int(rng.integers(l + 1, s)) for l, s in zip(lo, shape)]
-        mask[(b,) + tuple(slice(a, z) for a, z in zip(lo, hi))] = True
-    return dst, src, mask, rng.uniform(0.05, 0.95, B)
 
 
 @FAST

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from problems import make_mask, plane_problem
 from reference_solvers import exact_blend, image_range
 
 import pii_augment as pa
@@ -14,38 +15,16 @@ from pii_augment.ops._backends import get_backend
 from pii_augment.ops._mg_system import dot_tree, hierarchy
 from pii_augment.ops.solver import build_hierarchy, prepare_crop
 
-from test_blend import make_mask
-
 EMU = "cuda-emulated"
 SHAPES = ["ellipse", "blobs", "pixels", "two_rects", "edge_rect", "holes"]
 FAST = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def mask_of(kind: str, shape, rng) -> np.ndarray:
-    if kind == "holes":  # a box with holes in it: not a box, several boundaries
-        m = np.zeros(shape, bool)
-        m[tuple(slice(1, s - 1) for s in shape)] = True
-        m &= rng.random(shape) > 0.15
-        return m
-    return make_mask(kind, shape, rng)
-
-
-def problem(seed, ndim, dtype, kinds):
-    rng = np.random.default_rng(seed)
-    shape = tuple(int(rng.integers(5, 10 if ndim == 3 else 26)) for _ in range(ndim))
-    B, C = len(kinds), int(rng.integers(1, 3))
-    grids = np.meshgrid(*[np.linspace(-1, 1, s) for s in shape], indexing="ij")
-    dst = (sum(rng.normal() * g for g in grids) + 0.3 * rng.standard_normal((B, C) + shape)).astype(dtype)
-    src = (0.3 * rng.standard_normal((B, C) + shape) + rng.normal() * grids[-1]).astype(dtype)
-    mask = np.stack([mask_of(k, shape, rng) for k in kinds])
-    return dst, src, mask, rng.uniform(0.05, 0.95, B)
 
 
 @FAST
 @given(st.integers(0, 2**31 - 1), st.sampled_from([2, 3]), st.sampled_from([np.float32, np.float64]),
        st.lists(st.sampled_from(SHAPES), min_size=1, max_size=3), st.sampled_from(["pii", "mixed", "source"]))
 def test_twin_and_kernel_match_exact_and_each_other(seed, ndim, dtype, kinds, gradient):
-    dst, src, mask, alpha = problem(seed, ndim, dtype, kinds)
+    dst, src, mask, alpha = plane_problem(seed, ndim, dtype, kinds)
     cpu, info = pa.poisson_interpolate(dst, src, mask, alpha, gradient=gradient, method="multigrid", return_info=True)
     assert info.converged.all()
     exact = exact_blend(dst, src, mask, alpha, gradient=gradient)
@@ -58,7 +37,7 @@ def test_twin_and_kernel_match_exact_and_each_other(seed, ndim, dtype, kinds, gr
 
 @pytest.mark.parametrize("ndim", [2, 3])
 def test_kernel_is_the_same_in_shuffled_thread_order(ndim, monkeypatch):
-    dst, src, mask, alpha = problem(3, ndim, np.float32, ["ellipse", "holes", "blobs"])
+    dst, src, mask, alpha = plane_problem(3, ndim, np.float32, ["ellipse", "holes", "blobs"])
     ordered = pa.poisson_interpolate(dst, src, mask, alpha, backend=EMU)
     for seed in ("7", "99"):
         monkeypatch.setenv("PII_AUGMENT_EMULATION_SHUFFLE", seed)

@@ -15,52 +15,15 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from problems import MASK_KINDS, make_mask, smooth_images, smooth_problem
 from reference_solvers import exact_blend, exact_solve
 
 import pii_augment as pa
 from pii_augment import ConvergenceError, ConvergenceWarning
 
-from test_blend import MASK_KINDS, make_mask
-
 FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SOLVE_KINDS = [k for k in MASK_KINDS if k != "empty"]
 METHODS = ("auto", "multigrid", "vcycle", "jacobi")
-
-
-def smooth_images(rng, batch, channels, shape):
-    """Unit-range smooth images (a random low-order polynomial plus noise): realistic gradients."""
-    grids = np.meshgrid(*[np.linspace(-1, 1, s) for s in shape], indexing="ij")
-    out = np.empty((batch, channels) + tuple(shape))
-    for b in range(batch):
-        for c in range(channels):
-            f = sum(rng.normal() * g + rng.normal() * g * g for g in grids) + 0.2 * rng.standard_normal(shape)
-            out[b, c] = (f - f.min()) / np.ptp(f)
-    return out
-
-
-def problem(seed, ndim, kinds, batch=None):
-    rng = np.random.default_rng(seed)
-    shape = tuple(int(rng.integers(6, 10 if ndim == 3 else 22)) for _ in range(ndim))
-    B = batch or len(kinds)
-    dst = smooth_images(rng, B, 1, shape)
-    src = smooth_images(rng, B, 1, shape)
-    mask = np.stack([mask_of(kinds[b % len(kinds)], shape, rng) for b in range(B)])
-    alpha = rng.uniform(0.05, 0.95, B)
-    return dst, src, mask, alpha
-
-
-def box_mask(shape, rng):
-    """A box with its one-pixel ring inside the image: the exact (spectral) path of method='auto'."""
-    m = np.zeros(shape, bool)
-    lo = [int(rng.integers(1, s - 2)) for s in shape]
-    hi = [int(rng.integers(l + 1, s)) for l, s in zip(lo, shape)]
-    m[tuple(slice(a, b) for a, b in zip(lo, hi))] = True
-    return m
-
-
-def mask_of(kind, shape, rng):
-    """:func:`make_mask` of test_blend, plus ``"box"`` (:func:`box_mask`)."""
-    return box_mask(shape, rng) if kind == "box" else make_mask(kind, shape, rng)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -79,9 +42,9 @@ def mask_of(kind, shape, rng):
 )
 def test_offset_and_scale_do_not_change_the_solve_float64(seed, ndim, kind, method, offset, log_scale):
     rng = np.random.default_rng(seed)
-    dst, src, _, alpha = problem(seed, ndim, ["rect"])
+    dst, src, _, alpha = smooth_problem(seed, ndim, ["rect"])
     shape = dst.shape[2:]
-    mask = mask_of(kind, shape, rng)[None]
+    mask = make_mask(kind, shape, rng)[None]
     scale = 10.0**log_scale
     base, info0 = pa.poisson_interpolate(dst, src, mask, alpha, method=method, return_info=True)
     d2, s2 = dst * scale + offset, src * scale + offset
@@ -102,9 +65,9 @@ def test_offset_and_scale_do_not_change_the_solve_float64(seed, ndim, kind, meth
 def test_offset_float32_where_float32_holds_it(seed, ndim, kind, offset):
     """float32 at offsets it can represent to 1e-5 of the range: same accuracy as at offset 0."""
     rng = np.random.default_rng(seed)
-    dst, src, _, alpha = problem(seed, ndim, ["rect"])
+    dst, src, _, alpha = smooth_problem(seed, ndim, ["rect"])
     shape = dst.shape[2:]
-    mask = mask_of(kind, shape, rng)[None]
+    mask = make_mask(kind, shape, rng)[None]
     d32, s32 = (dst + offset).astype(np.float32), (src + offset).astype(np.float32)
     out, info = pa.poisson_interpolate(d32, s32, mask, alpha, return_info=True)
     assert info.converged.all()
@@ -123,7 +86,7 @@ def test_ct_and_16_bit_data(dtype, data, kind):
     dst = lo + (hi - lo) * smooth_images(rng, 3, 1, shape)
     src = lo + (hi - lo) * smooth_images(rng, 3, 1, shape)
     dst[:, :, :4] = lo  # air / unexposed background at the edge
-    mask = np.stack([mask_of(kind, shape, rng) for _ in range(3)])
+    mask = np.stack([make_mask(kind, shape, rng) for _ in range(3)])
     alpha = rng.uniform(0.05, 0.95, 3)
     d, s = dst.astype(dtype), src.astype(dtype)
     out, info = pa.poisson_interpolate(d, s, mask, alpha, return_info=True)
@@ -183,9 +146,9 @@ def test_solve_poisson_offset_invariant():
 )
 def test_alone_equals_in_batch_bitwise(seed, ndim, kinds, method, dtype, backend):
     rng = np.random.default_rng(seed)
-    dst, src, _, alpha = problem(seed, ndim, kinds)
+    dst, src, _, alpha = smooth_problem(seed, ndim, kinds)
     shape = dst.shape[2:]
-    mask = np.stack([mask_of(k, shape, rng) for k in kinds])
+    mask = np.stack([make_mask(k, shape, rng) for k in kinds])
     dst, src = dst.astype(dtype), src.astype(dtype)
     kw = dict(method=method, backend=backend, tol=1e-6, on_unconverged="ignore")
     together = pa.poisson_interpolate(dst, src, mask, alpha, **kw)
@@ -222,7 +185,7 @@ def determinism_batch():
     rng = np.random.default_rng(2024)
     dst = smooth_images(rng, len(kinds), 2, (26, 30))
     src = smooth_images(rng, len(kinds), 2, (26, 30))
-    mask = np.stack([mask_of(k, (26, 30), rng) for k in kinds])
+    mask = np.stack([make_mask(k, (26, 30), rng) for k in kinds])
     return dst, src, mask, rng.uniform(0.05, 0.95, len(kinds))
 
 
@@ -274,7 +237,7 @@ def test_non_finite_data_is_never_converged(method, kind, where):
     shape = (24, 24)
     dst = smooth_images(rng, 3, 1, shape)
     src = smooth_images(rng, 3, 1, shape)
-    mask = np.stack([mask_of(kind, shape, rng) for _ in range(3)])
+    mask = np.stack([make_mask(kind, shape, rng) for _ in range(3)])
     mask[1] = False
     mask[1, 8:14, 8:14] = True
     ys, xs = np.nonzero(mask[1])
@@ -310,7 +273,7 @@ def test_float32_below_its_floor_says_use_float64(kind):
     shape = (40, 40)
     dst = smooth_images(rng, 2, 1, shape).astype(np.float32)
     src = smooth_images(rng, 2, 1, shape).astype(np.float32)
-    mask = np.stack([mask_of(kind, shape, rng) for _ in range(2)])
+    mask = np.stack([make_mask(kind, shape, rng) for _ in range(2)])
     with pytest.raises(ConvergenceError, match="rounding floor of float32.*float64"):
         pa.poisson_interpolate(dst, src, mask, 0.5, tol=1e-10)
     with pytest.warns(ConvergenceWarning):
@@ -325,13 +288,13 @@ def test_float32_below_its_floor_says_use_float64(kind):
 
 
 def test_too_few_iterations_says_raise_max_iter():
-    dst, src, mask, alpha = problem(9, 2, ["blobs", "ellipse"])
+    dst, src, mask, alpha = smooth_problem(9, 2, ["blobs", "ellipse"])
     with pytest.raises(ConvergenceError, match="raise max_iter or tol"):
         pa.poisson_interpolate(dst, src, mask, alpha, method="multigrid", max_iter=1, tol=1e-12)
 
 
 def test_convergence_warning_points_at_the_caller():
-    dst, src, mask, alpha = problem(9, 2, ["blobs"])
+    dst, src, mask, alpha = smooth_problem(9, 2, ["blobs"])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         pa.poisson_interpolate(dst, src, mask, alpha, method="multigrid", max_iter=1, tol=1e-12,
@@ -344,7 +307,7 @@ def test_convergence_warning_points_at_the_caller():
 def test_converged_systems_are_frozen(method, monkeypatch):
     """A sample that converges first keeps the value it had then, while its batch mates go on."""
     monkeypatch.setenv("PII_AUGMENT_NUM_THREADS", "1")  # one chunk: both samples in one solve
-    dst, src, mask, alpha = problem(0, 2, ["ellipse", "blobs"])
+    dst, src, mask, alpha = smooth_problem(0, 2, ["ellipse", "blobs"])
     out, info = pa.poisson_interpolate(dst, src, mask, alpha, method=method, tol=1e-9, return_info=True)
     alone = [pa.poisson_interpolate(dst[b:b + 1], src[b:b + 1], mask[b:b + 1], alpha[b:b + 1], method=method,
                                     tol=1e-9, return_info=True) for b in range(2)]

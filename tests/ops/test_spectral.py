@@ -4,18 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from problems import boxes
 from reference_solvers import exact_blend, exact_solve, image_range
 
 import pii_augment as pa
-
-
-def _boxes(batch, shape, rng, ring=True):
-    m = np.zeros((batch,) + shape, bool)
-    for b in range(batch):
-        lo = [int(rng.integers(1 if ring else 0, s - 2)) for s in shape]
-        hi = [int(rng.integers(l + 1, s - (1 if ring else 0))) for l, s in zip(lo, shape)]
-        m[(b,) + tuple(slice(l, h) for l, h in zip(lo, hi))] = True
-    return m
 
 
 @pytest.mark.parametrize("shape", [(23, 31), (9, 11, 13)])
@@ -24,7 +16,7 @@ def test_box_solve_is_exact(shape, gradient):
     rng = np.random.default_rng(len(shape))
     dst = rng.standard_normal((5, 2) + shape)
     src = rng.standard_normal((5, 2) + shape)
-    mask = _boxes(5, shape, rng)
+    mask = boxes(5, shape, rng)
     alpha = rng.uniform(0.05, 0.95, 5)
     out, info = pa.poisson_interpolate(dst, src, mask, alpha, gradient=gradient, clip=False, return_info=True)
     assert info.spectral_samples == 5 and info.method == "auto"
@@ -37,7 +29,7 @@ def test_float32_box_solve_and_clip():
     rng = np.random.default_rng(3)
     dst = rng.standard_normal((4, 1, 40, 40)).astype(np.float32)
     src = 3 * rng.standard_normal((4, 1, 40, 40)).astype(np.float32)
-    mask = _boxes(4, (40, 40), rng)
+    mask = boxes(4, (40, 40), rng)
     out = pa.poisson_interpolate(dst, src, mask, 0.9)
     ref = exact_blend(dst, src, mask, [0.9] * 4)
     assert out.dtype == np.float32
@@ -49,7 +41,7 @@ def test_auto_mixes_spectral_and_multigrid_and_agrees_with_multigrid():
     rng = np.random.default_rng(5)
     dst = rng.standard_normal((6, 1, 32, 32))
     src = rng.standard_normal((6, 1, 32, 32))
-    mask = _boxes(6, (32, 32), rng)
+    mask = boxes(6, (32, 32), rng)
     mask[1] = False
     mask[1, 0:10, 5:20] = True  # touches the image edge: multigrid
     mask[2, 10, 10] = False  # a hole: not a box, multigrid
@@ -64,7 +56,7 @@ def test_auto_mixes_spectral_and_multigrid_and_agrees_with_multigrid():
 def test_solve_poisson_with_rhs_on_boxes():
     rng = np.random.default_rng(9)
     dst = rng.standard_normal((2, 1, 20, 24))
-    mask = _boxes(2, (20, 24), rng)
+    mask = boxes(2, (20, 24), rng)
     rhs = rng.standard_normal(dst.shape)
     f, info = pa.solve_poisson(dst, mask, rhs, return_info=True)
     assert info.spectral_samples == 2
@@ -79,18 +71,18 @@ def test_auto_means_the_same_on_every_backend():
     when asked for it explicitly)."""
     rng = np.random.default_rng(2)
     dst = rng.standard_normal((2, 1, 16, 16)).astype(np.float32)
-    mask = _boxes(2, (16, 16), rng)
-    for method, boxes in (("auto", 2), ("multigrid", 0)):
+    mask = boxes(2, (16, 16), rng)
+    for method, exact in (("auto", 2), ("multigrid", 0)):
         _, cpu = pa.poisson_interpolate(dst, dst[::-1].copy(), mask, 0.5, method=method, return_info=True)
         _, emu = pa.poisson_interpolate(dst, dst[::-1].copy(), mask, 0.5, method=method, backend="cuda-emulated",
                                         return_info=True)
-        assert cpu.spectral_samples == emu.spectral_samples == boxes and emu.converged.all()
+        assert cpu.spectral_samples == emu.spectral_samples == exact and emu.converged.all()
 
 
 def test_solve_poisson_without_rhs_on_boxes_is_the_harmonic_fill():
     rng = np.random.default_rng(10)
     dst = rng.standard_normal((2, 1, 18, 21))
-    mask = _boxes(2, (18, 21), rng)
+    mask = boxes(2, (18, 21), rng)
     f, info = pa.solve_poisson(dst, mask, return_info=True)
     assert info.spectral_samples == 2
     for b in range(2):

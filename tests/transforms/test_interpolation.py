@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import pickle
 import re
 
@@ -296,12 +295,7 @@ class TestBadInputs:
             ForeignPatchInterpolation(gradient="pii")
 
 
-def _has_cuda_backend() -> bool:
-    return torch.cuda.is_available() and importlib.util.find_spec("cupy") is not None
-
-
-@pytest.mark.gpu
-@pytest.mark.skipif(not _has_cuda_backend(), reason="needs a CUDA GPU, torch with CUDA and cupy")
+@pytest.mark.gpu(torch=True)
 @pytest.mark.parametrize("cls", MODULES, ids=["pii", "fpi"])
 def test_cuda_matches_cpu(cls, images):
     cuda = images.cuda()
