@@ -177,11 +177,18 @@ def versions() -> dict[str, Any]:
     import torch
 
     v["torch_num_threads_default"] = torch.get_num_threads()
+    v["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()  # the kernels' ISA
     v["commit"] = _git("rev-parse", "HEAD")
     status = _git("status", "--porcelain", "--untracked-files=no")
     v["dirty"] = None if status is None else bool(status)
-    v["machine"] = dict(platform=platform.platform(), processor=platform.processor() or platform.machine(),
-                        cpus=os.cpu_count())
+    model = None
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), None)
+    except OSError:
+        pass
+    v["machine"] = dict(platform=platform.platform(), processor=model or platform.processor() or
+                        platform.machine(), cpus=os.cpu_count())
     return v
 
 
