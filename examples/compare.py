@@ -367,6 +367,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not pass --deterministic to train.py")
     p.add_argument("--reuse", action="store_true",
                    help="keep runs whose eval/metrics.json exists (e.g. after an interruption)")
+    p.add_argument("--same-as", metavar="RESULTS_JSON",
+                   help="an earlier run's results.json: say whether every per-seed metric is the same "
+                        "bit for bit, and exit with status 1 if not")
     p.add_argument("--train-args", nargs=argparse.REMAINDER, default=[],
                    help="further train.py options, all after this one (e.g. --train-args --lr 5e-4)")
     return p
@@ -381,6 +384,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         cfg["steps_per_epoch"] = a.steps_per_epoch
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
+    ver = versions()  # at the start: the commit the runs are made with
     t0 = time.perf_counter()
     run_dirs: dict[tuple[str, int], Path] = {}
     jobs = []
@@ -403,7 +407,6 @@ def main(argv: Sequence[str] | None = None) -> dict:
     figure_maps(run_dirs, a.seeds[0], out / "maps.png")
     wall_total = round(time.perf_counter() - t0, 1)
 
-    ver = versions()
     setting = dict(cfg, seeds=a.seeds, data_seed=a.data_seed, jobs=a.jobs, threads=a.threads,
                    deterministic=a.deterministic, quick=a.quick, train_args=a.train_args)
     cmdline = "python examples/compare.py " + " ".join(sys.argv[1:] if argv is None else argv)
@@ -425,7 +428,29 @@ def main(argv: Sequence[str] | None = None) -> dict:
     (out / "results.md").write_text(md)
     print(md)
     print(f"wrote {out}/results.md, results.json, versions.json, histogram.png, maps.png", file=sys.stderr)
+    if a.same_as:
+        diff = compare_results(json.loads(Path(a.same_as).read_text()), results)
+        print(f"against {a.same_as}: " + ("identical (every per-seed metric equal bit for bit)" if not diff
+                                          else f"{len(diff)} differences:\n  " + "\n  ".join(diff)))
+        if diff:
+            raise SystemExit(1)
     return results
+
+
+def compare_results(old: dict, new: dict) -> list[str]:
+    """Differences between two results.json contents: settings and every per-seed metric, exactly."""
+    diff = []
+    for k in sorted(set(old["settings"]) | set(new["settings"])):
+        if k != "jobs" and old["settings"].get(k) != new["settings"].get(k):
+            diff.append(f"setting {k}: {old['settings'].get(k)!r} vs {new['settings'].get(k)!r}")
+    for m in sorted(set(old["per_seed"]) | set(new["per_seed"])):
+        a, b = old["per_seed"].get(m, {}), new["per_seed"].get(m, {})
+        for s in sorted(set(a) | set(b)):
+            ra, rb = a.get(s, {}), b.get(s, {})
+            for k in sorted(set(ra) | set(rb)):
+                if ra.get(k) != rb.get(k):
+                    diff.append(f"{m} seed {s} {k}: {ra.get(k)!r} vs {rb.get(k)!r}")
+    return diff
 
 
 if __name__ == "__main__":

@@ -77,3 +77,15 @@ def test_quick_mode_end_to_end(tmp_path):
     v = json.loads((tmp_path / "versions.json").read_text())
     for k in ("torch", "numpy", "numba", "scikit-image", "python", "commit", "dirty", "wall_s"):
         assert k in v
+
+
+def test_compare_results_finds_every_difference():
+    old = dict(settings=dict(epochs=20, jobs=2), per_seed={"pii": {"0": dict(ap=0.7, auc=0.6)}})
+    same = json.loads(json.dumps(old))
+    same["settings"]["jobs"] = 1  # how many ran at once does not decide the numbers
+    assert compare.compare_results(old, same) == []
+    other = json.loads(json.dumps(old))
+    other["per_seed"]["pii"]["0"]["ap"] = 0.7000001
+    other["settings"]["epochs"] = 10
+    d = compare.compare_results(old, other)
+    assert len(d) == 2 and "epochs" in d[0] and "pii seed 0 ap" in d[1]
