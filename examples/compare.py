@@ -429,29 +429,33 @@ def main(argv: Sequence[str] | None = None) -> dict:
     print(md)
     print(f"wrote {out}/results.md, results.json, versions.json, histogram.png, maps.png", file=sys.stderr)
     if a.same_as:
-        diff = compare_results(json.loads(Path(a.same_as).read_text()), results)
-        print(f"against {a.same_as}: " + ("identical (every per-seed metric equal bit for bit)" if not diff
-                                          else f"{len(diff)} differences:\n  " + "\n  ".join(diff)))
+        earlier = json.loads(Path(a.same_as).read_text())
+        diff, runs = compare_results(earlier, results), common_runs(earlier, results)
+        print(f"against {a.same_as}, runs {', '.join(runs)}: " +
+              ("identical (every metric equal bit for bit)" if not diff
+               else f"{len(diff)} differences:\n  " + "\n  ".join(diff)))
         if diff:
             raise SystemExit(1)
     return results
 
 
 def compare_results(old: dict, new: dict) -> list[str]:
-    """Differences between two results.json contents: settings and every per-seed metric, exactly."""
+    """Differences between two results.json contents: the settings (except which seeds and how
+    many at a time) and every metric of each (method, seed) run that both hold, exactly."""
     diff = []
     for k in sorted(set(old["settings"]) | set(new["settings"])):
-        if k != "jobs" and old["settings"].get(k) != new["settings"].get(k):
+        if k not in ("jobs", "seeds") and old["settings"].get(k) != new["settings"].get(k):
             diff.append(f"setting {k}: {old['settings'].get(k)!r} vs {new['settings'].get(k)!r}")
-    for m in sorted(set(old["per_seed"]) | set(new["per_seed"])):
-        a, b = old["per_seed"].get(m, {}), new["per_seed"].get(m, {})
-        for s in sorted(set(a) | set(b)):
-            ra, rb = a.get(s, {}), b.get(s, {})
+    for m in sorted(set(old["per_seed"]) & set(new["per_seed"])):
+        a, b = old["per_seed"][m], new["per_seed"][m]
+        for s in sorted(set(a) & set(b)):
+            ra, rb = a[s], b[s]
             for k in sorted(set(ra) | set(rb)):
                 if ra.get(k) != rb.get(k):
                     diff.append(f"{m} seed {s} {k}: {ra.get(k)!r} vs {rb.get(k)!r}")
     return diff
 
 
-if __name__ == "__main__":
-    main()
+def common_runs(old: dict, new: dict) -> list[str]:
+    return [f"{m}_s{s}" for m in sorted(set(old["per_seed"]) & set(new["per_seed"]))
+            for s in sorted(set(old["per_seed"][m]) & set(new["per_seed"][m]))]

@@ -83,7 +83,9 @@ def test_compare_results_finds_every_difference():
     old = dict(settings=dict(epochs=20, jobs=2), per_seed={"pii": {"0": dict(ap=0.7, auc=0.6)}})
     same = json.loads(json.dumps(old))
     same["settings"]["jobs"] = 1  # how many ran at once does not decide the numbers
+    same["per_seed"]["pii"]["1"] = dict(ap=0.5, auc=0.5)  # a seed only one of them ran
     assert compare.compare_results(old, same) == []
+    assert compare.common_runs(old, same) == ["pii_s0"]
     other = json.loads(json.dumps(old))
     other["per_seed"]["pii"]["0"]["ap"] = 0.7000001
     other["settings"]["epochs"] = 10
