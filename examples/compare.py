@@ -459,3 +459,7 @@ def compare_results(old: dict, new: dict) -> list[str]:
 def common_runs(old: dict, new: dict) -> list[str]:
     return [f"{m}_s{s}" for m in sorted(set(old["per_seed"]) & set(new["per_seed"]))
             for s in sorted(set(old["per_seed"][m]) & set(new["per_seed"][m]))]
+
+
+if __name__ == "__main__":
+    main()
