@@ -91,3 +91,12 @@ def test_compare_results_finds_every_difference():
     other["settings"]["epochs"] = 10
     d = compare.compare_results(old, other)
     assert len(d) == 2 and "epochs" in d[0] and "pii seed 0 ap" in d[1]
+
+
+def test_runs_as_a_script():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, str(compare.ROOT / "examples/compare.py"), "--help"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "--same-as" in r.stdout, r.stderr
