@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None,
                    help="data-loader worker processes (default: 0 on CPU, 4 on CUDA)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads per process")
+    p.add_argument("--deterministic", action="store_true",
+                   help="torch.use_deterministic_algorithms(True) (and no cuDNN autotuning): the same "
+                        "seeds, versions and --threads then give the same weights and metrics")
     p.add_argument("--resume", default=None,
                    help="checkpoint to resume from, or 'auto' for OUT/checkpoint.pt if it exists")
     p.add_argument("--save-every", type=int, default=1, help="also keep checkpoint_epochN.pt every N epochs (0: only the last)")
@@ -210,7 +213,12 @@ def _train(args: argparse.Namespace, env: _Dist) -> dict:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
-    if device.type == "cuda":
+    if args.deterministic:
+        if device.type == "cuda":  # cuBLAS needs a fixed workspace to be deterministic
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    elif device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     out = Path(args.out)
     if env.main:
