@@ -9,23 +9,6 @@ from numba import njit
 from ._spectral import MAX_SIDE_SUM, solve_box
 
 
-def mask_boxes(mask):
-    """Per-sample bounding box [lo, hi) of a (B, D, H, W) uint8 (0/1) mask, and whether the mask
-    fills its box (``full_box``); empty masks get lo = hi = 0 and full_box False."""
-    return _mask_boxes(mask, mask_words(mask))
-
-
-@njit(cache=True, nogil=True)
-def _mask_boxes(mask, words):
-    B = mask.shape[0]
-    lo = np.zeros((B, 3), np.int64)
-    hi = np.zeros((B, 3), np.int64)
-    full_box = np.zeros(B, np.bool_)
-    for b in range(B):
-        full_box[b] = _mask_box(mask[b], words[b], lo[b], hi[b])
-    return lo, hi, full_box
-
-
 def mask_words(mask):
     """The (B, D, H, W // 8) uint64 view of a (B, D, H, W) uint8 mask for :func:`_mask_box`'s
     row scan when W is a multiple of 8 (else an empty view: the scan reads bytes)."""
@@ -160,28 +143,16 @@ def fpi_host(dst, src, mask, alpha, one_minus_alpha, out):
 _EXPONENT = {4: (np.uint32, 0x7F800000), 8: (np.uint64, 0x7FF0000000000000)}
 
 
-def copy_minmax(src, out, lo, hi):
-    """out[...] = src and, per (sample, channel), lo/hi = min/max of src, in one pass; both are
-    NaN for a system that holds NaN or Inf. src, out: (B, C, D, H, W) float32/float64,
-    contiguous; lo, hi: (B, C) of src's dtype.
-
-    The NaN/Inf test looks at the exponent bits (integers), so the min/max reductions may be
-    reordered and vectorised: min and max are exact in any order, and a system with a NaN gets
-    NaN bounds whatever the reduction found.
-    """
-    itype, bits = _EXPONENT[src.dtype.itemsize]
-    _copy_minmax(src, src.view(itype), itype(bits), out, lo, hi)
-
-
-@njit(cache=True, nogil=True)
-def _copy_minmax(src, src_bits, exponent, out, lo, hi):
-    for b in range(src.shape[0]):
-        _copy_minmax_sample(src[b], src_bits[b], exponent, out[b], lo[b], hi[b])
-
-
 @njit(nogil=True, fastmath={"nnan", "ninf", "nsz", "reassoc"})
 def _copy_minmax_sample(src, src_bits, exponent, out, lo, hi):
-    """:func:`copy_minmax` of one sample: src, out (C, D, H, W) C-contiguous; lo, hi (C,)."""
+    """out[...] = src and, per channel, lo/hi = min/max of src, in one pass; both are NaN for a
+    channel that holds NaN or Inf. src, out: (C, D, H, W) C-contiguous float32/float64; src_bits:
+    src's integer view; lo, hi: (C,) of src's dtype.
+
+    The NaN/Inf test looks at the exponent bits (integers), so the min/max reductions may be
+    reordered and vectorised: min and max are exact in any order, and a channel with a NaN gets
+    NaN bounds whatever the reduction found.
+    """
     for c in range(src.shape[0]):
         s = src[c].ravel()
         e = src_bits[c].ravel()
@@ -238,8 +209,8 @@ def prepare_samples(d5, g5, gidx, m8, samples, check_guide, solve, alpha, mode, 
     that each image is read from memory once and the solve finds it in cache.
 
     Per sample b: ``out[b] = d5[b]`` with the clip range ``lo[b], hi[b]`` (NaN for a channel
-    holding NaN/Inf, see :func:`copy_minmax`), the mask's box into ``box_lo[b], box_hi[b],
-    filled[b]`` (:func:`mask_boxes`), and, with ``solve``, when the mask is a box that
+    holding NaN/Inf, see :func:`_copy_minmax_sample`), the mask's box into ``box_lo[b], box_hi[b],
+    filled[b]`` (:func:`_mask_box`), and, with ``solve``, when the mask is a box that
     :func:`~pii_augment.ops._spectral.box_samples` accepts, its exact solve
     (:func:`~pii_augment.ops._spectral.solve_box`, guidance ``g5[gidx[b]]``), ``status[b] =
     box_code``. d5, out: (B, C, D, H, W); g5: the same shape; m8: (B, D, H, W) uint8; gidx:

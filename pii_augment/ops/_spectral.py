@@ -46,7 +46,7 @@ MAX_SIDE_SUM = 640
 
 
 def box_samples(lo: np.ndarray, hi: np.ndarray, full_box: np.ndarray, spatial_shape, ndim: int) -> np.ndarray:
-    """Which samples are full boxes [lo, hi) (from :func:`mask_boxes`) whose one-pixel ring lies
+    """Which samples are full boxes [lo, hi) (from :func:`~pii_augment.ops._host_kernels._mask_box`) whose one-pixel ring lies
     inside the image and whose sides are small enough for the spectral solve: (B,) bool."""
     shape = np.array(spatial_shape, np.int64)
     spatial = slice(3 - ndim, 3)
