@@ -9,6 +9,12 @@ Prints samples/s, ns per unknown (mask pixel) and the ratio, best of ``--repeats
 
     python benchmarks/bench_shapes.py
     python benchmarks/bench_shapes.py --shapes ellipse --batch 64 --size 256 --repeats 7
+
+Scaling (cost per unknown from 64^2 to 1024^2, the batch chosen so that every size holds about as
+many pixels as 64 x 256^2; ``--ndim 3`` for volumes, 64 x 64^3 by default):
+
+    python benchmarks/bench_shapes.py --sizes 64 128 256 512 1024 --shapes ellipse
+    python benchmarks/bench_shapes.py --ndim 3 --size 64 --shapes ellipse
 """
 
 from __future__ import annotations
@@ -45,10 +51,28 @@ def bounding_boxes(mask: np.ndarray) -> np.ndarray:
     return out
 
 
+def row(pa, shape: str, batch: int, size: int, ndim: int, seed: int, repeats: int) -> str:
+    """One table row: pii_augment and pie-torch on the same images and masks."""
+    wl = reference_workload(batch, size, seed=seed, ndim=ndim)
+    dst, src = wl["dst"], wl["src"]
+    p = pa.sample_patches(batch, (size,) * ndim, shape=shape, seed=seed + 1)
+    mask, alpha = p.masks(), p.alpha
+    _, info = pa.poisson_interpolate(dst, src, mask, alpha, return_info=True)
+    t_ours = best(lambda: pa.poisson_interpolate(dst, src, mask, alpha), repeats)
+    boxes = bounding_boxes(mask)
+    t_peer = best(lambda: [pietorch_dst(dst[b, 0], src[b, 0], boxes[b], float(alpha[b])) for b in range(batch)],
+                  max(1, repeats // 2))
+    return (f"| {shape} | {'x'.join([str(size)] * ndim)} | {batch} | {batch / t_ours:,.0f} | "
+            f"{t_ours / mask.sum() * 1e9:.0f} | {batch / t_peer:,.0f} | {t_peer / t_ours:.2f}x | {info.iterations} |")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--size", type=int, default=None, help="side (default 256 in 2D, 64 in 3D)")
+    ap.add_argument("--sizes", type=int, nargs="+", default=None,
+                    help="a scaling table: these sides, the batch holding about batch x 256^2 pixels")
+    ap.add_argument("--ndim", type=int, choices=[2, 3], default=2)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--shapes", nargs="+", default=["ellipse", "blob"])
     ap.add_argument("--seed", type=int, default=0)
@@ -59,21 +83,15 @@ def main(argv=None) -> int:
         sys.path.insert(0, str(HERE.parent))
         import pii_augment as pa
 
-    wl = reference_workload(args.batch, args.size, seed=args.seed)
-    dst, src = wl["dst"], wl["src"]
-    B = args.batch
-    print("| shape | pii_augment samples/s | ns per unknown | pie-torch (bounding boxes) samples/s | ratio | PCG iterations |")
-    print("|---|---|---|---|---|---|")
-    for shape in args.shapes:
-        p = pa.sample_patches(B, (args.size, args.size), shape=shape, seed=args.seed + 1)
-        mask, alpha = p.masks(), p.alpha
-        _, info = pa.poisson_interpolate(dst, src, mask, alpha, return_info=True)
-        t_ours = best(lambda: pa.poisson_interpolate(dst, src, mask, alpha), args.repeats)
-        boxes = bounding_boxes(mask)
-        t_peer = best(lambda: [pietorch_dst(dst[b, 0], src[b, 0], boxes[b], float(alpha[b])) for b in range(B)],
-                      max(1, args.repeats // 2))
-        print(f"| {shape} | {B / t_ours:,.0f} | {t_ours / mask.sum() * 1e9:.0f} | {B / t_peer:,.0f} | "
-              f"{t_peer / t_ours:.2f}x | {info.iterations} |", flush=True)
+    base = 256 if args.ndim == 2 else 64
+    sizes = args.sizes or [args.size or base]
+    print("| shape | size | batch | pii_augment samples/s | ns per unknown | pie-torch (bounding boxes) samples/s "
+          "| ratio | PCG iterations |")
+    print("|---|---|---|---|---|---|---|---|")
+    for size in sizes:
+        batch = args.batch if args.sizes is None else max(1, round(args.batch * (base / size) ** args.ndim))
+        for shape in args.shapes:
+            print(row(pa, shape, batch, size, args.ndim, args.seed, args.repeats), flush=True)
     return 0
 
 

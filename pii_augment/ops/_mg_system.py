@@ -10,16 +10,28 @@ operation is the one the batched driver and the CUDA kernels compute; dot produc
 the order of a block of 256 threads (256 strided partial sums, then a fixed tree), so that the
 twin and the CUDA kernel give the same bytes.
 
+2D systems (the common case) take :func:`solve_plane` instead: the same algorithm and the same
+bytes, on flat planes (every coarse level with a ring of absent cells and an odd row stride, so a
+colour of the red-black smoother is every other cell of the plane), with loops that have no
+branches and vectorise, the diagonal and masks computed once per level, and the smoother
+multiplying by 1 / diag wherever that is exact (a power-of-two diagonal; the few other cells are
+divided). ``tests/ops/test_mg_system.py`` checks the bytes against :func:`solve_system`.
+
 Status codes (``STATUS``): 1 converged, 2 stalled at the rounding floor, 3 non-finite, 4 stopped
 at ``max_iter``; 0 is "not solved here" (see ``mg_solve_samples``).
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
 from ._numba_kernels import (
+    _axis_pair,
+    _pair,
+    _restrict_weight,
     axpy_unknowns,
     build_kind,
     coarsen_kind,
@@ -243,6 +255,9 @@ def mg_solve_samples(dst, guide, gidx, mask, alpha, mode, samples, box_lo, box_h
             ext[0, a] = box_hi[b, a] - box_lo[b, a] + 2 * halo[0, a]
         if ndim == 2:
             ext[0, 0] = 1
+            _solve_sample_plane(dst, guide, gidx[b], mask, b, C, alpha[b], mode, off, ext, clip_lo, clip_hi, do_clip, tol,
+                                max_iter, nu1, nu2, coarsest, max_levels, stall_ratio, out, res, status, iters)
+            continue
         kind = np.empty((1, ext[0, 0], ext[0, 1], ext[0, 2]), np.uint8)
         build_kind(mask[b:b + 1], off, ext, kind)
         shape5 = (1, 1, ext[0, 0], ext[0, 1], ext[0, 2])
@@ -262,3 +277,498 @@ def mg_solve_samples(dst, guide, gidx, mask, alpha, mode, samples, box_lo, box_h
             res[b, c] = rel
             status[b, c] = st
             iters[b, c] = it
+
+
+# --- 2D: the same solve on flat planes -----------------------------------------------------------
+#
+# A 2D system's level k is a plane: level 0 the crop itself (H x W, a halo of non-unknown cells
+# around the mask's box), every coarser level its crop with a ring of absent cells (kind 0, value
+# 0) around it, so that on every level each unknown has its four neighbours in the array. The
+# stencil loops run over whole rows of the plane as one flat range (no per-row work; cells on the
+# ring or the halo are computed and thrown away), which the compiler vectorises. On the correction
+# every cell that is not unknown holds 0, so a stencil may add all four neighbours: an absent one
+# adds 0, which is what leaving it out adds; what depends on which neighbours are present (the
+# diagonal) is computed once per level. Each per-cell value is the expression of the generic
+# primitives above (same operations, same order, same dtypes), so the planes give the bytes of
+# solve_system and of the CUDA kernel; only the sign of an exact zero may differ (x + 0 for an
+# absent neighbour), which compares equal.
+
+# error_model="numpy": a division by 0 (on cells that are thrown away) gives inf instead of raising,
+# which is what lets the loops vectorise
+_FLAT = dict(cache=True, nogil=True, error_model="numpy")
+
+
+@njit(**_FLAT)
+def _level_setup(kind, S, rows, wy, wx, diag, inv, unk, m0, m1):
+    # Per cell of plane rows 1 .. rows: the diagonal of an unknown (present neighbours added in the
+    # order x-, x+, y-, y+, as _stencil adds them; adding 0 for an absent one is exact), its
+    # reciprocal where dividing by the diagonal is multiplying by it (a power of two: the diagonal
+    # of every unknown whose four neighbours are present, when wx == wy), and the masks: unknown,
+    # and "the smoother updates it" (an unknown with a neighbour) per colour ((y + x) % 2 in the
+    # plane). A neighbour outside the crop is a kind-0 cell of the ring, or (level 0) the cell is
+    # halo, never unknown. Returns how many updated cells need the division (_division_cells).
+    zero = wx - wx
+    full = ((zero + wx) + wx + wy) + wy  # the diagonal of an unknown with its four neighbours
+    full_pow2 = math.frexp(full)[0] == 0.5
+    n_div = 0
+    for y in range(1, rows + 1):
+        b = y * S
+        kc = kind[b:b + S]
+        kw = kind[b - 1:b - 1 + S]
+        ke = kind[b + 1:b + 1 + S]
+        kn = kind[b - S:b]
+        ks = kind[b + S:b + 2 * S]
+        dg = diag[b:b + S]
+        iv = inv[b:b + S]
+        uk = unk[b:b + S]
+        c0 = m0[b:b + S]
+        c1 = m1[b:b + S]
+        for x in range(S):
+            d = zero + (wx if kw[x] != 0 else zero)
+            d = d + (wx if ke[x] != 0 else zero)
+            d = d + (wy if kn[x] != 0 else zero)
+            d = d + (wy if ks[x] != 0 else zero)
+            u = kc[x] == 2
+            sm = u & (d > zero)
+            dg[x] = d if u else zero
+            iv[x] = 1 / d if sm else zero
+            uk[x] = u
+            black = ((y + x) & 1) == 1
+            c0[x] = sm & (not black)
+            c1[x] = sm & black
+            n_div += sm & ((d != full) | (not full_pow2))
+    return n_div
+
+
+@njit(**_FLAT)
+def _division_cells(diag, m, rows, S, wy, wx, out):
+    # the cells of mask m whose diagonal is not the power of two of an unknown with all four
+    # neighbours present (_level_setup counted them): the smoother divides there
+    n = 0
+    zero = diag[0] - diag[0]
+    full = ((zero + wx) + wx + wy) + wy
+    full_pow2 = math.frexp(full)[0] == 0.5
+    for j in range(S, (rows + 1) * S):
+        if m[j] and (diag[j] != full or not full_pow2):
+            out[n] = j
+            n += 1
+    return n
+
+
+@njit(**_FLAT)
+def _coarsen_plane(kf, pf, Sf, eyf, exf, fy, fx, kc, Sc, eyc, exc):
+    # coarsen_kind() between planes: unknown iff an unknown child and no fixed child (kind 0 ignored)
+    for Y in range(eyc):
+        for X in range(exc):
+            has1 = False
+            has2 = False
+            for dy in range(1 + fy):
+                y = (Y << fy) + dy
+                if y >= eyf:
+                    continue
+                for dx in range(1 + fx):
+                    x = (X << fx) + dx
+                    if x >= exf:
+                        continue
+                    k = kf[(y + pf) * Sf + x + pf]
+                    if k == 1:
+                        has1 = True
+                    elif k == 2:
+                        has2 = True
+            kc[(Y + 1) * Sc + X + 1] = 1 if has1 else (2 if has2 else 0)
+
+
+@njit(inline="always")
+def _colour_run(e, rhs, m, inv, j0, n, S, wy, wx):
+    # u = (rhs + neighbours) * (1 / diag) on the cells j0, j0 + 2, ... (n cells), kept where m says so
+    ec = e[j0:j0 + 2 * n]
+    ew = e[j0 - 1:j0 - 1 + 2 * n]
+    ee = e[j0 + 1:j0 + 1 + 2 * n]
+    en = e[j0 - S:j0 - S + 2 * n]
+    es = e[j0 + S:j0 + S + 2 * n]
+    rr = rhs[j0:j0 + 2 * n]
+    dd = inv[j0:j0 + 2 * n]
+    mm = m[j0:j0 + 2 * n]
+    for h in range(n):
+        j = 2 * h
+        v = (rr[j] + (wx * (ew[j] + ee[j]) + wy * (en[j] + es[j]))) * dd[j]
+        ec[j] = v if mm[j] else ec[j]
+
+
+@njit(**_FLAT)
+def _half_sweep(e, rhs, m, diag, inv, fix, start, rows, S, wy, wx, color):
+    # One colour of smooth() on plane rows start // S .. start // S + rows - 1: the cells with
+    # (y + x) % 2 == color only (strided, vectorised), kept where m says so. With an odd row
+    # stride the colour of flat index j is j % 2, and the rows are one run. u = (rhs + neighbours)
+    # / diag is computed as (rhs + neighbours) * (1 / diag), the same number when diag is a power
+    # of two; the cells ``fix`` (the others) are computed again with the division.
+    if S & 1:
+        j0 = start + ((start + color) & 1)
+        _colour_run(e, rhs, m, inv, j0, (start + rows * S - j0 + 1) // 2, S, wy, wx)
+    else:
+        for y in range(start // S, start // S + rows):
+            x0 = (color + y) & 1
+            _colour_run(e, rhs, m, inv, y * S + x0, (S - x0) // 2, S, wy, wx)
+    for t in range(fix.shape[0]):
+        j = fix[t]
+        e[j] = (rhs[j] + (wx * (e[j - 1] + e[j + 1]) + wy * (e[j - S] + e[j + S]))) / diag[j]
+
+
+@njit(**_FLAT)
+def _residual_flat(u, rhs, unk, diag, start, n, S, wy, wx, r):
+    # residual(): r = rhs - A u on unknowns, 0 elsewhere (cells outside the range stay 0)
+    zero = wx - wx
+    uw = u[start - 1:start - 1 + n]
+    ue = u[start + 1:start + 1 + n]
+    un = u[start - S:start - S + n]
+    us = u[start + S:start + S + n]
+    uc = u[start:start + n]
+    rr = rhs[start:start + n]
+    dd = diag[start:start + n]
+    mm = unk[start:start + n]
+    ro = r[start:start + n]
+    for i in range(n):
+        v = rr[i] - (dd[i] * uc[i] - (wx * (uw[i] + ue[i]) + wy * (un[i] + us[i])))
+        ro[i] = v if mm[i] else zero
+
+
+@njit(**_FLAT)
+def _restrict_flat(r_f, pf, Sf, eyf, exf, kind_c, Sc, eyc, exc, fy, fx, rhs_c, acc):
+    # restrict() with one plane (the z weight is 1); the coarse plane has a ring
+    scale = 1.0 / (1 << (fy + fx))
+    for Y in range(eyc):
+        acc[:exf] = 0.0
+        for y in range(max((Y << fy) - fy, 0), min((Y << fy) + 1 + 2 * fy, eyf)):
+            wzy = 1.0 * _restrict_weight(Y, y, fy, eyc)
+            if wzy == 0.0:
+                continue
+            row = r_f[(y + pf) * Sf + pf:(y + pf) * Sf + pf + exf]
+            for x in range(exf):
+                acc[x] += wzy * row[x]
+        base = (Y + 1) * Sc + 1
+        out = rhs_c[base:base + exc]
+        kc = kind_c[base:base + exc]
+        # the X whose four fine cells are inside (restrict()'s first case), without branches
+        hi = min(exc - 2, (exf - 3) // 2) + 1 if fx else 0
+        for X in range(1, hi):
+            v = (0.25 * acc[2 * X - 1] + 0.75 * acc[2 * X] + 0.75 * acc[2 * X + 1] + 0.25 * acc[2 * X + 2]) * scale
+            out[X] = v if kc[X] == 2 else 0.0
+        for X in range(exc):
+            if 1 <= X < hi:
+                continue
+            if kc[X] != 2:
+                out[X] = 0
+                continue
+            if fx == 0:
+                sx = acc[X]
+            else:
+                sx = 0.0
+                for x in range(max(2 * X - 1, 0), min(2 * X + 3, exf)):
+                    sx += _restrict_weight(X, x, 1, exc) * acc[x]
+            out[X] = sx * scale
+
+
+@njit(**_FLAT)
+def _prolong_table(exf, fx, exc, x0, x1, w0, w1):
+    # _axis_pair() of every fine x, once per level
+    for x in range(exf):
+        x0[x], x1[x], w0[x], w1[x] = _axis_pair(x, fx, exc)
+
+
+@njit(**_FLAT)
+def _prolong_flat(e_c, Sc, eyc, exc, unk_f, pf, Sf, eyf, exf, fy, fx, x0, x1, w0, w1, u_f, ec, fr):
+    # prolong_add() with one plane (z weights 1 and 0, kept in the expression so that non-finite
+    # values propagate as there); the coarse plane has a ring; x0 .. w1: _prolong_table()
+    wz0, wz1 = 1.0, 0.0
+    for y in range(eyf):
+        y0, y1, wy0, wy1 = _axis_pair(y, fy, eyc)
+        w00, w01, w10, w11 = wz0 * wy0, wz0 * wy1, wz1 * wy0, wz1 * wy1
+        r0 = e_c[(y0 + 1) * Sc + 1:(y0 + 1) * Sc + 1 + exc]
+        r1 = e_c[(y1 + 1) * Sc + 1:(y1 + 1) * Sc + 1 + exc]
+        for X in range(exc):
+            ec[X] = (w00 * r0[X] + w01 * r1[X]) + (w10 * r0[X] + w11 * r1[X])
+        if fx == 1:  # _axis_pair() along x written out: even x = 2X from X and X - 1, odd from X and X + 1
+            fr[0] = w0[0] * ec[0] + w1[0] * ec[0]
+            for X in range(1, exc):
+                fr[2 * X] = 0.75 * ec[X] + 0.25 * ec[X - 1]
+            for X in range(exf // 2):
+                fr[2 * X + 1] = 0.75 * ec[X] + 0.25 * ec[X + 1] if X + 1 < exc else 1.0 * ec[X] + 0.0 * ec[X]
+        else:
+            for x in range(exf):
+                fr[x] = w0[x] * ec[x0[x]] + w1[x] * ec[x1[x]]
+        base = (y + pf) * Sf + pf
+        uu = u_f[base:base + exf]
+        mm = unk_f[base:base + exf]
+        for x in range(exf):
+            uu[x] = uu[x] + fr[x] if mm[x] else uu[x]
+
+
+@njit(**_FLAT)
+def _dot_flat(a, b, unk, acc):
+    # dot_tree() of flat crops: cell i goes to partial sum i % 256
+    acc[:256] = 0.0
+    N = a.shape[0]
+    for c0 in range(0, N, 256):
+        n = min(256, N - c0)
+        aa = a[c0:c0 + n]
+        bb = b[c0:c0 + n]
+        mm = unk[c0:c0 + n]
+        for t in range(n):
+            acc[t] += 1.0 * aa[t] * bb[t] if mm[t] else 0.0
+    s = 128
+    while s > 0:
+        for t in range(s):
+            acc[t] += acc[t + s]
+        s >>= 1
+    return acc[0]
+
+
+@njit(**_FLAT)
+def _axpy_flat(s, x, y, unk):
+    # axpy_unknowns(): y += s x on unknowns (nothing when s == 0)
+    if s == 0:
+        return
+    for i in range(y.shape[0]):
+        y[i] = y[i] + s * x[i] if unk[i] else y[i]
+
+
+@njit(**_FLAT)
+def _xpby_flat(x, s, y, unk):
+    # xpby_unknowns(): y = x + s y on unknowns
+    for i in range(y.shape[0]):
+        y[i] = x[i] + s * y[i] if unk[i] else y[i]
+
+
+@njit(inline="always")
+def _pair_pii(dp, dq, sp, sq, al):
+    # _pair() of mode 0 (PII), the same operations
+    dd = 1.0 * (dp - dq)
+    a = (1.0 - al) * (dp - dq)
+    s = al * (sp - sq)
+    return (a if abs(a) > abs(s) else s) - dd
+
+
+@njit(**_FLAT)
+def guidance_rhs_plane(d, g, kind, H, W, al, mode, rhs):
+    """guidance_rhs() of one 2D crop, flat: d, g (dst and guidance crops), kind, rhs of H * W cells;
+    the crop's outer cells are never unknown (its halo), so every unknown has its four neighbours
+    in the arrays. rhs must hold 0 on the first and last rows (they are not written)."""
+    n = (H - 2) * W
+    dc = d[W:W + n]
+    dw = d[W - 1:W - 1 + n]
+    de = d[W + 1:W + 1 + n]
+    dn = d[0:n]
+    ds = d[2 * W:2 * W + n]
+    gc = g[W:W + n]
+    gw = g[W - 1:W - 1 + n]
+    ge = g[W + 1:W + 1 + n]
+    gn = g[0:n]
+    gs = g[2 * W:2 * W + n]
+    kc = kind[W:W + n]
+    kw = kind[W - 1:W - 1 + n]
+    ke = kind[W + 1:W + 1 + n]
+    kn = kind[0:n]
+    ks = kind[2 * W:2 * W + n]
+    out = rhs[W:W + n]
+    if mode == 0:  # the common case, without the mode's branches
+        for i in range(n):
+            acc = 0.0 + (_pair_pii(dc[i], dw[i], gc[i], gw[i], al) if kw[i] != 0 else 0.0)
+            acc += _pair_pii(dc[i], de[i], gc[i], ge[i], al) if ke[i] != 0 else 0.0
+            acc += _pair_pii(dc[i], dn[i], gc[i], gn[i], al) if kn[i] != 0 else 0.0
+            acc += _pair_pii(dc[i], ds[i], gc[i], gs[i], al) if ks[i] != 0 else 0.0
+            out[i] = acc if kc[i] == 2 else 0.0
+        return
+    for i in range(n):
+        acc = 1.0 * gc[i] if mode == 3 else 0.0
+        acc += _pair(dc[i], dw[i], gc[i], gw[i], al, mode) if kw[i] != 0 else 0.0
+        acc += _pair(dc[i], de[i], gc[i], ge[i], al, mode) if ke[i] != 0 else 0.0
+        acc += _pair(dc[i], dn[i], gc[i], gn[i], al, mode) if kn[i] != 0 else 0.0
+        acc += _pair(dc[i], ds[i], gc[i], gs[i], al, mode) if ks[i] != 0 else 0.0
+        out[i] = acc if kc[i] == 2 else 0.0
+
+
+@njit(**_FLAT)
+def solve_plane(kind0, r0, x, H, W, tol, max_iter, nu1, nu2, coarsest, max_levels, stall_ratio):
+    """:func:`solve_system` for a 2D system, flat: kind0, r0, x of H * W cells (the crop, a halo of
+    non-unknown cells around the mask's box); x: zeros in, the solution out. The same iterates and
+    the same bytes. Returns (relative residual, status, iterations)."""
+    exts, ws, flags = hierarchy(np.array([1, H, W], np.int64), coarsest, max_levels)
+    L = exts.shape[0]
+    pad = np.ones(L, np.int64)
+    pad[0] = 0
+    S = exts[:, 2] + 2 * pad + ((exts[:, 2] + 1) & 1)  # row strides: odd on the coarse levels (_half_sweep)
+    S[0] = W
+    offs = np.zeros(L + 1, np.int64)
+    for k in range(L):
+        offs[k + 1] = offs[k] + (exts[k, 1] + 2 * pad[k]) * S[k]
+    n_all = offs[L]
+    dt = r0.dtype
+    wt = ws.astype(dt)
+    kinds = np.zeros(n_all, np.uint8)
+    unks = np.zeros(n_all, np.uint8)
+    m0s = np.zeros(n_all, np.uint8)
+    m1s = np.zeros(n_all, np.uint8)
+    diags = np.zeros(n_all, dt)
+    invs = np.zeros(n_all, dt)
+    es = np.zeros(n_all, dt)
+    rhss = np.zeros(n_all, dt)
+    rs = np.zeros(n_all, dt)
+    acc = np.empty(max(W, 256))
+    ec = np.empty(W)
+    fr = np.empty(W)
+    xt0 = np.zeros((L, W), np.int64)  # the prolongation's x weights of every level (_prolong_table)
+    xt1 = np.zeros((L, W), np.int64)
+    wt0 = np.zeros((L, W))
+    wt1 = np.zeros((L, W))
+    kinds[:offs[1]] = kind0
+    n_div = np.zeros(L, np.int64)
+    for k in range(L):
+        a, b = offs[k], offs[k + 1]
+        if k > 0:
+            _coarsen_plane(kinds[offs[k - 1]:a], pad[k - 1], S[k - 1], exts[k - 1, 1], exts[k - 1, 2], flags[k - 1, 1],
+                           flags[k - 1, 2], kinds[a:b], S[k], exts[k, 1], exts[k, 2])
+        rows = exts[k, 1] if k > 0 else H - 2
+        n = _level_setup(kinds[a:b], S[k], rows, wt[k, 1], wt[k, 2], diags[a:b], invs[a:b], unks[a:b], m0s[a:b],
+                         m1s[a:b])
+        n_div[k] = n
+        if k + 1 < L:
+            _prolong_table(exts[k, 2], flags[k, 2], exts[k + 1, 2], xt0[k], xt1[k], wt0[k], wt1[k])
+    # the cells of each colour that the smoother divides at (_division_cells), level k's in
+    # fix_c[fo_c[k]:fo_c[k + 1]]
+    fix0 = np.empty(n_div.sum(), np.int64)
+    fix1 = np.empty(n_div.sum(), np.int64)
+    fo0 = np.zeros(L + 1, np.int64)
+    fo1 = np.zeros(L + 1, np.int64)
+    for k in range(L):
+        a, b = offs[k], offs[k + 1]
+        rows = exts[k, 1] if k > 0 else H - 2
+        fo0[k + 1] = fo0[k] + (_division_cells(diags[a:b], m0s[a:b], rows, S[k], wt[k, 1], wt[k, 2], fix0[fo0[k]:]) if n_div[k] else 0)
+        fo1[k + 1] = fo1[k] + (_division_cells(diags[a:b], m1s[a:b], rows, S[k], wt[k, 1], wt[k, 2], fix1[fo1[k]:]) if n_div[k] else 0)
+    # rows [start, start + n) of every level hold its unknowns: level 0 without its first and last
+    # row (the halo), coarser levels without their ring
+    first = S.copy()
+    count = exts[:, 1] * S
+    count[0] = (H - 2) * W
+    rows_of = exts[:, 1].copy()
+    rows_of[0] = H - 2
+    unk = unks[:offs[1]]
+    diag = diags[:offs[1]]
+    wy, wx = wt[0, 1], wt[0, 2]
+    r = r0.copy()
+    p = np.zeros_like(r0)
+    q = np.zeros_like(r0)
+    zero = np.zeros_like(r0)
+    z = es[:offs[1]]
+
+    rr0 = _dot_flat(r0, r0, unk, acc)
+    rel = _relative(rr0, rr0)  # 1, 0 or NaN
+    if rel <= tol:
+        return rel, 1, 0
+    if not np.isfinite(rel):
+        return rel, 3, 0
+    last = np.inf
+    rz = 0.0
+    it = 0
+    status = 4
+    while it < max_iter:
+        # z = V-cycle(r)
+        es[:] = 0
+        for k in range(L):
+            a, b = offs[k], offs[k + 1]
+            bk = r if k == 0 else rhss[a:b]
+            for _ in range(nu1):  # red, then black
+                _half_sweep(es[a:b], bk, m0s[a:b], diags[a:b], invs[a:b], fix0[fo0[k]:fo0[k + 1]], first[k], rows_of[k],
+                            S[k], wt[k, 1], wt[k, 2], 0)
+                _half_sweep(es[a:b], bk, m1s[a:b], diags[a:b], invs[a:b], fix1[fo1[k]:fo1[k + 1]], first[k], rows_of[k],
+                            S[k], wt[k, 1], wt[k, 2], 1)
+            if k + 1 < L:
+                c, d = b, offs[k + 2]
+                _residual_flat(es[a:b], bk, unks[a:b], diags[a:b], first[k], count[k], S[k], wt[k, 1], wt[k, 2], rs[a:b])
+                _restrict_flat(rs[a:b], pad[k], S[k], exts[k, 1], exts[k, 2], kinds[c:d], S[k + 1], exts[k + 1, 1],
+                               exts[k + 1, 2], flags[k, 1], flags[k, 2], rhss[c:d], acc)
+        for k in range(L - 1, -1, -1):
+            a, b = offs[k], offs[k + 1]
+            bk = r if k == 0 else rhss[a:b]
+            if k + 1 < L:
+                c, d = b, offs[k + 2]
+                _prolong_flat(es[c:d], S[k + 1], exts[k + 1, 1], exts[k + 1, 2], unks[a:b], pad[k], S[k], exts[k, 1],
+                              exts[k, 2], flags[k, 1], flags[k, 2], xt0[k], xt1[k], wt0[k], wt1[k], es[a:b], ec, fr)
+            for _ in range(nu2):  # black, then red
+                _half_sweep(es[a:b], bk, m1s[a:b], diags[a:b], invs[a:b], fix1[fo1[k]:fo1[k + 1]], first[k], rows_of[k],
+                            S[k], wt[k, 1], wt[k, 2], 1)
+                _half_sweep(es[a:b], bk, m0s[a:b], diags[a:b], invs[a:b], fix0[fo0[k]:fo0[k + 1]], first[k], rows_of[k],
+                            S[k], wt[k, 1], wt[k, 2], 0)
+        rz_new = _dot_flat(r, z, unk, acc)
+        if it == 0:
+            p[:] = z
+        else:
+            _xpby_flat(z, rz_new / rz if rz > 0 else 0.0, p, unk)  # p = z + beta p
+        rz = rz_new
+        _residual_flat(p, zero, unk, diag, first[0], count[0], W, wy, wx, q)  # q = -A p
+        pq = _dot_flat(p, q, unk, acc)
+        alpha = rz / (-pq) if -pq > 0 else 0.0
+        _axpy_flat(alpha, p, x, unk)  # x += alpha p
+        _axpy_flat(alpha, q, r, unk)  # r -= alpha A p
+        it += 1
+        est = _relative(_dot_flat(r, r, unk, acc), rr0)
+        said_ok = est <= tol
+        if said_ok or not np.isfinite(est) or it == max_iter:
+            _residual_flat(x, r0, unk, diag, first[0], count[0], W, wy, wx, q)  # the true residual r0 - A x
+            true = _relative(_dot_flat(q, q, unk, acc), rr0)
+            rel = true
+            if true <= tol:
+                status = 1
+                break
+            if not np.isfinite(true):
+                status = 3
+                break
+            if said_ok and true > stall_ratio * last:
+                status = 2
+                break
+            last = true
+    return rel, status, it
+
+
+@njit(**_FLAT)
+def _solve_sample_plane(dst, guide, gb, mask, b, C, al, mode, off, ext, clip_lo, clip_hi, do_clip, tol, max_iter,
+                        nu1, nu2, coarsest, max_levels, stall_ratio, out, res, status, iters):
+    # mg_solve_samples() for one 2D sample, every channel, on flat crops
+    H, W = ext[0, 1], ext[0, 2]
+    kind = np.empty((1, 1, H, W), np.uint8)
+    build_kind(mask[b:b + 1], off, ext, kind)
+    kf = kind.ravel()
+    Hi, Wi = dst.shape[3], dst.shape[4]
+    oy, ox = off[0, 1], off[0, 2]
+    dc = np.zeros(H * W, dst.dtype)
+    gc = np.zeros(H * W, dst.dtype)
+    rhs = np.zeros(H * W, dst.dtype)
+    for c in range(C):
+        for y in range(H):
+            iy = oy + y
+            if not 0 <= iy < Hi:
+                continue
+            for x in range(W):
+                ix = ox + x
+                if 0 <= ix < Wi:
+                    dc[y * W + x] = dst[b, c, 0, iy, ix]
+                    if mode <= 3:
+                        gc[y * W + x] = guide[gb, c, 0, iy, ix]
+        guidance_rhs_plane(dc, gc if mode <= 3 else dc, kf, H, W, al, mode, rhs)
+        xs = np.zeros(H * W, dst.dtype)
+        rel, st, it = solve_plane(kf, rhs, xs, H, W, tol, max_iter, nu1, nu2, coarsest, max_levels, stall_ratio)
+        for y in range(H):
+            iy = oy + y
+            for x in range(W):
+                if kf[y * W + x] != 2:
+                    continue
+                ix = ox + x
+                v = out[b, c, 0, iy, ix] + xs[y * W + x]
+                if do_clip:
+                    if v < clip_lo[b, c]:
+                        v = clip_lo[b, c]
+                    elif v > clip_hi[b, c]:
+                        v = clip_hi[b, c]
+                out[b, c, 0, iy, ix] = v
+        res[b, c] = rel
+        status[b, c] = st
+        iters[b, c] = it
