@@ -357,9 +357,21 @@ def _division_cells(diag, m, rows, S, wy, wx, out):
 
 @njit(**_FLAT)
 def _coarsen_plane(kf, pf, Sf, eyf, exf, fy, fx, kc, Sc, eyc, exc):
-    # coarsen_kind() between planes: unknown iff an unknown child and no fixed child (kind 0 ignored)
+    # coarsen_kind() between planes: unknown iff an unknown child and no fixed child (kind 0
+    # ignored). Coarse cells with four children inside the fine extent take a branch-free path.
+    full_y = eyf // 2 if fy else 0
+    full_x = exf // 2 if fx else 0
     for Y in range(eyc):
-        for X in range(exc):
+        out = kc[(Y + 1) * Sc + 1:(Y + 1) * Sc + 1 + exc]
+        if Y < full_y:
+            r0 = kf[(2 * Y + pf) * Sf + pf:(2 * Y + pf) * Sf + pf + 2 * full_x]
+            r1 = kf[(2 * Y + 1 + pf) * Sf + pf:(2 * Y + 1 + pf) * Sf + pf + 2 * full_x]
+            for X in range(full_x):
+                a, b, c, d = r0[2 * X], r0[2 * X + 1], r1[2 * X], r1[2 * X + 1]
+                has1 = (a == 1) | (b == 1) | (c == 1) | (d == 1)
+                has2 = (a == 2) | (b == 2) | (c == 2) | (d == 2)
+                out[X] = 1 if has1 else (2 if has2 else 0)
+        for X in range(full_x if Y < full_y else 0, exc):
             has1 = False
             has2 = False
             for dy in range(1 + fy):
@@ -375,7 +387,7 @@ def _coarsen_plane(kf, pf, Sf, eyf, exf, fy, fx, kc, Sc, eyc, exc):
                         has1 = True
                     elif k == 2:
                         has2 = True
-            kc[(Y + 1) * Sc + X + 1] = 1 if has1 else (2 if has2 else 0)
+            out[X] = 1 if has1 else (2 if has2 else 0)
 
 
 @njit(inline="always")
@@ -524,19 +536,37 @@ def _dot_flat(a, b, unk, acc):
 
 
 @njit(**_FLAT)
-def _axpy_flat(s, x, y, unk):
-    # axpy_unknowns(): y += s x on unknowns (nothing when s == 0)
-    if s == 0:
-        return
-    for i in range(y.shape[0]):
-        y[i] = y[i] + s * x[i] if unk[i] else y[i]
-
-
-@njit(**_FLAT)
 def _xpby_flat(x, s, y, unk):
     # xpby_unknowns(): y = x + s y on unknowns
     for i in range(y.shape[0]):
         y[i] = x[i] + s * y[i] if unk[i] else y[i]
+
+
+@njit(**_FLAT)
+def _update_flat(s, p, q, x, r, unk, acc):
+    # axpy_unknowns() twice (x += s p, r += s q on unknowns; nothing when s == 0), then
+    # _dot_flat(r, r), in one pass: the same operations per cell, the dot in its order
+    acc[:256] = 0.0
+    N = r.shape[0]
+    for c0 in range(0, N, 256):
+        n = min(256, N - c0)
+        pp = p[c0:c0 + n]
+        qq = q[c0:c0 + n]
+        xx = x[c0:c0 + n]
+        rr = r[c0:c0 + n]
+        mm = unk[c0:c0 + n]
+        if s != 0:
+            for t in range(n):
+                xx[t] = xx[t] + s * pp[t] if mm[t] else xx[t]
+                rr[t] = rr[t] + s * qq[t] if mm[t] else rr[t]
+        for t in range(n):
+            acc[t] += 1.0 * rr[t] * rr[t] if mm[t] else 0.0
+    h = 128
+    while h > 0:
+        for t in range(h):
+            acc[t] += acc[t + h]
+        h >>= 1
+    return acc[0]
 
 
 @njit(inline="always")
@@ -707,10 +737,9 @@ def solve_plane(kind0, r0, x, H, W, tol, max_iter, nu1, nu2, coarsest, max_level
         _residual_flat(p, zero, unk, diag, first[0], count[0], W, wy, wx, q)  # q = -A p
         pq = _dot_flat(p, q, unk, acc)
         alpha = rz / (-pq) if -pq > 0 else 0.0
-        _axpy_flat(alpha, p, x, unk)  # x += alpha p
-        _axpy_flat(alpha, q, r, unk)  # r -= alpha A p
+        rr = _update_flat(alpha, p, q, x, r, unk, acc)  # x += alpha p, r -= alpha A p, r . r
         it += 1
-        est = _relative(_dot_flat(r, r, unk, acc), rr0)
+        est = _relative(rr, rr0)
         said_ok = est <= tol
         if said_ok or not np.isfinite(est) or it == max_iter:
             _residual_flat(x, r0, unk, diag, first[0], count[0], W, wy, wx, q)  # the true residual r0 - A x
