@@ -31,6 +31,7 @@ from numba import njit
 from ._numba_kernels import (
     _axis_pair,
     _pair,
+    _restrict_x,
     _restrict_weight,
     axpy_unknowns,
     build_kind,
@@ -94,6 +95,37 @@ def _relative(rr, rr0):
     if rr0 == 0.0:
         return 0.0 if rr == 0.0 else np.inf
     return np.sqrt(rr / rr0)
+
+
+@njit(inline="always")
+def _ratio(a, b):
+    # a / b of the PCG step sizes, 0 when b is not positive (nothing left to do)
+    return a / b if b > 0 else 0.0
+
+
+@njit(inline="always")
+def _first_verdict(rr0, tol):
+    # (relative residual, status) before any iteration: converged (1), non-finite (3) or 0 (iterate)
+    rel = _relative(rr0, rr0)  # 1, 0 or NaN
+    if rel <= tol:
+        return rel, 1
+    if not np.isfinite(rel):
+        return rel, 3
+    return rel, 0
+
+
+@njit(inline="always")
+def _verdict(true, said_ok, tol, last, stall_ratio):
+    # the status after a check of the true residual: converged (1), non-finite (3), stalled at the
+    # rounding floor (2: the recursive residual said done, the true one did not fall enough since
+    # the last check) or 0 (go on)
+    if true <= tol:
+        return 1
+    if not np.isfinite(true):
+        return 3
+    if said_ok and true > stall_ratio * last:
+        return 2
+    return 0
 
 
 @njit(**_OPTS)
@@ -164,15 +196,12 @@ def solve_system(kind0, r0, x, tol, max_iter, nu1, nu2, coarsest, max_levels, st
     coef = np.zeros((1, 1))
 
     rr0 = dot_tree(r0, r0, kind)
-    rel = _relative(rr0, rr0)  # 1, 0 or NaN
-    if rel <= tol:
-        return rel, 1, 0
-    if not np.isfinite(rel):
-        return rel, 3, 0
+    rel, status = _first_verdict(rr0, tol)
+    if status:
+        return rel, status, 0
     last = np.inf
     rz = 0.0
     it = 0
-    status = 4
     while it < max_iter:
         # z = V-cycle(r)
         z[...] = 0
@@ -202,32 +231,23 @@ def solve_system(kind0, r0, x, tol, max_iter, nu1, nu2, coarsest, max_levels, st
         if it == 0:
             p[...] = z
         else:
-            coef[0, 0] = rz_new / rz if rz > 0 else 0.0
+            coef[0, 0] = _ratio(rz_new, rz)
             xpby_unknowns(z, coef, p, kind, ext)  # p = z + beta p
         rz = rz_new
         residual(p, zero, kind, ext, w, q)  # q = -A p
-        pq = dot_tree(p, q, kind)
-        coef[0, 0] = rz / (-pq) if -pq > 0 else 0.0
+        coef[0, 0] = _ratio(rz, -dot_tree(p, q, kind))
         axpy_unknowns(coef, p, x, kind, ext)  # x += alpha p
         axpy_unknowns(coef, q, r, kind, ext)  # r -= alpha A p
         it += 1
         est = _relative(dot_tree(r, r, kind), rr0)
-        said_ok = est <= tol
-        if said_ok or not np.isfinite(est) or it == max_iter:
+        if est <= tol or not np.isfinite(est) or it == max_iter:
             residual(x, r0, kind, ext, w, q)  # the true residual r0 - A x (q is free here)
-            true = _relative(dot_tree(q, q, kind), rr0)
-            rel = true
-            if true <= tol:
-                status = 1
+            rel = _relative(dot_tree(q, q, kind), rr0)
+            status = _verdict(rel, est <= tol, tol, last, stall_ratio)
+            if status:
                 break
-            if not np.isfinite(true):
-                status = 3
-                break
-            if said_ok and true > stall_ratio * last:
-                status = 2
-                break
-            last = true
-    return rel, status, it
+            last = rel
+    return rel, status if status else 4, it
 
 
 @njit(**_OPTS)
@@ -466,18 +486,8 @@ def _restrict_flat(r_f, pf, Sf, eyf, exf, kind_c, Sc, eyc, exc, fy, fx, rhs_c, a
             v = (0.25 * acc[2 * X - 1] + 0.75 * acc[2 * X] + 0.75 * acc[2 * X + 1] + 0.25 * acc[2 * X + 2]) * scale
             out[X] = v if kc[X] == 2 else 0.0
         for X in range(exc):
-            if 1 <= X < hi:
-                continue
-            if kc[X] != 2:
-                out[X] = 0
-                continue
-            if fx == 0:
-                sx = acc[X]
-            else:
-                sx = 0.0
-                for x in range(max(2 * X - 1, 0), min(2 * X + 3, exf)):
-                    sx += _restrict_weight(X, x, 1, exc) * acc[x]
-            out[X] = sx * scale
+            if not 1 <= X < hi:
+                out[X] = _restrict_x(acc, X, fx, exc, exf) * scale if kc[X] == 2 else 0
 
 
 @njit(**_FLAT)
@@ -691,15 +701,12 @@ def solve_plane(kind0, r0, x, H, W, tol, max_iter, nu1, nu2, coarsest, max_level
     z = es[:offs[1]]
 
     rr0 = _dot_flat(r0, r0, unk, acc)
-    rel = _relative(rr0, rr0)  # 1, 0 or NaN
-    if rel <= tol:
-        return rel, 1, 0
-    if not np.isfinite(rel):
-        return rel, 3, 0
+    rel, status = _first_verdict(rr0, tol)
+    if status:
+        return rel, status, 0
     last = np.inf
     rz = 0.0
     it = 0
-    status = 4
     while it < max_iter:
         # z = V-cycle(r)
         es[:] = 0
@@ -732,30 +739,20 @@ def solve_plane(kind0, r0, x, H, W, tol, max_iter, nu1, nu2, coarsest, max_level
         if it == 0:
             p[:] = z
         else:
-            _xpby_flat(z, rz_new / rz if rz > 0 else 0.0, p, unk)  # p = z + beta p
+            _xpby_flat(z, _ratio(rz_new, rz), p, unk)  # p = z + beta p
         rz = rz_new
         _residual_flat(p, zero, unk, diag, first[0], count[0], W, wy, wx, q)  # q = -A p
-        pq = _dot_flat(p, q, unk, acc)
-        alpha = rz / (-pq) if -pq > 0 else 0.0
-        rr = _update_flat(alpha, p, q, x, r, unk, acc)  # x += alpha p, r -= alpha A p, r . r
+        alpha = _ratio(rz, -_dot_flat(p, q, unk, acc))
+        est = _relative(_update_flat(alpha, p, q, x, r, unk, acc), rr0)  # x += alpha p, r -= alpha A p
         it += 1
-        est = _relative(rr, rr0)
-        said_ok = est <= tol
-        if said_ok or not np.isfinite(est) or it == max_iter:
+        if est <= tol or not np.isfinite(est) or it == max_iter:
             _residual_flat(x, r0, unk, diag, first[0], count[0], W, wy, wx, q)  # the true residual r0 - A x
-            true = _relative(_dot_flat(q, q, unk, acc), rr0)
-            rel = true
-            if true <= tol:
-                status = 1
+            rel = _relative(_dot_flat(q, q, unk, acc), rr0)
+            status = _verdict(rel, est <= tol, tol, last, stall_ratio)
+            if status:
                 break
-            if not np.isfinite(true):
-                status = 3
-                break
-            if said_ok and true > stall_ratio * last:
-                status = 2
-                break
-            last = true
-    return rel, status, it
+            last = rel
+    return rel, status if status else 4, it
 
 
 @njit(**_FLAT)

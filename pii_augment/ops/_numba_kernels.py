@@ -424,6 +424,19 @@ def _restrict_weight(I, i, f, n_c):
     return w
 
 
+@njit(inline="always")
+def _restrict_x(acc, X, fx, nxc, exf):
+    # restrict()'s x weights at coarse X on a row ``acc`` already summed over z and y
+    if fx == 0:
+        return acc[X]
+    if X >= 1 and X + 2 <= nxc and 2 * X + 2 < exf:
+        return 0.25 * acc[2 * X - 1] + 0.75 * acc[2 * X] + 0.75 * acc[2 * X + 1] + 0.25 * acc[2 * X + 2]
+    s = 0.0
+    for x in range(max(2 * X - 1, 0), min(2 * X + 3, exf)):
+        s += _restrict_weight(X, x, 1, nxc) * acc[x]
+    return s
+
+
 @njit(**_OPTS)
 def restrict(r_f, ext_f, kind_c, ext_c, flags, rhs_c):
     """Coarse right-hand side on coarse unknowns: the transpose of :func:`prolong_add`, scaled by
@@ -461,18 +474,7 @@ def restrict(r_f, ext_f, kind_c, ext_c, flags, rhs_c):
                     out = rhs_c[b, c, Z, Y]
                     kc = kind_c[b, Z, Y]
                     for X in range(nxc):
-                        if kc[X] != 2:
-                            out[X] = 0
-                            continue
-                        if fx == 0:
-                            s = acc[X]
-                        elif X >= 1 and X + 2 <= nxc and 2 * X + 2 < exf:
-                            s = 0.25 * acc[2 * X - 1] + 0.75 * acc[2 * X] + 0.75 * acc[2 * X + 1] + 0.25 * acc[2 * X + 2]
-                        else:
-                            s = 0.0
-                            for x in range(max(2 * X - 1, 0), min(2 * X + 3, exf)):
-                                s += _restrict_weight(X, x, 1, nxc) * acc[x]
-                        out[X] = s * scale
+                        out[X] = _restrict_x(acc, X, fx, nxc, exf) * scale if kc[X] == 2 else 0
 
 
 @njit(**_OPTS)
