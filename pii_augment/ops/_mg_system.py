@@ -10,12 +10,13 @@ operation is the one the batched driver and the CUDA kernels compute; dot produc
 the order of a block of 256 threads (256 strided partial sums, then a fixed tree), so that the
 twin and the CUDA kernel give the same bytes.
 
-2D systems (the common case) take :func:`solve_plane` instead: the same algorithm and the same
-bytes, on flat planes (every coarse level with a ring of absent cells and an odd row stride, so a
-colour of the red-black smoother is every other cell of the plane), with loops that have no
-branches and vectorise, the diagonal and masks computed once per level, and the smoother
-multiplying by 1 / diag wherever that is exact (a power-of-two diagonal; the few other cells are
-divided). ``tests/ops/test_mg_system.py`` checks the bytes against :func:`solve_system`.
+The solves run on flat arrays (:func:`solve_flat`): the same algorithm and the same bytes as
+:func:`solve_system`, which is written with those primitives and is the reference the flat solve is
+tested against (``tests/ops/test_mg_system.py``). On flat arrays every coarse level has a ring of
+absent cells and odd strides (a colour of the red-black smoother is every other cell), the loops
+have no branches and vectorise, the diagonal and masks are computed once per level, and the
+smoother multiplies by 1 / diag wherever that is exact (a power-of-two diagonal; the few other
+cells are divided).
 
 Status codes (``STATUS``): 1 converged, 2 stalled at the rounding floor, 3 non-finite, 4 stopped
 at ``max_iter``; 0 is "not solved here" (see ``mg_solve_samples``).
@@ -36,12 +37,9 @@ from ._numba_kernels import (
     axpy_unknowns,
     build_kind,
     coarsen_kind,
-    gather_crop,
-    guidance_rhs,
     prolong_add,
     residual,
     restrict,
-    scatter_crop,
     smooth,
     xpby_unknowns,
 )
@@ -67,6 +65,17 @@ def levels_of(extent) -> int:
 _OPTS = dict(cache=True, nogil=True)
 
 
+@njit(inline="always")
+def _tree_sum(acc):
+    # the block's fixed tree over 256 partial sums: acc[t] += acc[t + s] for s = 128, 64, ..., 1
+    s = 128
+    while s > 0:
+        for t in range(s):
+            acc[t] += acc[t + s]
+        s >>= 1
+    return acc[0]
+
+
 @njit(**_OPTS)
 def dot_tree(x, y, kind):
     """sum of x * y (in float64) over the unknown cells, in the order of a block of 256 threads:
@@ -79,12 +88,7 @@ def dot_tree(x, y, kind):
     for i in range(xf.shape[0]):
         if kf[i] == 2:
             acc[i & 255] += 1.0 * xf[i] * yf[i]
-    s = 128
-    while s > 0:
-        for t in range(s):
-            acc[t] += acc[t + s]
-        s >>= 1
-    return acc[0]
+    return _tree_sum(acc)
 
 
 @njit(inline="always")
@@ -275,100 +279,96 @@ def mg_solve_samples(dst, guide, gidx, mask, alpha, mode, samples, box_lo, box_h
             ext[0, a] = box_hi[b, a] - box_lo[b, a] + 2 * halo[0, a]
         if ndim == 2:
             ext[0, 0] = 1
-            _solve_sample_plane(dst, guide, gidx[b], mask, b, C, alpha[b], mode, off, ext, clip_lo, clip_hi, do_clip, tol,
-                                max_iter, nu1, nu2, coarsest, max_levels, stall_ratio, out, res, status, iters)
-            continue
-        kind = np.empty((1, ext[0, 0], ext[0, 1], ext[0, 2]), np.uint8)
-        build_kind(mask[b:b + 1], off, ext, kind)
-        shape5 = (1, 1, ext[0, 0], ext[0, 1], ext[0, 2])
-        dc = np.empty(shape5, dst.dtype)
-        gc = np.empty(shape5, dst.dtype)
-        rhs = np.empty(shape5, dst.dtype)
-        for c in range(C):
-            gather_crop(dst[b:b + 1, c:c + 1], off, ext, dc)
-            if mode <= 3:
-                gb = gidx[b]
-                gather_crop(guide[gb:gb + 1, c:c + 1], off, ext, gc)
-            guidance_rhs(dc, gc if mode <= 3 else dc, kind, ext, alpha[b:b + 1], mode, rhs)
-            x = np.zeros(shape5, dst.dtype)
-            rel, st, it = solve_system(kind, rhs, x, tol, max_iter, nu1, nu2, coarsest, max_levels, stall_ratio)
-            scatter_crop(x, kind, off, ext, clip_lo[b:b + 1, c:c + 1], clip_hi[b:b + 1, c:c + 1], do_clip,
-                         out[b:b + 1, c:c + 1])
-            res[b, c] = rel
-            status[b, c] = st
-            iters[b, c] = it
+        _solve_sample_flat(dst, guide, gidx[b], mask, b, C, alpha[b], mode, off, ext, clip_lo, clip_hi, do_clip, tol,
+                           max_iter, nu1, nu2, coarsest, max_levels, stall_ratio, out, res, status, iters)
 
 
-# --- 2D: the same solve on flat planes -----------------------------------------------------------
+# --- The same solve on flat arrays (2D and 3D) ----------------------------------------------------
 #
-# A 2D system's level k is a plane: level 0 the crop itself (H x W, a halo of non-unknown cells
-# around the mask's box), every coarser level its crop with a ring of absent cells (kind 0, value
-# 0) around it, so that on every level each unknown has its four neighbours in the array. The
-# stencil loops run over whole rows of the plane as one flat range (no per-row work; cells on the
-# ring or the halo are computed and thrown away), which the compiler vectorises. On the correction
-# every cell that is not unknown holds 0, so a stencil may add all four neighbours: an absent one
-# adds 0, which is what leaving it out adds; what depends on which neighbours are present (the
-# diagonal) is computed once per level. Each per-cell value is the expression of the generic
-# primitives above (same operations, same order, same dtypes), so the planes give the bytes of
-# solve_system and of the CUDA kernel; only the sign of an exact zero may differ (x + 0 for an
-# absent neighbour), which compares equal.
+# A system's level k is one flat array: level 0 the crop itself (D x H x W, a halo of non-unknown
+# cells around the mask's box), every coarser level its crop with a ring of absent cells (kind 0,
+# value 0) around it (in z too, in 3D) and odd strides, so that on every level each unknown has
+# its neighbours in the array. The stencil loops run over the rows and planes that hold unknowns
+# as one flat range (cells on the ring or the halo are computed and thrown away), which the
+# compiler vectorises. On the correction every cell that is not unknown holds 0, so a stencil may
+# add all its neighbours: an absent one adds 0, which is what leaving it out adds; what depends on
+# which neighbours are present (the diagonal) is computed once per level. Each per-cell value is
+# the expression of the generic primitives above (same operations, same order, same dtypes), so
+# the flat solve gives the bytes of solve_system and of the CUDA kernel; only the sign of an exact
+# zero may differ (x + 0 for an absent neighbour), which compares equal.
 
 # error_model="numpy": a division by 0 (on cells that are thrown away) gives inf instead of raising,
 # which is what lets the loops vectorise
 _FLAT = dict(cache=True, nogil=True, error_model="numpy")
 
+# Columns of a level's geometry row (solve_flat): row stride, plane stride, the flat range
+# [START, START + N) that holds the unknowns, its first plane and number of planes, rows per
+# plane in it (from row 1), the z and y/x padding, and the ring's parity shift of the colours.
+_S, _P, _START, _N, _Z0, _NZ, _ROWS, _PZ, _PAD = range(9)
+
 
 @njit(**_FLAT)
-def _level_setup(kind, S, rows, wy, wx, diag, inv, unk, m0, m1):
-    # Per cell of plane rows 1 .. rows: the diagonal of an unknown (present neighbours added in the
-    # order x-, x+, y-, y+, as _stencil adds them; adding 0 for an absent one is exact), its
-    # reciprocal where dividing by the diagonal is multiplying by it (a power of two: the diagonal
-    # of every unknown whose four neighbours are present, when wx == wy), and the masks: unknown,
-    # and "the smoother updates it" (an unknown with a neighbour) per colour ((y + x) % 2 in the
-    # plane). A neighbour outside the crop is a kind-0 cell of the ring, or (level 0) the cell is
-    # halo, never unknown. Returns how many updated cells need the division (_division_cells).
+def _level_setup(kind, g, three, wz, wy, wx, diag, inv, unk, m0, m1):
+    # Per cell of the level's range: the diagonal of an unknown (present neighbours added in the
+    # order x-, x+, y-, y+, z-, z+, as _stencil adds them; adding 0 for an absent one is exact),
+    # its reciprocal where dividing by the diagonal is multiplying by it (the power of two of an
+    # unknown with all its neighbours, when the weights are equal), and the masks: unknown, and
+    # "the smoother updates it" (an unknown with a neighbour) per colour (the parity of the crop
+    # coordinates z + y + x). Returns how many updated cells need the division (_division_cells).
+    S, P = g[_S], g[_P]
     zero = wx - wx
-    full = ((zero + wx) + wx + wy) + wy  # the diagonal of an unknown with its four neighbours
+    full = (((zero + wx) + wx) + wy) + wy
+    if three:
+        full = (full + wz) + wz
     full_pow2 = math.frexp(full)[0] == 0.5
     n_div = 0
-    for y in range(1, rows + 1):
-        b = y * S
-        kc = kind[b:b + S]
-        kw = kind[b - 1:b - 1 + S]
-        ke = kind[b + 1:b + 1 + S]
-        kn = kind[b - S:b]
-        ks = kind[b + S:b + 2 * S]
-        dg = diag[b:b + S]
-        iv = inv[b:b + S]
-        uk = unk[b:b + S]
-        c0 = m0[b:b + S]
-        c1 = m1[b:b + S]
-        for x in range(S):
-            d = zero + (wx if kw[x] != 0 else zero)
-            d = d + (wx if ke[x] != 0 else zero)
-            d = d + (wy if kn[x] != 0 else zero)
-            d = d + (wy if ks[x] != 0 else zero)
-            u = kc[x] == 2
-            sm = u & (d > zero)
-            dg[x] = d if u else zero
-            iv[x] = 1 / d if sm else zero
-            uk[x] = u
-            black = ((y + x) & 1) == 1
-            c0[x] = sm & (not black)
-            c1[x] = sm & black
-            n_div += sm & ((d != full) | (not full_pow2))
+    for z in range(g[_Z0], g[_Z0] + g[_NZ]):
+        for y in range(1, g[_ROWS] + 1):
+            b = z * P + y * S
+            kc = kind[b:b + S]
+            kw = kind[b - 1:b - 1 + S]
+            ke = kind[b + 1:b + 1 + S]
+            kn = kind[b - S:b]
+            ks = kind[b + S:b + 2 * S]
+            kd = kind[b - P:b - P + S] if three else kc
+            ku = kind[b + P:b + P + S] if three else kc
+            dg = diag[b:b + S]
+            iv = inv[b:b + S]
+            uk = unk[b:b + S]
+            c0 = m0[b:b + S]
+            c1 = m1[b:b + S]
+            par = (z + y + g[_PZ]) & 1
+            for x in range(S):
+                d = zero + (wx if kw[x] != 0 else zero)
+                d = d + (wx if ke[x] != 0 else zero)
+                d = d + (wy if kn[x] != 0 else zero)
+                d = d + (wy if ks[x] != 0 else zero)
+                if three:
+                    d = d + (wz if kd[x] != 0 else zero)
+                    d = d + (wz if ku[x] != 0 else zero)
+                u = kc[x] == 2
+                sm = u & (d > zero)
+                dg[x] = d if u else zero
+                iv[x] = 1 / d if sm else zero
+                uk[x] = u
+                black = ((x + par) & 1) == 1
+                c0[x] = sm & (not black)
+                c1[x] = sm & black
+                n_div += sm & ((d != full) | (not full_pow2))
     return n_div
 
 
 @njit(**_FLAT)
-def _division_cells(diag, m, rows, S, wy, wx, out):
-    # the cells of mask m whose diagonal is not the power of two of an unknown with all four
+def _division_cells(diag, m, g, three, wz, wy, wx, out):
+    # the cells of mask m whose diagonal is not the power of two of an unknown with all its
     # neighbours present (_level_setup counted them): the smoother divides there
-    n = 0
-    zero = diag[0] - diag[0]
-    full = ((zero + wx) + wx + wy) + wy
+    zero = wx - wx
+    full = (((zero + wx) + wx) + wy) + wy
+    if three:
+        full = (full + wz) + wz
     full_pow2 = math.frexp(full)[0] == 0.5
-    for j in range(S, (rows + 1) * S):
+    n = 0
+    for j in range(g[_START], g[_START] + g[_N]):
         if m[j] and (diag[j] != full or not full_pow2):
             out[n] = j
             n += 1
@@ -376,42 +376,52 @@ def _division_cells(diag, m, rows, S, wy, wx, out):
 
 
 @njit(**_FLAT)
-def _coarsen_plane(kf, pf, Sf, eyf, exf, fy, fx, kc, Sc, eyc, exc):
-    # coarsen_kind() between planes: unknown iff an unknown child and no fixed child (kind 0
-    # ignored). Coarse cells with four children inside the fine extent take a branch-free path.
-    full_y = eyf // 2 if fy else 0
+def _coarsen_flat(kf, gf, ezf, eyf, exf, fz, fy, fx, kc, gc, ezc, eyc, exc, three):
+    # coarsen_kind() between levels: unknown iff an unknown child and no fixed child (kind 0
+    # ignored). In 2D, coarse cells with four children inside the fine extent take a branch-free path.
+    Sf, Pf, pzf, pf = gf[_S], gf[_P], gf[_PZ], gf[_PAD]
+    Sc, Pc, pzc = gc[_S], gc[_P], gc[_PZ]
+    full_y = eyf // 2 if (fy and not three) else 0
     full_x = exf // 2 if fx else 0
-    for Y in range(eyc):
-        out = kc[(Y + 1) * Sc + 1:(Y + 1) * Sc + 1 + exc]
-        if Y < full_y:
-            r0 = kf[(2 * Y + pf) * Sf + pf:(2 * Y + pf) * Sf + pf + 2 * full_x]
-            r1 = kf[(2 * Y + 1 + pf) * Sf + pf:(2 * Y + 1 + pf) * Sf + pf + 2 * full_x]
-            for X in range(full_x):
-                a, b, c, d = r0[2 * X], r0[2 * X + 1], r1[2 * X], r1[2 * X + 1]
-                has1 = (a == 1) | (b == 1) | (c == 1) | (d == 1)
-                has2 = (a == 2) | (b == 2) | (c == 2) | (d == 2)
-                out[X] = 1 if has1 else (2 if has2 else 0)
-        for X in range(full_x if Y < full_y else 0, exc):
-            has1 = False
-            has2 = False
-            for dy in range(1 + fy):
-                y = (Y << fy) + dy
-                if y >= eyf:
-                    continue
-                for dx in range(1 + fx):
-                    x = (X << fx) + dx
-                    if x >= exf:
+    for Z in range(ezc):
+        for Y in range(eyc):
+            b = (Z + pzc) * Pc + (Y + 1) * Sc + 1
+            out = kc[b:b + exc]
+            lo = 0
+            if Y < full_y:
+                r0 = kf[(2 * Y + pf) * Sf + pf:(2 * Y + pf) * Sf + pf + 2 * full_x]
+                r1 = kf[(2 * Y + 1 + pf) * Sf + pf:(2 * Y + 1 + pf) * Sf + pf + 2 * full_x]
+                for X in range(full_x):
+                    a, b_, c, d = r0[2 * X], r0[2 * X + 1], r1[2 * X], r1[2 * X + 1]
+                    has1 = (a == 1) | (b_ == 1) | (c == 1) | (d == 1)
+                    has2 = (a == 2) | (b_ == 2) | (c == 2) | (d == 2)
+                    out[X] = 1 if has1 else (2 if has2 else 0)
+                lo = full_x
+            for X in range(lo, exc):
+                has1 = False
+                has2 = False
+                for dz in range(1 + fz):
+                    z = (Z << fz) + dz
+                    if z >= ezf:
                         continue
-                    k = kf[(y + pf) * Sf + x + pf]
-                    if k == 1:
-                        has1 = True
-                    elif k == 2:
-                        has2 = True
-            out[X] = 1 if has1 else (2 if has2 else 0)
+                    for dy in range(1 + fy):
+                        y = (Y << fy) + dy
+                        if y >= eyf:
+                            continue
+                        for dx in range(1 + fx):
+                            x = (X << fx) + dx
+                            if x >= exf:
+                                continue
+                            k = kf[(z + pzf) * Pf + (y + pf) * Sf + x + pf]
+                            if k == 1:
+                                has1 = True
+                            elif k == 2:
+                                has2 = True
+                out[X] = 1 if has1 else (2 if has2 else 0)
 
 
 @njit(inline="always")
-def _colour_run(e, rhs, m, inv, j0, n, S, wy, wx):
+def _colour_run(e, rhs, m, inv, j0, n, S, P, three, wz, wy, wx):
     # u = (rhs + neighbours) * (1 / diag) on the cells j0, j0 + 2, ... (n cells), kept where m says so
     ec = e[j0:j0 + 2 * n]
     ew = e[j0 - 1:j0 - 1 + 2 * n]
@@ -421,34 +431,48 @@ def _colour_run(e, rhs, m, inv, j0, n, S, wy, wx):
     rr = rhs[j0:j0 + 2 * n]
     dd = inv[j0:j0 + 2 * n]
     mm = m[j0:j0 + 2 * n]
-    for h in range(n):
-        j = 2 * h
-        v = (rr[j] + (wx * (ew[j] + ee[j]) + wy * (en[j] + es[j]))) * dd[j]
-        ec[j] = v if mm[j] else ec[j]
+    if three:
+        ed = e[j0 - P:j0 - P + 2 * n]
+        eu = e[j0 + P:j0 + P + 2 * n]
+        for h in range(n):
+            j = 2 * h
+            v = (rr[j] + ((wx * (ew[j] + ee[j]) + wy * (en[j] + es[j])) + wz * (ed[j] + eu[j]))) * dd[j]
+            ec[j] = v if mm[j] else ec[j]
+    else:
+        for h in range(n):
+            j = 2 * h
+            v = (rr[j] + (wx * (ew[j] + ee[j]) + wy * (en[j] + es[j]))) * dd[j]
+            ec[j] = v if mm[j] else ec[j]
 
 
 @njit(**_FLAT)
-def _half_sweep(e, rhs, m, diag, inv, fix, start, rows, S, wy, wx, color):
-    # One colour of smooth() on plane rows start // S .. start // S + rows - 1: the cells with
-    # (y + x) % 2 == color only (strided, vectorised), kept where m says so. With an odd row
-    # stride the colour of flat index j is j % 2, and the rows are one run. u = (rhs + neighbours)
+def _half_sweep(e, rhs, m, diag, inv, fix, g, three, wz, wy, wx, color):
+    # One colour of smooth() on the level's range: the cells whose crop coordinates have
+    # (z + y + x) % 2 == color only (strided, vectorised), kept where m says so. With odd strides
+    # the colour of flat index j is (j + pz) % 2, and the range is one run. u = (rhs + neighbours)
     # / diag is computed as (rhs + neighbours) * (1 / diag), the same number when diag is a power
     # of two; the cells ``fix`` (the others) are computed again with the division.
-    if S & 1:
-        j0 = start + ((start + color) & 1)
-        _colour_run(e, rhs, m, inv, j0, (start + rows * S - j0 + 1) // 2, S, wy, wx)
+    S, P, start, pz = g[_S], g[_P], g[_START], g[_PZ]
+    if S & 1 and (P & 1 or not three):
+        j0 = start + ((start + color + pz) & 1)
+        _colour_run(e, rhs, m, inv, j0, (start + g[_N] - j0 + 1) // 2, S, P, three, wz, wy, wx)
     else:
-        for y in range(start // S, start // S + rows):
-            x0 = (color + y) & 1
-            _colour_run(e, rhs, m, inv, y * S + x0, (S - x0) // 2, S, wy, wx)
+        for z in range(g[_Z0], g[_Z0] + g[_NZ]):
+            for y in range(1, g[_ROWS] + 1):
+                x0 = (color + pz + z + y) & 1
+                _colour_run(e, rhs, m, inv, z * P + y * S + x0, (S - x0) // 2, S, P, three, wz, wy, wx)
     for t in range(fix.shape[0]):
         j = fix[t]
-        e[j] = (rhs[j] + (wx * (e[j - 1] + e[j + 1]) + wy * (e[j - S] + e[j + S]))) / diag[j]
+        nb = wx * (e[j - 1] + e[j + 1]) + wy * (e[j - S] + e[j + S])
+        if three:
+            nb = nb + wz * (e[j - P] + e[j + P])
+        e[j] = (rhs[j] + nb) / diag[j]
 
 
 @njit(**_FLAT)
-def _residual_flat(u, rhs, unk, diag, start, n, S, wy, wx, r):
+def _residual_flat(u, rhs, unk, diag, g, three, wz, wy, wx, r):
     # residual(): r = rhs - A u on unknowns, 0 elsewhere (cells outside the range stay 0)
+    S, P, start, n = g[_S], g[_P], g[_START], g[_N]
     zero = wx - wx
     uw = u[start - 1:start - 1 + n]
     ue = u[start + 1:start + 1 + n]
@@ -459,35 +483,49 @@ def _residual_flat(u, rhs, unk, diag, start, n, S, wy, wx, r):
     dd = diag[start:start + n]
     mm = unk[start:start + n]
     ro = r[start:start + n]
-    for i in range(n):
-        v = rr[i] - (dd[i] * uc[i] - (wx * (uw[i] + ue[i]) + wy * (un[i] + us[i])))
-        ro[i] = v if mm[i] else zero
+    if three:
+        ud = u[start - P:start - P + n]
+        uu = u[start + P:start + P + n]
+        for i in range(n):
+            v = rr[i] - (dd[i] * uc[i] - ((wx * (uw[i] + ue[i]) + wy * (un[i] + us[i])) + wz * (ud[i] + uu[i])))
+            ro[i] = v if mm[i] else zero
+    else:
+        for i in range(n):
+            v = rr[i] - (dd[i] * uc[i] - (wx * (uw[i] + ue[i]) + wy * (un[i] + us[i])))
+            ro[i] = v if mm[i] else zero
 
 
 @njit(**_FLAT)
-def _restrict_flat(r_f, pf, Sf, eyf, exf, kind_c, Sc, eyc, exc, fy, fx, rhs_c, acc):
-    # restrict() with one plane (the z weight is 1); the coarse plane has a ring
-    scale = 1.0 / (1 << (fy + fx))
-    for Y in range(eyc):
-        acc[:exf] = 0.0
-        for y in range(max((Y << fy) - fy, 0), min((Y << fy) + 1 + 2 * fy, eyf)):
-            wzy = 1.0 * _restrict_weight(Y, y, fy, eyc)
-            if wzy == 0.0:
-                continue
-            row = r_f[(y + pf) * Sf + pf:(y + pf) * Sf + pf + exf]
-            for x in range(exf):
-                acc[x] += wzy * row[x]
-        base = (Y + 1) * Sc + 1
-        out = rhs_c[base:base + exc]
-        kc = kind_c[base:base + exc]
-        # the X whose four fine cells are inside (restrict()'s first case), without branches
-        hi = min(exc - 2, (exf - 3) // 2) + 1 if fx else 0
-        for X in range(1, hi):
-            v = (0.25 * acc[2 * X - 1] + 0.75 * acc[2 * X] + 0.75 * acc[2 * X + 1] + 0.25 * acc[2 * X + 2]) * scale
-            out[X] = v if kc[X] == 2 else 0.0
-        for X in range(exc):
-            if not 1 <= X < hi:
-                out[X] = _restrict_x(acc, X, fx, exc, exf) * scale if kc[X] == 2 else 0
+def _restrict_flat(r_f, gf, ezf, eyf, exf, kind_c, gc, ezc, eyc, exc, fz, fy, fx, rhs_c, acc):
+    # restrict() between levels; the coarse level has a ring
+    Sf, Pf, pzf, pf = gf[_S], gf[_P], gf[_PZ], gf[_PAD]
+    Sc, Pc, pzc = gc[_S], gc[_P], gc[_PZ]
+    scale = 1.0 / (1 << (fz + fy + fx))
+    hi = min(exc - 2, (exf - 3) // 2) + 1 if fx else 0  # X whose four fine cells are inside
+    for Z in range(ezc):
+        for Y in range(eyc):
+            acc[:exf] = 0.0
+            for z in range(max((Z << fz) - fz, 0), min((Z << fz) + 1 + 2 * fz, ezf)):
+                wz_ = _restrict_weight(Z, z, fz, ezc)
+                if wz_ == 0.0:
+                    continue
+                for y in range(max((Y << fy) - fy, 0), min((Y << fy) + 1 + 2 * fy, eyf)):
+                    wzy = wz_ * _restrict_weight(Y, y, fy, eyc)
+                    if wzy == 0.0:
+                        continue
+                    b = (z + pzf) * Pf + (y + pf) * Sf + pf
+                    row = r_f[b:b + exf]
+                    for x in range(exf):
+                        acc[x] += wzy * row[x]
+            b = (Z + pzc) * Pc + (Y + 1) * Sc + 1
+            out = rhs_c[b:b + exc]
+            kc = kind_c[b:b + exc]
+            for X in range(1, hi):  # restrict()'s first case, without branches
+                v = (0.25 * acc[2 * X - 1] + 0.75 * acc[2 * X] + 0.75 * acc[2 * X + 1] + 0.25 * acc[2 * X + 2]) * scale
+                out[X] = v if kc[X] == 2 else 0.0
+            for X in range(exc):
+                if not 1 <= X < hi:
+                    out[X] = _restrict_x(acc, X, fx, exc, exf) * scale if kc[X] == 2 else 0
 
 
 @njit(**_FLAT)
@@ -498,31 +536,35 @@ def _prolong_table(exf, fx, exc, x0, x1, w0, w1):
 
 
 @njit(**_FLAT)
-def _prolong_flat(e_c, Sc, eyc, exc, unk_f, pf, Sf, eyf, exf, fy, fx, x0, x1, w0, w1, u_f, ec, fr):
-    # prolong_add() with one plane (z weights 1 and 0, kept in the expression so that non-finite
-    # values propagate as there); the coarse plane has a ring; x0 .. w1: _prolong_table()
-    wz0, wz1 = 1.0, 0.0
-    for y in range(eyf):
-        y0, y1, wy0, wy1 = _axis_pair(y, fy, eyc)
-        w00, w01, w10, w11 = wz0 * wy0, wz0 * wy1, wz1 * wy0, wz1 * wy1
-        r0 = e_c[(y0 + 1) * Sc + 1:(y0 + 1) * Sc + 1 + exc]
-        r1 = e_c[(y1 + 1) * Sc + 1:(y1 + 1) * Sc + 1 + exc]
-        for X in range(exc):
-            ec[X] = (w00 * r0[X] + w01 * r1[X]) + (w10 * r0[X] + w11 * r1[X])
-        if fx == 1:  # _axis_pair() along x written out: even x = 2X from X and X - 1, odd from X and X + 1
-            fr[0] = w0[0] * ec[0] + w1[0] * ec[0]
-            for X in range(1, exc):
-                fr[2 * X] = 0.75 * ec[X] + 0.25 * ec[X - 1]
-            for X in range(exf // 2):
-                fr[2 * X + 1] = 0.75 * ec[X] + 0.25 * ec[X + 1] if X + 1 < exc else 1.0 * ec[X] + 0.0 * ec[X]
-        else:
+def _prolong_flat(e_c, gc, ezc, eyc, exc, unk_f, gf, ezf, eyf, exf, fz, fy, fx, x0, x1, w0, w1, u_f, ec, fr):
+    # prolong_add() between levels (the coarse level has a ring); x0 .. w1: _prolong_table()
+    Sf, Pf, pzf, pf = gf[_S], gf[_P], gf[_PZ], gf[_PAD]
+    Sc, Pc, pzc = gc[_S], gc[_P], gc[_PZ]
+    for z in range(ezf):
+        z0, z1, wz0, wz1 = _axis_pair(z, fz, ezc)
+        for y in range(eyf):
+            y0, y1, wy0, wy1 = _axis_pair(y, fy, eyc)
+            w00, w01, w10, w11 = wz0 * wy0, wz0 * wy1, wz1 * wy0, wz1 * wy1
+            a00 = e_c[(z0 + pzc) * Pc + (y0 + 1) * Sc + 1:(z0 + pzc) * Pc + (y0 + 1) * Sc + 1 + exc]
+            a01 = e_c[(z0 + pzc) * Pc + (y1 + 1) * Sc + 1:(z0 + pzc) * Pc + (y1 + 1) * Sc + 1 + exc]
+            a10 = e_c[(z1 + pzc) * Pc + (y0 + 1) * Sc + 1:(z1 + pzc) * Pc + (y0 + 1) * Sc + 1 + exc]
+            a11 = e_c[(z1 + pzc) * Pc + (y1 + 1) * Sc + 1:(z1 + pzc) * Pc + (y1 + 1) * Sc + 1 + exc]
+            for X in range(exc):
+                ec[X] = (w00 * a00[X] + w01 * a01[X]) + (w10 * a10[X] + w11 * a11[X])
+            if fx == 1:  # _axis_pair() along x written out: even x = 2X from X and X - 1, odd from X and X + 1
+                fr[0] = w0[0] * ec[0] + w1[0] * ec[0]
+                for X in range(1, exc):
+                    fr[2 * X] = 0.75 * ec[X] + 0.25 * ec[X - 1]
+                for X in range(exf // 2):
+                    fr[2 * X + 1] = 0.75 * ec[X] + 0.25 * ec[X + 1] if X + 1 < exc else 1.0 * ec[X] + 0.0 * ec[X]
+            else:
+                for x in range(exf):
+                    fr[x] = w0[x] * ec[x0[x]] + w1[x] * ec[x1[x]]
+            b = (z + pzf) * Pf + (y + pf) * Sf + pf
+            uu = u_f[b:b + exf]
+            mm = unk_f[b:b + exf]
             for x in range(exf):
-                fr[x] = w0[x] * ec[x0[x]] + w1[x] * ec[x1[x]]
-        base = (y + pf) * Sf + pf
-        uu = u_f[base:base + exf]
-        mm = unk_f[base:base + exf]
-        for x in range(exf):
-            uu[x] = uu[x] + fr[x] if mm[x] else uu[x]
+                uu[x] = uu[x] + fr[x] if mm[x] else uu[x]
 
 
 @njit(**_FLAT)
@@ -537,12 +579,7 @@ def _dot_flat(a, b, unk, acc):
         mm = unk[c0:c0 + n]
         for t in range(n):
             acc[t] += 1.0 * aa[t] * bb[t] if mm[t] else 0.0
-    s = 128
-    while s > 0:
-        for t in range(s):
-            acc[t] += acc[t + s]
-        s >>= 1
-    return acc[0]
+    return _tree_sum(acc)
 
 
 @njit(**_FLAT)
@@ -571,12 +608,7 @@ def _update_flat(s, p, q, x, r, unk, acc):
                 rr[t] = rr[t] + s * qq[t] if mm[t] else rr[t]
         for t in range(n):
             acc[t] += 1.0 * rr[t] * rr[t] if mm[t] else 0.0
-    h = 128
-    while h > 0:
-        for t in range(h):
-            acc[t] += acc[t + h]
-        h >>= 1
-    return acc[0]
+    return _tree_sum(acc)
 
 
 @njit(inline="always")
@@ -589,28 +621,23 @@ def _pair_pii(dp, dq, sp, sq, al):
 
 
 @njit(**_FLAT)
-def guidance_rhs_plane(d, g, kind, H, W, al, mode, rhs):
-    """guidance_rhs() of one 2D crop, flat: d, g (dst and guidance crops), kind, rhs of H * W cells;
-    the crop's outer cells are never unknown (its halo), so every unknown has its four neighbours
-    in the arrays. rhs must hold 0 on the first and last rows (they are not written)."""
-    n = (H - 2) * W
-    dc = d[W:W + n]
-    dw = d[W - 1:W - 1 + n]
-    de = d[W + 1:W + 1 + n]
-    dn = d[0:n]
-    ds = d[2 * W:2 * W + n]
-    gc = g[W:W + n]
-    gw = g[W - 1:W - 1 + n]
-    ge = g[W + 1:W + 1 + n]
-    gn = g[0:n]
-    gs = g[2 * W:2 * W + n]
-    kc = kind[W:W + n]
-    kw = kind[W - 1:W - 1 + n]
-    ke = kind[W + 1:W + 1 + n]
-    kn = kind[0:n]
-    ks = kind[2 * W:2 * W + n]
-    out = rhs[W:W + n]
-    if mode == 0:  # the common case, without the mode's branches
+def guidance_rhs_flat(d, g, kind, D, H, W, al, mode, rhs):
+    """guidance_rhs() of one crop, flat: d, g (dst and guidance crops), kind, rhs of D * H * W cells
+    (D == 1 in 2D); the crop's outer cells are never unknown (its halo), so every unknown has its
+    neighbours in the arrays. rhs must hold 0 outside the planes and rows that hold unknowns."""
+    three = D > 1
+    P = H * W
+    st = P if three else W  # the planes (3D) or rows (2D) that hold unknowns
+    n = (D - 2) * P if three else (H - 2) * W
+    dc, dw, de, dn, ds = d[st:st + n], d[st - 1:st - 1 + n], d[st + 1:st + 1 + n], d[st - W:st - W + n], d[st + W:st + W + n]
+    gc, gw, ge, gn, gs = g[st:st + n], g[st - 1:st - 1 + n], g[st + 1:st + 1 + n], g[st - W:st - W + n], g[st + W:st + W + n]
+    kc, kw, ke, kn, ks = (kind[st:st + n], kind[st - 1:st - 1 + n], kind[st + 1:st + 1 + n], kind[st - W:st - W + n],
+                          kind[st + W:st + W + n])
+    zs = P if three else 0  # 2D: the z terms below read the cell itself and are never added
+    dd, du, gd, gu = d[st - zs:st - zs + n], d[st + zs:st + zs + n], g[st - zs:st - zs + n], g[st + zs:st + zs + n]
+    kd, ku = kind[st - zs:st - zs + n], kind[st + zs:st + zs + n]
+    out = rhs[st:st + n]
+    if mode == 0 and not three:  # the common case, without the mode's branches
         for i in range(n):
             acc = 0.0 + (_pair_pii(dc[i], dw[i], gc[i], gw[i], al) if kw[i] != 0 else 0.0)
             acc += _pair_pii(dc[i], de[i], gc[i], ge[i], al) if ke[i] != 0 else 0.0
@@ -624,23 +651,52 @@ def guidance_rhs_plane(d, g, kind, H, W, al, mode, rhs):
         acc += _pair(dc[i], de[i], gc[i], ge[i], al, mode) if ke[i] != 0 else 0.0
         acc += _pair(dc[i], dn[i], gc[i], gn[i], al, mode) if kn[i] != 0 else 0.0
         acc += _pair(dc[i], ds[i], gc[i], gs[i], al, mode) if ks[i] != 0 else 0.0
+        if three:
+            acc += _pair(dc[i], dd[i], gc[i], gd[i], al, mode) if kd[i] != 0 else 0.0
+            acc += _pair(dc[i], du[i], gc[i], gu[i], al, mode) if ku[i] != 0 else 0.0
         out[i] = acc if kc[i] == 2 else 0.0
 
 
 @njit(**_FLAT)
-def solve_plane(kind0, r0, x, H, W, tol, max_iter, nu1, nu2, coarsest, max_levels, stall_ratio):
-    """:func:`solve_system` for a 2D system, flat: kind0, r0, x of H * W cells (the crop, a halo of
-    non-unknown cells around the mask's box); x: zeros in, the solution out. The same iterates and
-    the same bytes. Returns (relative residual, status, iterations)."""
-    exts, ws, flags = hierarchy(np.array([1, H, W], np.int64), coarsest, max_levels)
+def _geometry(exts, D, H, W):
+    # every level's geometry row (_S, _P, ...): level 0 the crop as it is, the coarser levels with
+    # a ring of absent cells and odd row and plane strides
     L = exts.shape[0]
-    pad = np.ones(L, np.int64)
-    pad[0] = 0
-    S = exts[:, 2] + 2 * pad + ((exts[:, 2] + 1) & 1)  # row strides: odd on the coarse levels (_half_sweep)
-    S[0] = W
+    three = D > 1
+    g = np.zeros((L, 9), np.int64)
+    cells = np.zeros(L, np.int64)
+    for k in range(L):
+        ez, ey, ex = exts[k, 0], exts[k, 1], exts[k, 2]
+        if k == 0:
+            S, R, Dk, pz, pad = W, H, D, 0, 0
+            z0, nz, rows = (1, D - 2, H - 2) if three else (0, 1, H - 2)
+        else:
+            pad = 1
+            pz = 1 if three else 0
+            S = ex + 2 + ((ex + 1) & 1)  # odd
+            R = ey + 2 + ((ey + 1) & 1) if three else ey + 2
+            Dk = ez + 2 * pz
+            z0, nz, rows = pz, ez if three else 1, ey
+        P = R * S
+        g[k, _S], g[k, _P], g[k, _Z0], g[k, _NZ], g[k, _ROWS], g[k, _PZ], g[k, _PAD] = S, P, z0, nz, rows, pz, pad
+        g[k, _START] = z0 * P + S
+        g[k, _N] = (nz - 1) * P + rows * S
+        cells[k] = Dk * P
+    return g, cells
+
+
+@njit(**_FLAT)
+def solve_flat(kind0, r0, x, D, H, W, tol, max_iter, nu1, nu2, coarsest, max_levels, stall_ratio):
+    """:func:`solve_system` on flat arrays: kind0, r0, x of D * H * W cells (the crop, a halo of
+    non-unknown cells around the mask's box; D == 1 in 2D); x: zeros in, the solution out. The
+    same iterates and the same bytes. Returns (relative residual, status, iterations)."""
+    three = D > 1
+    exts, ws, flags = hierarchy(np.array([D, H, W], np.int64), coarsest, max_levels)
+    L = exts.shape[0]
+    g, cells = _geometry(exts, D, H, W)
     offs = np.zeros(L + 1, np.int64)
     for k in range(L):
-        offs[k + 1] = offs[k] + (exts[k, 1] + 2 * pad[k]) * S[k]
+        offs[k + 1] = offs[k] + cells[k]
     n_all = offs[L]
     dt = r0.dtype
     wt = ws.astype(dt)
@@ -665,12 +721,10 @@ def solve_plane(kind0, r0, x, H, W, tol, max_iter, nu1, nu2, coarsest, max_level
     for k in range(L):
         a, b = offs[k], offs[k + 1]
         if k > 0:
-            _coarsen_plane(kinds[offs[k - 1]:a], pad[k - 1], S[k - 1], exts[k - 1, 1], exts[k - 1, 2], flags[k - 1, 1],
-                           flags[k - 1, 2], kinds[a:b], S[k], exts[k, 1], exts[k, 2])
-        rows = exts[k, 1] if k > 0 else H - 2
-        n = _level_setup(kinds[a:b], S[k], rows, wt[k, 1], wt[k, 2], diags[a:b], invs[a:b], unks[a:b], m0s[a:b],
-                         m1s[a:b])
-        n_div[k] = n
+            _coarsen_flat(kinds[offs[k - 1]:a], g[k - 1], exts[k - 1, 0], exts[k - 1, 1], exts[k - 1, 2], flags[k - 1, 0],
+                          flags[k - 1, 1], flags[k - 1, 2], kinds[a:b], g[k], exts[k, 0], exts[k, 1], exts[k, 2], three)
+        n_div[k] = _level_setup(kinds[a:b], g[k], three, wt[k, 0], wt[k, 1], wt[k, 2], diags[a:b], invs[a:b], unks[a:b],
+                                m0s[a:b], m1s[a:b])
         if k + 1 < L:
             _prolong_table(exts[k, 2], flags[k, 2], exts[k + 1, 2], xt0[k], xt1[k], wt0[k], wt1[k])
     # the cells of each colour that the smoother divides at (_division_cells), level k's in
@@ -681,19 +735,14 @@ def solve_plane(kind0, r0, x, H, W, tol, max_iter, nu1, nu2, coarsest, max_level
     fo1 = np.zeros(L + 1, np.int64)
     for k in range(L):
         a, b = offs[k], offs[k + 1]
-        rows = exts[k, 1] if k > 0 else H - 2
-        fo0[k + 1] = fo0[k] + (_division_cells(diags[a:b], m0s[a:b], rows, S[k], wt[k, 1], wt[k, 2], fix0[fo0[k]:]) if n_div[k] else 0)
-        fo1[k + 1] = fo1[k] + (_division_cells(diags[a:b], m1s[a:b], rows, S[k], wt[k, 1], wt[k, 2], fix1[fo1[k]:]) if n_div[k] else 0)
-    # rows [start, start + n) of every level hold its unknowns: level 0 without its first and last
-    # row (the halo), coarser levels without their ring
-    first = S.copy()
-    count = exts[:, 1] * S
-    count[0] = (H - 2) * W
-    rows_of = exts[:, 1].copy()
-    rows_of[0] = H - 2
+        w3 = (wt[k, 0], wt[k, 1], wt[k, 2])
+        n0 = _division_cells(diags[a:b], m0s[a:b], g[k], three, w3[0], w3[1], w3[2], fix0[fo0[k]:]) if n_div[k] else 0
+        n1 = _division_cells(diags[a:b], m1s[a:b], g[k], three, w3[0], w3[1], w3[2], fix1[fo1[k]:]) if n_div[k] else 0
+        fo0[k + 1] = fo0[k] + n0
+        fo1[k + 1] = fo1[k] + n1
     unk = unks[:offs[1]]
     diag = diags[:offs[1]]
-    wy, wx = wt[0, 1], wt[0, 2]
+    wz, wy, wx = wt[0, 0], wt[0, 1], wt[0, 2]
     r = r0.copy()
     p = np.zeros_like(r0)
     q = np.zeros_like(r0)
@@ -714,39 +763,40 @@ def solve_plane(kind0, r0, x, H, W, tol, max_iter, nu1, nu2, coarsest, max_level
             a, b = offs[k], offs[k + 1]
             bk = r if k == 0 else rhss[a:b]
             for _ in range(nu1):  # red, then black
-                _half_sweep(es[a:b], bk, m0s[a:b], diags[a:b], invs[a:b], fix0[fo0[k]:fo0[k + 1]], first[k], rows_of[k],
-                            S[k], wt[k, 1], wt[k, 2], 0)
-                _half_sweep(es[a:b], bk, m1s[a:b], diags[a:b], invs[a:b], fix1[fo1[k]:fo1[k + 1]], first[k], rows_of[k],
-                            S[k], wt[k, 1], wt[k, 2], 1)
+                _half_sweep(es[a:b], bk, m0s[a:b], diags[a:b], invs[a:b], fix0[fo0[k]:fo0[k + 1]], g[k], three,
+                            wt[k, 0], wt[k, 1], wt[k, 2], 0)
+                _half_sweep(es[a:b], bk, m1s[a:b], diags[a:b], invs[a:b], fix1[fo1[k]:fo1[k + 1]], g[k], three,
+                            wt[k, 0], wt[k, 1], wt[k, 2], 1)
             if k + 1 < L:
                 c, d = b, offs[k + 2]
-                _residual_flat(es[a:b], bk, unks[a:b], diags[a:b], first[k], count[k], S[k], wt[k, 1], wt[k, 2], rs[a:b])
-                _restrict_flat(rs[a:b], pad[k], S[k], exts[k, 1], exts[k, 2], kinds[c:d], S[k + 1], exts[k + 1, 1],
-                               exts[k + 1, 2], flags[k, 1], flags[k, 2], rhss[c:d], acc)
+                _residual_flat(es[a:b], bk, unks[a:b], diags[a:b], g[k], three, wt[k, 0], wt[k, 1], wt[k, 2], rs[a:b])
+                _restrict_flat(rs[a:b], g[k], exts[k, 0], exts[k, 1], exts[k, 2], kinds[c:d], g[k + 1], exts[k + 1, 0],
+                               exts[k + 1, 1], exts[k + 1, 2], flags[k, 0], flags[k, 1], flags[k, 2], rhss[c:d], acc)
         for k in range(L - 1, -1, -1):
             a, b = offs[k], offs[k + 1]
             bk = r if k == 0 else rhss[a:b]
             if k + 1 < L:
                 c, d = b, offs[k + 2]
-                _prolong_flat(es[c:d], S[k + 1], exts[k + 1, 1], exts[k + 1, 2], unks[a:b], pad[k], S[k], exts[k, 1],
-                              exts[k, 2], flags[k, 1], flags[k, 2], xt0[k], xt1[k], wt0[k], wt1[k], es[a:b], ec, fr)
+                _prolong_flat(es[c:d], g[k + 1], exts[k + 1, 0], exts[k + 1, 1], exts[k + 1, 2], unks[a:b], g[k],
+                              exts[k, 0], exts[k, 1], exts[k, 2], flags[k, 0], flags[k, 1], flags[k, 2], xt0[k], xt1[k],
+                              wt0[k], wt1[k], es[a:b], ec, fr)
             for _ in range(nu2):  # black, then red
-                _half_sweep(es[a:b], bk, m1s[a:b], diags[a:b], invs[a:b], fix1[fo1[k]:fo1[k + 1]], first[k], rows_of[k],
-                            S[k], wt[k, 1], wt[k, 2], 1)
-                _half_sweep(es[a:b], bk, m0s[a:b], diags[a:b], invs[a:b], fix0[fo0[k]:fo0[k + 1]], first[k], rows_of[k],
-                            S[k], wt[k, 1], wt[k, 2], 0)
+                _half_sweep(es[a:b], bk, m1s[a:b], diags[a:b], invs[a:b], fix1[fo1[k]:fo1[k + 1]], g[k], three,
+                            wt[k, 0], wt[k, 1], wt[k, 2], 1)
+                _half_sweep(es[a:b], bk, m0s[a:b], diags[a:b], invs[a:b], fix0[fo0[k]:fo0[k + 1]], g[k], three,
+                            wt[k, 0], wt[k, 1], wt[k, 2], 0)
         rz_new = _dot_flat(r, z, unk, acc)
         if it == 0:
             p[:] = z
         else:
             _xpby_flat(z, _ratio(rz_new, rz), p, unk)  # p = z + beta p
         rz = rz_new
-        _residual_flat(p, zero, unk, diag, first[0], count[0], W, wy, wx, q)  # q = -A p
+        _residual_flat(p, zero, unk, diag, g[0], three, wz, wy, wx, q)  # q = -A p
         alpha = _ratio(rz, -_dot_flat(p, q, unk, acc))
         est = _relative(_update_flat(alpha, p, q, x, r, unk, acc), rr0)  # x += alpha p, r -= alpha A p
         it += 1
         if est <= tol or not np.isfinite(est) or it == max_iter:
-            _residual_flat(x, r0, unk, diag, first[0], count[0], W, wy, wx, q)  # the true residual r0 - A x
+            _residual_flat(x, r0, unk, diag, g[0], three, wz, wy, wx, q)  # the true residual r0 - A x
             rel = _relative(_dot_flat(q, q, unk, acc), rr0)
             status = _verdict(rel, est <= tol, tol, last, stall_ratio)
             if status:
@@ -756,45 +806,49 @@ def solve_plane(kind0, r0, x, H, W, tol, max_iter, nu1, nu2, coarsest, max_level
 
 
 @njit(**_FLAT)
-def _solve_sample_plane(dst, guide, gb, mask, b, C, al, mode, off, ext, clip_lo, clip_hi, do_clip, tol, max_iter,
-                        nu1, nu2, coarsest, max_levels, stall_ratio, out, res, status, iters):
-    # mg_solve_samples() for one 2D sample, every channel, on flat crops
-    H, W = ext[0, 1], ext[0, 2]
-    kind = np.empty((1, 1, H, W), np.uint8)
+def _solve_sample_flat(dst, guide, gb, mask, b, C, al, mode, off, ext, clip_lo, clip_hi, do_clip, tol, max_iter,
+                       nu1, nu2, coarsest, max_levels, stall_ratio, out, res, status, iters):
+    # mg_solve_samples() for one sample, every channel, on flat crops
+    D, H, W = ext[0, 0], ext[0, 1], ext[0, 2]
+    kind = np.empty((1, D, H, W), np.uint8)
     build_kind(mask[b:b + 1], off, ext, kind)
     kf = kind.ravel()
-    Hi, Wi = dst.shape[3], dst.shape[4]
-    oy, ox = off[0, 1], off[0, 2]
-    dc = np.zeros(H * W, dst.dtype)
-    gc = np.zeros(H * W, dst.dtype)
-    rhs = np.zeros(H * W, dst.dtype)
+    Di, Hi, Wi = dst.shape[2], dst.shape[3], dst.shape[4]
+    oz, oy, ox = off[0, 0], off[0, 1], off[0, 2]
+    n = D * H * W
+    dc = np.zeros(n, dst.dtype)
+    gc = np.zeros(n, dst.dtype)
+    rhs = np.zeros(n, dst.dtype)
     for c in range(C):
-        for y in range(H):
-            iy = oy + y
-            if not 0 <= iy < Hi:
-                continue
-            for x in range(W):
-                ix = ox + x
-                if 0 <= ix < Wi:
-                    dc[y * W + x] = dst[b, c, 0, iy, ix]
-                    if mode <= 3:
-                        gc[y * W + x] = guide[gb, c, 0, iy, ix]
-        guidance_rhs_plane(dc, gc if mode <= 3 else dc, kf, H, W, al, mode, rhs)
-        xs = np.zeros(H * W, dst.dtype)
-        rel, st, it = solve_plane(kf, rhs, xs, H, W, tol, max_iter, nu1, nu2, coarsest, max_levels, stall_ratio)
-        for y in range(H):
-            iy = oy + y
-            for x in range(W):
-                if kf[y * W + x] != 2:
+        for z in range(D):
+            iz = oz + z
+            for y in range(H):
+                iy = oy + y
+                if not (0 <= iz < Di and 0 <= iy < Hi):
                     continue
-                ix = ox + x
-                v = out[b, c, 0, iy, ix] + xs[y * W + x]
-                if do_clip:
-                    if v < clip_lo[b, c]:
-                        v = clip_lo[b, c]
-                    elif v > clip_hi[b, c]:
-                        v = clip_hi[b, c]
-                out[b, c, 0, iy, ix] = v
+                j = (z * H + y) * W
+                for x in range(W):
+                    ix = ox + x
+                    if 0 <= ix < Wi:
+                        dc[j + x] = dst[b, c, iz, iy, ix]
+                        if mode <= 3:
+                            gc[j + x] = guide[gb, c, iz, iy, ix]
+        guidance_rhs_flat(dc, gc if mode <= 3 else dc, kf, D, H, W, al, mode, rhs)
+        xs = np.zeros(n, dst.dtype)
+        rel, st, it = solve_flat(kf, rhs, xs, D, H, W, tol, max_iter, nu1, nu2, coarsest, max_levels, stall_ratio)
+        for z in range(D):
+            for y in range(H):
+                j = (z * H + y) * W
+                for x in range(W):
+                    if kf[j + x] != 2:
+                        continue
+                    v = out[b, c, oz + z, oy + y, ox + x] + xs[j + x]
+                    if do_clip:
+                        if v < clip_lo[b, c]:
+                            v = clip_lo[b, c]
+                        elif v > clip_hi[b, c]:
+                            v = clip_hi[b, c]
+                    out[b, c, oz + z, oy + y, ox + x] = v
         res[b, c] = rel
         status[b, c] = st
         iters[b, c] = it

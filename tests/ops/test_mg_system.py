@@ -13,7 +13,8 @@ from reference_solvers import exact_blend, image_range
 import pii_augment as pa
 from pii_augment.ops._backends import get_backend
 from pii_augment.ops import _numba_kernels as nk
-from pii_augment.ops._mg_system import _level_setup, dot_tree, guidance_rhs_plane, hierarchy, solve_plane, solve_system
+from pii_augment.ops._mg_system import (_geometry, _level_setup, dot_tree, guidance_rhs_flat, hierarchy, solve_flat,
+                                        solve_system)
 from pii_augment.ops.solver import build_hierarchy, prepare_crop
 
 EMU = "cuda-emulated"
@@ -106,41 +107,49 @@ def test_dot_tree_is_a_fixed_order_sum():
 
 
 def _crop_of(dst, src, mask, b, c, alpha, mode):
-    """The 2D crop of sample b (its mask's box and a one-cell halo), its labels and the
+    """The crop of sample b (its mask's box and a one-cell halo; D == 1 in 2D), its labels and the
     correction's right-hand side, made by the generic primitives."""
-    ys, xs = np.nonzero(mask[b])
-    off = np.array([[0, ys.min() - 1, xs.min() - 1]], np.int64)
-    ext = np.array([[1, ys.max() - ys.min() + 3, xs.max() - xs.min() + 3]], np.int64)
+    nz = np.nonzero(mask[b])
+    lo = [int(i.min()) - 1 for i in nz]
+    hi = [int(i.max()) + 2 for i in nz]
+    if mask.ndim == 3:  # 2D: one plane, no halo along z
+        lo, hi = [0] + lo, [1] + hi
+    off = np.array([lo], np.int64)
+    ext = np.array([[h - l for l, h in zip(lo, hi)]], np.int64)
+    m4 = np.ascontiguousarray(mask[b:b + 1] if mask.ndim == 4 else mask[b:b + 1, None]).view(np.uint8)
     kind = np.empty((1,) + tuple(ext[0]), np.uint8)
-    nk.build_kind(np.ascontiguousarray(mask[b:b + 1, None]).view(np.uint8), off, ext, kind)
+    nk.build_kind(m4, off, ext, kind)
     shape5 = (1, 1) + tuple(ext[0])
     dc, gc, rhs = (np.zeros(shape5, dst.dtype) for _ in range(3))
-    nk.gather_crop(dst[b:b + 1, c:c + 1, None], off, ext, dc)
-    nk.gather_crop(src[b:b + 1, c:c + 1, None], off, ext, gc)
+    d5 = dst if dst.ndim == 5 else dst[:, :, None]
+    s5 = src if src.ndim == 5 else src[:, :, None]
+    nk.gather_crop(d5[b:b + 1, c:c + 1], off, ext, dc)
+    nk.gather_crop(s5[b:b + 1, c:c + 1], off, ext, gc)
     nk.guidance_rhs(dc, gc, kind, ext, np.array([alpha[b]]), mode, rhs)
     return kind, dc, gc, rhs, ext
 
 
 @FAST
-@given(st.integers(0, 2**31 - 1), st.sampled_from([np.float32, np.float64]),
+@given(st.integers(0, 2**31 - 1), st.sampled_from([2, 3]), st.sampled_from([np.float32, np.float64]),
        st.lists(st.sampled_from(SHAPES), min_size=1, max_size=3), st.integers(0, 4))
-def test_flat_planes_give_the_bytes_of_the_generic_solve(seed, dtype, kinds, mode):
-    """solve_plane / guidance_rhs_plane (2D, flat, branch-free, multiplying by 1 / diag where that
-    is exact) against solve_system / guidance_rhs (the generic primitives): the same bytes, the
-    same residual, status and iterations, on every mask shape (edge masks make the smoother divide)."""
-    dst, src, mask, alpha = plane_problem(seed, 2, dtype, kinds)
+def test_flat_solve_gives_the_bytes_of_the_generic_solve(seed, ndim, dtype, kinds, mode):
+    """solve_flat / guidance_rhs_flat (flat, branch-free, multiplying by 1 / diag where that is
+    exact) against solve_system / guidance_rhs (the generic primitives), 2D and 3D: the same bytes,
+    the same residual, status and iterations, on every mask shape (edge masks make the smoother
+    divide)."""
+    dst, src, mask, alpha = plane_problem(seed, ndim, dtype, kinds)
     for b in range(mask.shape[0]):
         for c in range(dst.shape[1]):
             kind, dc, gc, rhs, ext = _crop_of(dst, src, mask, b, c, alpha, mode)
-            H, W = int(ext[0, 1]), int(ext[0, 2])
-            flat_rhs = np.zeros(H * W, dtype)
-            guidance_rhs_plane(dc.ravel(), (gc if mode <= 3 else dc).ravel(), kind.ravel(), H, W, alpha[b], mode,
-                               flat_rhs)
+            D, H, W = (int(e) for e in ext[0])
+            flat_rhs = np.zeros(D * H * W, dtype)
+            guidance_rhs_flat(dc.ravel(), (gc if mode <= 3 else dc).ravel(), kind.ravel(), D, H, W, alpha[b], mode,
+                              flat_rhs)
             assert np.array_equal(flat_rhs, rhs.ravel())
             x = np.zeros_like(rhs)
             ref = solve_system(kind, rhs, x, 1e-6, 60, 2, 2, 2, 16, 0.5)
-            xf = np.zeros(H * W, dtype)
-            got = solve_plane(kind.ravel(), rhs.ravel(), xf, H, W, 1e-6, 60, 2, 2, 2, 16, 0.5)
+            xf = np.zeros(D * H * W, dtype)
+            got = solve_flat(kind.ravel(), rhs.ravel(), xf, D, H, W, 1e-6, 60, 2, 2, 2, 16, 0.5)
             assert got == ref or (np.isnan(got[0]) and np.isnan(ref[0]) and got[1:] == ref[1:])
             assert np.array_equal(xf, x.ravel())
 
@@ -155,14 +164,15 @@ def test_masks_on_the_image_edge_take_the_division():
     mask[0, 0:9, 4:20] = True  # touches the top edge
     mask[0, 3, 7] = False
     kind, dc, gc, rhs, ext = _crop_of(dst, src, mask, 0, 0, np.array([0.4]), 0)
-    H, W = int(ext[0, 1]), int(ext[0, 2])
-    n = H * W
+    D, H, W = (int(e) for e in ext[0])
+    n = D * H * W
+    g, _ = _geometry(hierarchy(np.array([D, H, W]), 2, 16)[0], D, H, W)
     diag, inv = np.zeros(n, np.float32), np.zeros(n, np.float32)
     unk, m0, m1 = (np.zeros(n, np.uint8) for _ in range(3))
     one = np.float32(1)
-    assert _level_setup(kind.ravel().copy(), W, H - 2, one, one, diag, inv, unk, m0, m1) > 0
+    assert _level_setup(kind.ravel().copy(), g[0], False, one, one, one, diag, inv, unk, m0, m1) > 0
     x = np.zeros_like(rhs)
     ref = solve_system(kind, rhs, x, 1e-6, 60, 2, 2, 2, 16, 0.5)
     xf = np.zeros(n, np.float32)
-    assert solve_plane(kind.ravel(), rhs.ravel(), xf, H, W, 1e-6, 60, 2, 2, 2, 16, 0.5) == ref
+    assert solve_flat(kind.ravel(), rhs.ravel(), xf, D, H, W, 1e-6, 60, 2, 2, 2, 16, 0.5) == ref
     assert np.array_equal(xf, x.ravel())
