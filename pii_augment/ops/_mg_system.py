@@ -452,10 +452,15 @@ def _half_sweep(e, rhs, m, diag, inv, fix, g, three, wz, wy, wx, color):
     # the colour of flat index j is (j + pz) % 2, and the range is one run. u = (rhs + neighbours)
     # / diag is computed as (rhs + neighbours) * (1 / diag), the same number when diag is a power
     # of two; the cells ``fix`` (the others) are computed again with the division.
-    S, P, start, pz = g[_S], g[_P], g[_START], g[_PZ]
+    S, P, start, n, pz = g[_S], g[_P], g[_START], g[_N], g[_PZ]
     if S & 1 and (P & 1 or not three):
         j0 = start + ((start + color + pz) & 1)
-        _colour_run(e, rhs, m, inv, j0, (start + g[_N] - j0 + 1) // 2, S, P, three, wz, wy, wx)
+        _colour_run(e, rhs, m, inv, j0, (start + n - j0 + 1) // 2, S, P, three, wz, wy, wx)
+    elif three:
+        # 3D with even strides (level 0: short rows): both parities of the range as two runs, the
+        # masks keep the colour's cells (which read only the other colour's, unchanged here)
+        for q in range(2):
+            _colour_run(e, rhs, m, inv, start + q, (n - q + 1) // 2, S, P, three, wz, wy, wx)
     else:
         for z in range(g[_Z0], g[_Z0] + g[_NZ]):
             for y in range(1, g[_ROWS] + 1):
