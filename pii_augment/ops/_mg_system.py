@@ -338,14 +338,17 @@ def _level_setup(kind, g, three, wz, wy, wx, diag, inv, unk, m0, m1):
             c0 = m0[b:b + S]
             c1 = m1[b:b + S]
             par = (z + y + g[_PZ]) & 1
-            for x in range(S):
+            for x in range(S):  # the diagonal, added in the order of _stencil (three loops, no branches)
                 d = zero + (wx if kw[x] != 0 else zero)
                 d = d + (wx if ke[x] != 0 else zero)
                 d = d + (wy if kn[x] != 0 else zero)
-                d = d + (wy if ks[x] != 0 else zero)
-                if three:
-                    d = d + (wz if kd[x] != 0 else zero)
-                    d = d + (wz if ku[x] != 0 else zero)
+                dg[x] = d + (wy if ks[x] != 0 else zero)
+            if three:
+                for x in range(S):
+                    d = dg[x] + (wz if kd[x] != 0 else zero)
+                    dg[x] = d + (wz if ku[x] != 0 else zero)
+            for x in range(S):
+                d = dg[x]
                 u = kc[x] == 2
                 sm = u & (d > zero)
                 dg[x] = d if u else zero
