@@ -70,6 +70,28 @@ __device__ __forceinline__ void split_row(int row, int C, int D, int H, int& b, 
     b = t / C;
 }
 
+// This thread's cell in a row-mapped kernel over (B, C, Dp, Hp, Wp) crops (launch: rows =
+// B * C * Dp * Hp, width = Wp): its indices, its sample's extent, the index k of its label in a
+// (B, Dp, Hp, Wp) kind array and f of its value in a field array; false when the thread lies
+// beyond the launch or its cell beyond the sample's extent (such threads do nothing).
+struct CropCell {
+    int b, c, z, y, x;
+    i64 ez, ey, ex, k, f;
+};
+
+__device__ __forceinline__ bool crop_cell(int B, int C, int Dp, int Hp, int Wp, const i64* ext, CropCell& q) {
+    int row;
+    if (!row_and_x(B * C * Dp * Hp, Wp, row, q.x)) return false;
+    split_row(row, C, Dp, Hp, q.b, q.c, q.z, q.y);
+    q.ez = ext[3 * q.b];
+    q.ey = ext[3 * q.b + 1];
+    q.ex = ext[3 * q.b + 2];
+    if (q.z >= q.ez || q.y >= q.ey || q.x >= q.ex) return false;
+    q.k = ((i64)(q.b * Dp + q.z) * Hp + q.y) * Wp + q.x;
+    q.f = (i64)row * Wp + q.x;
+    return true;
+}
+
 // Absolute value that works for float and double alike (only compared, so the sign of 0 is moot).
 template <typename T>
 __device__ __forceinline__ T absval(T v) {

@@ -53,16 +53,13 @@ __global__ void scatter_crop(const T* __restrict__ u, const unsigned char* __res
                              const T* __restrict__ lo, const T* __restrict__ hi, int do_clip,
                              T* __restrict__ out, int B, int C, int D, int H, int W, int Dp, int Hp,
                              int Wp) {
-    int row, x, b, c, z, y;
-    if (!pii::row_and_x(B * C * Dp * Hp, Wp, row, x)) return;
-    pii::split_row(row, C, Dp, Hp, b, c, z, y);
-    if (z >= ext[3 * b] || y >= ext[3 * b + 1] || x >= ext[3 * b + 2]) return;
-    if (kind[((long long)(b * Dp + z) * Hp + y) * Wp + x] != 2) return;
-    const long long iz = off[3 * b] + z, iy = off[3 * b + 1] + y, ix = off[3 * b + 2] + x;
-    const long long o = (((b * (long long)C + c) * D + iz) * H + iy) * W + ix;
-    T v = out[o] + u[(long long)row * Wp + x];
+    pii::CropCell q;
+    if (!pii::crop_cell(B, C, Dp, Hp, Wp, ext, q) || kind[q.k] != 2) return;
+    const long long iz = off[3 * q.b] + q.z, iy = off[3 * q.b + 1] + q.y, ix = off[3 * q.b + 2] + q.x;
+    const long long o = (((q.b * (long long)C + q.c) * D + iz) * H + iy) * W + ix;
+    T v = out[o] + u[q.f];
     if (do_clip) {
-        const T l = lo[b * C + c], h = hi[b * C + c];
+        const T l = lo[q.b * C + q.c], h = hi[q.b * C + q.c];
         if (v < l) {
             v = l;
         } else if (v > h) {

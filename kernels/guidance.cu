@@ -15,17 +15,13 @@ __global__ void guidance_rhs(const T* __restrict__ dst, const T* __restrict__ sr
                              const unsigned char* __restrict__ kind, const long long* __restrict__ ext,
                              const double* __restrict__ alpha, int mode, T* __restrict__ rhs,
                              int B, int C, int Dp, int Hp, int Wp) {
-    int row, x, b, c, z, y;
-    if (!pii::row_and_x(B * C * Dp * Hp, Wp, row, x)) return;
-    pii::split_row(row, C, Dp, Hp, b, c, z, y);
-    const long long ez = ext[3 * b], ey = ext[3 * b + 1], ex = ext[3 * b + 2];
-    if (z >= ez || y >= ey || x >= ex) return;
-    const long long sy = Wp, sz = (long long)Hp * Wp;
-    const long long k = ((long long)(b * Dp + z) * Hp + y) * Wp + x;
-    const long long f = (long long)row * Wp + x;
-    if (kind[k] != 2) {
-        rhs[f] = T(0);
+    pii::CropCell q;
+    if (!pii::crop_cell(B, C, Dp, Hp, Wp, ext, q)) return;
+    if (kind[q.k] != 2) {
+        rhs[q.f] = T(0);
         return;
     }
-    rhs[f] = pii::rhs_cell(dst, src, kind, f, k, z, y, x, ez, ey, ex, sy, sz, sy, sz, alpha[b], mode);
+    const long long sy = Wp, sz = (long long)Hp * Wp;
+    rhs[q.f] = pii::rhs_cell(dst, src, kind, q.f, q.k, q.z, q.y, q.x, q.ez, q.ey, q.ex, sy, sz, sy, sz, alpha[q.b],
+                             mode);
 }

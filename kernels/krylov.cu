@@ -48,15 +48,11 @@ template <typename T>
 __global__ void axpy_unknowns(const double* __restrict__ a, const T* __restrict__ x, T* __restrict__ y,
                               const unsigned char* __restrict__ kind, const long long* __restrict__ ext,
                               int B, int C, int Dp, int Hp, int Wp) {
-    int row, i, b, c, z, yy;
-    if (!pii::row_and_x(B * C * Dp * Hp, Wp, row, i)) return;
-    pii::split_row(row, C, Dp, Hp, b, c, z, yy);
-    if (z >= ext[3 * b] || yy >= ext[3 * b + 1] || i >= ext[3 * b + 2]) return;
-    const double s = a[b * C + c];
-    if (s == 0.0) return;
-    if (kind[((long long)(b * Dp + z) * Hp + yy) * Wp + i] != 2) return;
-    const long long f = (long long)row * Wp + i;
-    y[f] = (T)((double)y[f] + s * (double)x[f]);
+    pii::CropCell q;
+    if (!pii::crop_cell(B, C, Dp, Hp, Wp, ext, q)) return;
+    const double s = a[q.b * C + q.c];
+    if (s == 0.0 || kind[q.k] != 2) return;
+    y[q.f] = (T)((double)y[q.f] + s * (double)x[q.f]);
 }
 
 // y = x + beta[b, c] * y on unknown cells. beta: (B, C) float64; x, y: (B, C, Dp, Hp, Wp).
@@ -65,11 +61,7 @@ template <typename T>
 __global__ void xpby_unknowns(const T* __restrict__ x, const double* __restrict__ beta, T* __restrict__ y,
                               const unsigned char* __restrict__ kind, const long long* __restrict__ ext,
                               int B, int C, int Dp, int Hp, int Wp) {
-    int row, i, b, c, z, yy;
-    if (!pii::row_and_x(B * C * Dp * Hp, Wp, row, i)) return;
-    pii::split_row(row, C, Dp, Hp, b, c, z, yy);
-    if (z >= ext[3 * b] || yy >= ext[3 * b + 1] || i >= ext[3 * b + 2]) return;
-    if (kind[((long long)(b * Dp + z) * Hp + yy) * Wp + i] != 2) return;
-    const long long f = (long long)row * Wp + i;
-    y[f] = (T)((double)x[f] + beta[b * C + c] * (double)y[f]);
+    pii::CropCell q;
+    if (!pii::crop_cell(B, C, Dp, Hp, Wp, ext, q) || kind[q.k] != 2) return;
+    y[q.f] = (T)((double)x[q.f] + beta[q.b * C + q.c] * (double)y[q.f]);
 }

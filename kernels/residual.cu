@@ -11,20 +11,14 @@ __global__ void residual(const T* __restrict__ u, const T* __restrict__ rhs,
                          const unsigned char* __restrict__ kind, const long long* __restrict__ ext,
                          const double* __restrict__ w, T* __restrict__ r,
                          int B, int C, int Dp, int Hp, int Wp) {
-    int row, x, b, c, z, y;
-    if (!pii::row_and_x(B * C * Dp * Hp, Wp, row, x)) return;
-    pii::split_row(row, C, Dp, Hp, b, c, z, y);
-    const long long ez = ext[3 * b], ey = ext[3 * b + 1], ex = ext[3 * b + 2];
-    if (z >= ez || y >= ey || x >= ex) return;
-    const long long sy = Wp, sz = (long long)Hp * Wp;
-    const long long k = ((long long)(b * Dp + z) * Hp + y) * Wp + x;
-    const long long f = (long long)row * Wp + x;
-    if (kind[k] != 2) {
-        r[f] = T(0);
+    pii::CropCell q;
+    if (!pii::crop_cell(B, C, Dp, Hp, Wp, ext, q)) return;
+    if (kind[q.k] != 2) {
+        r[q.f] = T(0);
         return;
     }
     T nb, diag;
-    pii::stencil_t(u, kind, f, k, z, y, x, ez, ey, ex, sy, sz, (T)w[3 * b], (T)w[3 * b + 1], (T)w[3 * b + 2],
-                   nb, diag);
-    r[f] = rhs[f] - (diag * u[f] - nb);
+    pii::stencil_t(u, kind, q.f, q.k, q.z, q.y, q.x, q.ez, q.ey, q.ex, (long long)Wp, (long long)Hp * Wp,
+                   (T)w[3 * q.b], (T)w[3 * q.b + 1], (T)w[3 * q.b + 2], nb, diag);
+    r[q.f] = rhs[q.f] - (diag * u[q.f] - nb);
 }

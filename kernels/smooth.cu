@@ -53,25 +53,20 @@ __global__ void jacobi_sweep(const T* __restrict__ u, const T* __restrict__ rhs,
                              const unsigned char* __restrict__ kind, const long long* __restrict__ ext,
                              const double* __restrict__ w, double omega, T* __restrict__ u_out,
                              int B, int C, int Dp, int Hp, int Wp) {
-    int row, x, b, c, z, y;
-    if (!pii::row_and_x(B * C * Dp * Hp, Wp, row, x)) return;
-    pii::split_row(row, C, Dp, Hp, b, c, z, y);
-    const long long ez = ext[3 * b], ey = ext[3 * b + 1], ex = ext[3 * b + 2];
-    if (z >= ez || y >= ey || x >= ex) return;
-    const long long k = ((long long)(b * Dp + z) * Hp + y) * Wp + x;
-    const long long f = (long long)row * Wp + x;
-    const T up = u[f];
-    if (kind[k] != 2) {
-        u_out[f] = up;
+    pii::CropCell q;
+    if (!pii::crop_cell(B, C, Dp, Hp, Wp, ext, q)) return;
+    const T up = u[q.f];
+    if (kind[q.k] != 2) {
+        u_out[q.f] = up;
         return;
     }
     double diag = 0.0;
-    double acc = (double)rhs[f];
-    pii::gather_neighbours(u, kind, f, k, z, y, x, ez, ey, ex, (long long)Wp, (long long)Hp * Wp,
-                           w[3 * b], w[3 * b + 1], w[3 * b + 2], acc, diag);
+    double acc = (double)rhs[q.f];
+    pii::gather_neighbours(u, kind, q.f, q.k, q.z, q.y, q.x, q.ez, q.ey, q.ex, (long long)Wp, (long long)Hp * Wp,
+                           w[3 * q.b], w[3 * q.b + 1], w[3 * q.b + 2], acc, diag);
     if (diag > 0.0) {
-        u_out[f] = (T)((1.0 - omega) * (double)up + omega * (acc / diag));
+        u_out[q.f] = (T)((1.0 - omega) * (double)up + omega * (acc / diag));
     } else {
-        u_out[f] = up;
+        u_out[q.f] = up;
     }
 }
