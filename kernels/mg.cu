@@ -1,6 +1,7 @@
 // Any mask, one thread block per system: mg_solve, the whole multigrid-preconditioned CG solve of
-// one system (sample, channel) in one block. CUDA twin of solve_system / mg_solve_samples
-// (pii_augment/ops/_mg_system.py): the same hierarchy (the sample coarsens on its own schedule),
+// one system (sample, channel) in one block. CUDA twin of solve_flat / mg_solve_samples
+// (pii_augment/ops/_mg_system.py; tests/generic_twin.py writes it with the row-mapped
+// primitives): the same hierarchy (the sample coarsens on its own schedule),
 // the same V-cycle (red-black Gauss-Seidel, nu1 sweeps down and nu2 up on every level, restriction
 // the scaled transpose of the bilinear prolongation), the same PCG with the offset-invariant test on
 // the correction and the same stall rule, every per-cell value computed by the functions the
@@ -95,7 +96,7 @@ __device__ void mg_residual(const T* u, const T* rhs, const unsigned char* kind,
     __syncthreads();
 }
 
-// The dot product of x and y over the unknown cells, summed in a fixed order (see dot_tree).
+// The dot product of x and y over the unknown cells, summed in a fixed order (see _dot_flat).
 template <typename T>
 __device__ double mg_dot(const T* x, const T* y, const unsigned char* kind, long long n, double* red) {
     double acc = 0.0;

@@ -4,19 +4,18 @@ kernel ``mg_solve`` (kernels/mg.cu), which solves one system per thread block.
 The algorithm is the driver's (:mod:`pii_augment.ops.solver`: PCG preconditioned by one symmetric
 V-cycle, each sample coarsening on its own schedule, the offset-invariant residual test on the
 correction, the stall rule) for a single system, with every array of the system local and small
-enough to stay in cache, and no Python between the steps. It calls the very primitives of
-:mod:`pii_augment.ops._numba_kernels` on views of shape (1, 1, D, H, W), so every per-cell
-operation is the one the batched driver and the CUDA kernels compute; dot products are summed in
-the order of a block of 256 threads (256 strided partial sums, then a fixed tree), so that the
-twin and the CUDA kernel give the same bytes.
+enough to stay in cache, and no Python between the steps. Every per-cell operation is the one the
+batched driver's primitives (:mod:`pii_augment.ops._numba_kernels`) and the CUDA kernels compute,
+in the same order and dtypes; dot products are summed in the order of a block of 256 threads (256
+strided partial sums, then a fixed tree), so that the twin and the CUDA kernel give the same bytes.
 
-The solves run on flat arrays (:func:`solve_flat`): the same algorithm and the same bytes as
-:func:`solve_system`, which is written with those primitives and is the reference the flat solve is
-tested against (``tests/ops/test_mg_system.py``). On flat arrays every coarse level has a ring of
+The solve runs on flat arrays (:func:`solve_flat`, 2D and 3D): every coarse level has a ring of
 absent cells and odd strides (a colour of the red-black smoother is every other cell), the loops
 have no branches and vectorise, the diagonal and masks are computed once per level, and the
 smoother multiplies by 1 / diag wherever that is exact (a power-of-two diagonal; the few other
-cells are divided).
+cells are divided). ``tests/generic_twin.py`` writes the same solve with the batched driver's
+primitives; ``tests/ops/test_mg_system.py`` holds the flat solve and the CUDA kernel to it, byte
+for byte.
 
 Status codes (``STATUS``): 1 converged, 2 stalled at the rounding floor, 3 non-finite, 4 stopped
 at ``max_iter``; 0 is "not solved here" (see ``mg_solve_samples``).
@@ -34,14 +33,7 @@ from ._numba_kernels import (
     _pair,
     _restrict_x,
     _restrict_weight,
-    axpy_unknowns,
     build_kind,
-    coarsen_kind,
-    prolong_add,
-    residual,
-    restrict,
-    smooth,
-    xpby_unknowns,
 )
 
 STATUS = {"converged": 1, "stalled": 2, "nonfinite": 3, "max_iter": 4}
@@ -74,21 +66,6 @@ def _tree_sum(acc):
             acc[t] += acc[t + s]
         s >>= 1
     return acc[0]
-
-
-@njit(**_OPTS)
-def dot_tree(x, y, kind):
-    """sum of x * y (in float64) over the unknown cells, in the order of a block of 256 threads:
-    partial[t] sums the cells t, t + 256, ... in turn, then partial[t] += partial[t + s] for
-    s = 128, 64, ..., 1. x, y: contiguous arrays of one system; kind: the same shape."""
-    xf = x.ravel()
-    yf = y.ravel()
-    kf = kind.ravel()
-    acc = np.zeros(256)
-    for i in range(xf.shape[0]):
-        if kf[i] == 2:
-            acc[i & 255] += 1.0 * xf[i] * yf[i]
-    return _tree_sum(acc)
 
 
 @njit(inline="always")
@@ -151,109 +128,6 @@ def hierarchy(ext0, coarsest, max_levels):
     return exts[:L].copy(), ws[:L].copy(), flags[:L].copy()
 
 
-@njit(inline="always")
-def _view(buf, off, ext):
-    n = ext[0] * ext[1] * ext[2]
-    return buf[off:off + n].reshape((1, 1, ext[0], ext[1], ext[2]))
-
-
-@njit(inline="always")
-def _kview(buf, off, ext):
-    n = ext[0] * ext[1] * ext[2]
-    return buf[off:off + n].reshape((1, ext[0], ext[1], ext[2]))
-
-
-@njit(**_OPTS)
-def solve_system(kind0, r0, x, tol, max_iter, nu1, nu2, coarsest, max_levels, stall_ratio):
-    """Solve A x = r0 (x = 0 on fixed cells) for one system by PCG with a V-cycle.
-
-    kind0: (1, D, H, W) uint8 crop labels (0 none, 1 fixed, 2 unknown); r0: (1, 1, D, H, W), the
-    right-hand side of the correction (``guidance_rhs``); x: same, zeros in, the solution out.
-    Returns (relative residual, status, iterations); see the module docstring for the status.
-    """
-    e0 = np.array([kind0.shape[1], kind0.shape[2], kind0.shape[3]], np.int64)
-    exts, ws, flags = hierarchy(e0, coarsest, max_levels)
-    L = exts.shape[0]
-    offs = np.zeros(L + 1, np.int64)
-    for k in range(L):
-        offs[k + 1] = offs[k] + exts[k, 0] * exts[k, 1] * exts[k, 2]
-    n_all = offs[L]
-    kinds = np.zeros(n_all, np.uint8)
-    kinds[:offs[1]] = kind0.ravel()
-    es = np.zeros(n_all, r0.dtype)  # level 0: z; coarse levels: their corrections
-    rhss = np.zeros(n_all, r0.dtype)  # level 0: unused (r is the V-cycle's right-hand side)
-    rs = np.zeros(n_all, r0.dtype)  # residual scratch of every level
-    ext_tab = exts.reshape((L, 1, 3))
-    w_tab = ws.reshape((L, 1, 3))
-    f_tab = flags.reshape((L, 1, 3))
-    for k in range(L - 1):
-        coarsen_kind(_kview(kinds, offs[k], exts[k]), ext_tab[k], f_tab[k], _kview(kinds, offs[k + 1], exts[k + 1]),
-                     ext_tab[k + 1])
-    kind = kinds[:offs[1]].reshape(kind0.shape)
-    ext = ext_tab[0]
-    w = w_tab[0]
-    r = r0.copy()
-    p = np.zeros_like(r0)
-    q = np.zeros_like(r0)
-    zero = np.zeros_like(r0)
-    z = _view(es, 0, exts[0])
-    coef = np.zeros((1, 1))
-
-    rr0 = dot_tree(r0, r0, kind)
-    rel, status = _first_verdict(rr0, tol)
-    if status:
-        return rel, status, 0
-    last = np.inf
-    rz = 0.0
-    it = 0
-    while it < max_iter:
-        # z = V-cycle(r)
-        z[...] = 0
-        for k in range(L):
-            ek = _view(es, offs[k], exts[k])
-            bk_rhs = r if k == 0 else _view(rhss, offs[k], exts[k])
-            kk = _kview(kinds, offs[k], exts[k])
-            if k > 0:
-                ek[...] = 0
-            if nu1:
-                smooth(ek, bk_rhs, kk, ext_tab[k], w_tab[k], nu1, False)
-            if k + 1 < L:
-                rk = _view(rs, offs[k], exts[k])
-                residual(ek, bk_rhs, kk, ext_tab[k], w_tab[k], rk)
-                restrict(rk, ext_tab[k], _kview(kinds, offs[k + 1], exts[k + 1]), ext_tab[k + 1], f_tab[k],
-                         _view(rhss, offs[k + 1], exts[k + 1]))
-        for k in range(L - 1, -1, -1):
-            ek = _view(es, offs[k], exts[k])
-            bk_rhs = r if k == 0 else _view(rhss, offs[k], exts[k])
-            kk = _kview(kinds, offs[k], exts[k])
-            if k + 1 < L:
-                prolong_add(_view(es, offs[k + 1], exts[k + 1]), _kview(kinds, offs[k + 1], exts[k + 1]),
-                            ext_tab[k + 1], kk, ext_tab[k], f_tab[k], ek)
-            if nu2:
-                smooth(ek, bk_rhs, kk, ext_tab[k], w_tab[k], nu2, True)
-        rz_new = dot_tree(r, z, kind)
-        if it == 0:
-            p[...] = z
-        else:
-            coef[0, 0] = _ratio(rz_new, rz)
-            xpby_unknowns(z, coef, p, kind, ext)  # p = z + beta p
-        rz = rz_new
-        residual(p, zero, kind, ext, w, q)  # q = -A p
-        coef[0, 0] = _ratio(rz, -dot_tree(p, q, kind))
-        axpy_unknowns(coef, p, x, kind, ext)  # x += alpha p
-        axpy_unknowns(coef, q, r, kind, ext)  # r -= alpha A p
-        it += 1
-        est = _relative(dot_tree(r, r, kind), rr0)
-        if est <= tol or not np.isfinite(est) or it == max_iter:
-            residual(x, r0, kind, ext, w, q)  # the true residual r0 - A x (q is free here)
-            rel = _relative(dot_tree(q, q, kind), rr0)
-            status = _verdict(rel, est <= tol, tol, last, stall_ratio)
-            if status:
-                break
-            last = rel
-    return rel, status if status else 4, it
-
-
 @njit(**_OPTS)
 def mg_solve_samples(dst, guide, gidx, mask, alpha, mode, samples, box_lo, box_hi, ndim, clip_lo, clip_hi, do_clip,
                      tol, max_iter, nu1, nu2, coarsest, max_levels, stall_ratio, out, res, status, iters):
@@ -294,7 +168,7 @@ def mg_solve_samples(dst, guide, gidx, mask, alpha, mode, samples, box_lo, box_h
 # add all its neighbours: an absent one adds 0, which is what leaving it out adds; what depends on
 # which neighbours are present (the diagonal) is computed once per level. Each per-cell value is
 # the expression of the generic primitives above (same operations, same order, same dtypes), so
-# the flat solve gives the bytes of solve_system and of the CUDA kernel; only the sign of an exact
+# the flat solve gives the bytes of the generic twin (tests/generic_twin.py) and of the CUDA kernel; only the sign of an exact
 # zero may differ (x + 0 for an absent neighbour), which compares equal.
 
 # error_model="numpy": a division by 0 (on cells that are thrown away) gives inf instead of raising,
@@ -307,6 +181,17 @@ _FLAT = dict(cache=True, nogil=True, error_model="numpy")
 _S, _P, _START, _N, _Z0, _NZ, _ROWS, _PZ, _PAD = range(9)
 
 
+@njit(inline="always")
+def _full_diagonal(three, wz, wy, wx):
+    # the diagonal of an unknown with all its neighbours present (added as _stencil adds them), and
+    # whether it is a power of two (then dividing by it is multiplying by its reciprocal)
+    zero = wx - wx
+    full = (((zero + wx) + wx) + wy) + wy
+    if three:
+        full = (full + wz) + wz
+    return full, math.frexp(full)[0] == 0.5
+
+
 @njit(**_FLAT)
 def _level_setup(kind, g, three, wz, wy, wx, diag, inv, unk, m0, m1):
     # Per cell of the level's range: the diagonal of an unknown (present neighbours added in the
@@ -317,10 +202,7 @@ def _level_setup(kind, g, three, wz, wy, wx, diag, inv, unk, m0, m1):
     # coordinates z + y + x). Returns how many updated cells need the division (_division_cells).
     S, P = g[_S], g[_P]
     zero = wx - wx
-    full = (((zero + wx) + wx) + wy) + wy
-    if three:
-        full = (full + wz) + wz
-    full_pow2 = math.frexp(full)[0] == 0.5
+    full, full_pow2 = _full_diagonal(three, wz, wy, wx)
     n_div = 0
     for z in range(g[_Z0], g[_Z0] + g[_NZ]):
         for y in range(1, g[_ROWS] + 1):
@@ -366,10 +248,7 @@ def _division_cells(diag, m, g, three, wz, wy, wx, out):
     # the cells of mask m whose diagonal is not the power of two of an unknown with all its
     # neighbours present (_level_setup counted them): the smoother divides there
     zero = wx - wx
-    full = (((zero + wx) + wx) + wy) + wy
-    if three:
-        full = (full + wz) + wz
-    full_pow2 = math.frexp(full)[0] == 0.5
+    full, full_pow2 = _full_diagonal(three, wz, wy, wx)
     n = 0
     for j in range(g[_START], g[_START] + g[_N]):
         if m[j] and (diag[j] != full or not full_pow2):
@@ -577,7 +456,8 @@ def _prolong_flat(e_c, gc, ezc, eyc, exc, unk_f, gf, ezf, eyf, exf, fz, fy, fx, 
 
 @njit(**_FLAT)
 def _dot_flat(a, b, unk, acc):
-    # dot_tree() of flat crops: cell i goes to partial sum i % 256
+    # sum of a * b (in float64) over the unknowns, in the order of mg_solve's block of 256 threads:
+    # cell i goes to partial sum i % 256, then the fixed tree
     acc[:256] = 0.0
     N = a.shape[0]
     for c0 in range(0, N, 256):
@@ -695,9 +575,10 @@ def _geometry(exts, D, H, W):
 
 @njit(**_FLAT)
 def solve_flat(kind0, r0, x, D, H, W, tol, max_iter, nu1, nu2, coarsest, max_levels, stall_ratio):
-    """:func:`solve_system` on flat arrays: kind0, r0, x of D * H * W cells (the crop, a halo of
-    non-unknown cells around the mask's box; D == 1 in 2D); x: zeros in, the solution out. The
-    same iterates and the same bytes. Returns (relative residual, status, iterations)."""
+    """The whole-system solve of one system on flat arrays: kind0, r0, x of D * H * W cells (the crop, a halo of
+    non-unknown cells around the mask's box; D == 1 in 2D); r0: the correction's right-hand side
+    (guidance_rhs_flat); x: zeros in, the solution out. Returns (relative residual, status,
+    iterations); see the module docstring for the status."""
     three = D > 1
     exts, ws, flags = hierarchy(np.array([D, H, W], np.int64), coarsest, max_levels)
     L = exts.shape[0]

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from generic_twin import dot_tree, solve_system
 from problems import make_mask, plane_problem
 from reference_solvers import exact_blend, image_range
 
 import pii_augment as pa
 from pii_augment.ops._backends import get_backend
 from pii_augment.ops import _numba_kernels as nk
-from pii_augment.ops._mg_system import (_geometry, _level_setup, dot_tree, guidance_rhs_flat, hierarchy, solve_flat,
-                                        solve_system)
+from pii_augment.ops._mg_system import _geometry, _level_setup, guidance_rhs_flat, hierarchy, solve_flat
 from pii_augment.ops.solver import build_hierarchy, prepare_crop
 
 EMU = "cuda-emulated"
