@@ -173,6 +173,10 @@ class Backend:
     #: Whether ``prepare_boxes``, ``solve_masks`` and ``fpi_label`` read sample b's guidance from
     #: ``g5[gidx[b]]``; if not, the caller gathers it first (a copy of the batch).
     indexes_guide = False
+    #: PCG iterations between two convergence checks of the batched driver when
+    #: :func:`~pii_augment.ops.solver.solve_crop` is not told (each check is a host
+    #: synchronisation on a GPU; free on the CPU).
+    check_every = 1
 
     @property
     def threads(self) -> int:

@@ -301,7 +301,7 @@ def solve_crop(
     check_choice("method", method, METHODS)
     tol = check_real("tol", tol, low=0, low_open=True)
     if check_every is None:
-        check_every = int(getattr(bk, "check_every", 1))
+        check_every = int(bk.check_every)
     B, C = u.shape[:2]
     dtype = u.dtype
     if method == "jacobi":
