@@ -74,7 +74,7 @@ for f in "${test_files[@]}"; do nvcc_compile "$f" "test-"; done
 echo "g++   emulation of all kernels (-Wall -Wextra -Werror)"
 emu_tu="$TMP/emulation.cpp"
 if ! PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" "${PYTHON:-python3}" -c \
-    "from pii_augment.ops._cuda import emulation_source; print(emulation_source())" >"$emu_tu"; then
+    "from pii_augment.ops.backends.emulated import emulation_source; print(emulation_source())" >"$emu_tu"; then
     echo "FAILED: generating the emulation source (needs pii_augment's dependencies)" >&2
     failed=1
 elif ! "$CXX" -std=c++17 -O1 -fsyntax-only -Wall -Wextra -Werror "$emu_tu"; then
@@ -89,7 +89,7 @@ for f in "${test_files[@]}"; do
     echo "g++   emulation of $label (-Wall -Wextra -Werror)"
     tu="$TMP/emulation-test-${name%.cu}.cpp"
     if ! PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" "${PYTHON:-python3}" -c \
-        "import sys; from pii_augment.ops._cuda import emulation_source; print(emulation_source(open(sys.argv[1]).read(), sys.argv[2]))" \
+        "import sys; from pii_augment.ops.backends.emulated import emulation_source; print(emulation_source(open(sys.argv[1]).read(), sys.argv[2]))" \
         "$f" "$name" >"$tu"; then
         echo "FAILED: generating the emulation source of $label" >&2
         failed=1

@@ -71,10 +71,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
-try:  # the installed pii_augment, else the checkout this script lives in
-    import pii_augment  # noqa: F401
-except ImportError:
-    sys.path.insert(0, str(HERE.parent))
+import _checkout  # noqa: E402,F401  (pii_augment: the installed one, else this checkout)
 
 from workload import random_images  # noqa: E402
 
@@ -217,7 +214,7 @@ class Device:
     without a GPU, ``"cuda-emulated"`` (numpy arrays; the same kernels compiled with g++)."""
 
     def __init__(self, name: str) -> None:
-        from pii_augment.ops._backends import get_backend
+        from pii_augment.ops.backends import get_backend
 
         self.name = name
         if name == "cupy":
@@ -465,7 +462,7 @@ def stage_environment(rep: Report, gpu: dict) -> dict:
 
 
 def stage_compile(rep: Report, dev: Device) -> dict:
-    from pii_augment.ops._cuda import kernel_names
+    from pii_augment.ops.backends.sources import kernel_names
 
     out = {}
     rows = []
@@ -484,66 +481,6 @@ def stage_compile(rep: Report, dev: Device) -> dict:
 # ------------------------------------------------------------------------------------------------
 # 3a. kernel parity
 # ------------------------------------------------------------------------------------------------
-
-
-def random_crops(seed: int, ndim: int):
-    """A seeded random crop set-up: batch 3, 2 channels, offsets possibly off the image."""
-    rng = np.random.default_rng(seed)
-    B, C = 3, 2
-    img = (7 if ndim == 3 else 1, 21, 26)
-    pad = (9 if ndim == 3 else 1, 23, 28)
-    off = np.stack([rng.integers(-2, s, B) for s in img], axis=1).astype(np.int64)
-    ext = np.stack([rng.integers(1, p + 1, B) for p in pad], axis=1).astype(np.int64)
-    ext[0] = pad
-    if ndim == 2:
-        ext[:, 0] = 1
-    mask = rng.random((B,) + img) < 0.6
-    return rng, B, C, img, pad, off, ext, mask
-
-
-def primitive_calls(seed: int, ndim: int, dtype, nb) -> list[tuple]:
-    """(name, *args) of every primitive on one random crop set-up (host arrays)."""
-    rng, B, C, img, pad, off, ext, mask = random_crops(seed, ndim)
-
-    def f(shape=pad):
-        return rng.standard_normal((B, C) + shape).astype(dtype)
-
-    kind = np.empty((B,) + pad, np.uint8)
-    nb.build_kind(mask, off, ext, kind)
-    # per-sample coarsening (B, 3): the last sample is absent from the coarse level
-    going = np.arange(B) < B - 1
-    flags = (going[:, None] & (ext > 1)).astype(np.int64)
-    cext = np.where(going[:, None], np.where(flags == 1, -(-ext // 2), ext), 0).astype(np.int64)
-    cpad = tuple(int(max(1, v)) for v in -(-np.array(pad) // 2))
-    kind_c = np.empty((B,) + cpad, np.uint8)
-    nb.coarsen_kind(kind, ext, flags, kind_c, cext)
-    w = 0.25 ** rng.integers(0, 4, (B, 3)).astype(np.float64)  # per-sample axis weights (B, 3)
-    coef = rng.standard_normal((B, C))
-    coef[0, 0] = 0.0  # a frozen system
-    u, rhs, out, full = f(), f(), f(), f(img)
-    lo, hi = np.full((B, C), -0.5, dtype), np.full((B, C), 0.5, dtype)
-    alpha = rng.uniform(0, 1, B)
-    calls = [
-        ("build_kind", mask, off, ext, np.zeros((B,) + pad, np.uint8)),
-        ("gather_crop", full, off, ext, out),
-        ("scatter_crop", u, kind, off, ext, lo, hi, True, full),
-        ("scatter_crop", u, kind, off, ext, lo, hi, False, full),
-    ]
-    calls += [("guidance_rhs", u, rhs, kind, ext, alpha, mode, out) for mode in range(5)]
-    calls += [
-        ("rbgs_sweep", u, rhs, kind, ext, w, 0),
-        ("rbgs_sweep", u, rhs, kind, ext, w, 1),
-        ("smooth", u, rhs, kind, ext, w, 3, True),
-        ("jacobi_sweep", u, rhs, kind, ext, w, 0.8, out),
-        ("residual", u, rhs, kind, ext, w, out),
-        ("dot_unknowns", u, rhs, kind, ext, np.zeros((B, C))),
-        ("axpy_unknowns", coef, u, rhs, kind, ext),
-        ("xpby_unknowns", u, coef, rhs, kind, ext),
-        ("coarsen_kind", kind, ext, flags, np.zeros((B,) + cpad, np.uint8), cext),
-        ("restrict", u, ext, kind_c, cext, flags, f(cpad)),
-        ("prolong_add", f(cpad), kind_c, cext, kind, ext, flags, u),
-    ]
-    return calls
 
 
 def compare_outputs(h: list, d: list, dev: Device) -> tuple[float, bool]:
@@ -565,7 +502,8 @@ def compare_outputs(h: list, d: list, dev: Device) -> tuple[float, bool]:
 
 
 def stage_kernel_parity(rep: Report, dev: Device, quick: bool = False) -> bool:
-    from pii_augment.ops._backends import NumbaBackend
+    from pii_augment.ops.backends.host import NumbaBackend
+    from pii_augment.ops.backends.parity import primitive_calls
 
     nb = NumbaBackend()
     worst: dict[tuple[str, str], list] = {}
@@ -573,7 +511,7 @@ def stage_kernel_parity(rep: Report, dev: Device, quick: bool = False) -> bool:
     for dtype in (np.float32, np.float64):
         for ndim in (2, 3):
             for seed in seeds:
-                for name, *args in primitive_calls(seed, ndim, dtype, nb):
+                for name, args in primitive_calls(seed, ndim, dtype, max_side=26):  # the tests' calls
                     h = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
                     d = [dev.asarray(a) if isinstance(a, np.ndarray) else a for a in args]
                     getattr(nb, name)(*h)
@@ -750,7 +688,7 @@ def stage_torch(rep: Report, dev: Device, quick: bool = False) -> bool:
     import pii_augment as pa
     from pii_augment import _arrays
     from pii_augment.ops import blend
-    from pii_augment.ops._cuda import torch_stream
+    from pii_augment.ops.backends.device import torch_stream
 
     cp = dev.xp
     ok = True

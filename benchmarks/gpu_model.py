@@ -85,10 +85,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
-try:  # the installed pii_augment, else the checkout this script lives in
-    import pii_augment  # noqa: F401
-except ImportError:
-    sys.path.insert(0, str(HERE.parent))
+import _checkout  # noqa: E402,F401  (pii_augment: the installed one, else this checkout)
 
 # ------------------------------------------------------------------------------------------------
 # the H200 and the model
@@ -573,7 +570,7 @@ def render(results: list[Result], header: str) -> str:
 
 def run(rows: list[Row], out: str | None, max_pixels: int, json_path: str | None = None,
         log: Callable[[str], None] = print, command: str = "python benchmarks/gpu_model.py") -> list[Result]:
-    from pii_augment.ops._backends import get_backend
+    from pii_augment.ops.backends import get_backend
 
     t_start = time.perf_counter()
     t0 = time.perf_counter()

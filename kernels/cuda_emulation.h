@@ -1,6 +1,6 @@
 // CPU emulation of the small part of CUDA the pii_augment kernels use, for g++.
 //
-// Included (by pii_augment/ops/_cuda.py) in front of the very same kernels/*.cu sources that
+// Included (by pii_augment/ops/backends/emulated.py) in front of the very same kernels/*.cu sources that
 // cupy compiles with NVRTC. The CUDA qualifiers become plain (inline) C++, the built-in index
 // variables become thread_local globals, and pii_emu::launch<&kernel> runs a launch block after
 // block. How the threads of a block run depends on the kernel:
@@ -31,7 +31,7 @@
 // in a pseudo-random order derived from the seed, the block's linear index and (cooperative
 // kernels) the barrier phase: a new permutation after every barrier. A kernel whose result
 // depends on the order of its threads (a race) then gives different results with different
-// seeds; set PII_AUGMENT_EMULATION_SHUFFLE=<seed> (read by _cuda.py at every launch).
+// seeds; set PII_AUGMENT_EMULATION_SHUFFLE=<seed> (read by pii_augment/ops/backends/emulated.py at every launch).
 //
 // Fiber stacks are FIBER_STACK_BYTES (256 KiB) each, with a guard page below: local arrays of a
 // cooperative kernel must stay well under that (say 200 KiB per thread in all); an overflow is

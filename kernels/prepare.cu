@@ -1,5 +1,5 @@
 // Preparation of a batch, one pass over the data: prepare_systems.
-// Device twin of NumbaBackend.prepare (pii_augment/ops/_backends.py: copy_minmax, mask_boxes and
+// Device twin of NumbaBackend.prepare (pii_augment/ops/backends/host.py: copy_minmax, mask_boxes and
 // all_finite of pii_augment/ops/_host_kernels.py in one kernel).
 #include "common.cuh"
 

@@ -7,7 +7,8 @@ import importlib
 
 import pytest
 
-MODULES = ["pii_augment.ops.blend", "pii_augment.sampling.patches", "pii_augment._validate"]
+MODULES = ["pii_augment.ops.blend", "pii_augment.sampling.patches", "pii_augment._validate", "pii_augment.ops.backends",
+           "pii_augment.ops.backends.base", "pii_augment.ops.backends.signatures", "pii_augment.ops.backends.parity"]
 
 
 @pytest.mark.parametrize("name", MODULES)

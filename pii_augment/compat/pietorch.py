@@ -39,7 +39,7 @@ import numpy as np
 from .._arrays import array_kind, check_array, from_backend_array, get_xp, to_backend_array
 from .._validate import check_bool, check_choice
 from ..ops import solve_poisson
-from ..ops._backends import BACKENDS
+from ..ops.backends import BACKENDS
 
 __all__ = ["blend_dst_numpy", "blend_dst", "blend_dst_batch"]
 

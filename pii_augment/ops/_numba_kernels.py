@@ -22,7 +22,7 @@ the residual of ``f = dst`` and the output is ``dst + e``, so nothing depends on
 The operator on unknown cell p is ``A(u)_p = sum_axis w_a sum_{q = p +- e_a, kind_q >= 1} (u_p - u_q)``
 (with ``w`` the sample's row of the weight table).
 Each function is serial and releases the GIL: the host backend runs the driver on chunks of the
-batch in parallel threads (see :mod:`pii_augment.ops._backends`). Loops run over the rows
+batch in parallel threads (see :mod:`pii_augment.ops.backends`). Loops run over the rows
 ``(b, c, z, y)``, the rows the CUDA twins map to threads; red-black colouring makes the
 Gauss-Seidel sweeps order-independent, so every backend computes the same iterates.
 """

@@ -23,7 +23,7 @@ from .._arrays import (
     to_backend_array,
 )
 from .._validate import check_bool, check_choice, check_int, check_real
-from ._backends import BACKENDS, BOX, MG, get_backend, map_chunks
+from .backends import BACKENDS, BOX, MG, get_backend, map_chunks
 from ._mg_system import crop_extent, levels_of
 from .solver import (
     DIVERGENCE,
@@ -126,7 +126,7 @@ def _solve(bk, d, m, guide, alpha, mode: int, *, clip: bool, on_unconverged: str
     ``guide``: the source images (guidance modes of ``MODES``), the divergence per pixel (mode
     ``DIVERGENCE``) or None (``HARMONIC``), checked for NaN/Inf with ``dst`` under the name
     ``guide_name``; ``alpha``: (B,) float64 host array. The backend prepares the batch in one
-    pass (:meth:`~pii_augment.ops._backends.Backend.prepare`); with ``method="auto"``, samples
+    pass (:meth:`~pii_augment.ops.backends.Backend.prepare`); with ``method="auto"``, samples
     whose mask is a box with its ring inside the image are solved exactly by the backend's box
     solve; one read of the small result tables (:meth:`Backend.report`) follows, then multigrid
     for the other samples. Every solver works on the correction ``e = f - dst`` and writes
@@ -134,7 +134,7 @@ def _solve(bk, d, m, guide, alpha, mode: int, *, clip: bool, on_unconverged: str
     (read in place where the backend can, else gathered once).
 
     Returns ``(out, info, report)``: the blend (the shape of ``d``), its :class:`SolveInfo` and
-    the backend's :class:`~pii_augment.ops._backends.BatchReport` (mask boxes for the label).
+    the backend's :class:`~pii_augment.ops.backends.BatchReport` (mask boxes for the label).
     """
     xp = bk.xp
     shape = d.shape

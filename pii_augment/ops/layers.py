@@ -27,7 +27,7 @@ import numpy as np
 from .._arrays import array_kind, check_array
 from .._validate import check_choice
 from ..sampling import PatchParams
-from ._backends import BACKENDS
+from .backends import BACKENDS
 from .blend import anomaly_label, blend_with_label
 from .masks import patch_masks
 

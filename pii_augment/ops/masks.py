@@ -19,7 +19,7 @@ import numpy as np
 from .._arrays import array_kind, from_backend_array, to_backend_array
 from .._validate import check_choice
 from ..sampling import PatchParams
-from ._backends import BACKENDS, get_backend
+from .backends import BACKENDS, get_backend
 
 __all__ = ["patch_masks", "take_samples"]
 

@@ -42,7 +42,7 @@ from .._validate import (
     check_shape,
 )
 from ..ops import DEFAULT_TOL, blend_patches, blend_with_label
-from ..ops._backends import BACKENDS
+from ..ops.backends import BACKENDS
 from ..ops.solver import MODES as _GRADIENTS
 from ..sampling import REGION_MODES, SHAPES, PatchParams, foreground, sample_patches, sample_source_indices
 from ..sampling.patches import _check_count_pair
@@ -156,7 +156,7 @@ def _check_finite(x: torch.Tensor, name: str) -> bool:
     if x.device.type != "cpu":
         return False
     if x.dtype in (torch.float32, torch.float64):
-        from ..ops._backends import all_finite_host
+        from ..ops.backends import all_finite_host
 
         ok = all_finite_host(x.detach().numpy())
     else:
@@ -698,7 +698,7 @@ class PoissonImageInterpolation(_PatchInterpolation):
             (:data:`~pii_augment.transforms.pool.BATCH_OF_ONE_RULE`).
         seed: None or an int >= 0 seeding a stream private to the module (None: torch's global
             RNG).
-        backend: one of ``pii_augment.ops._backends.BACKENDS``: ``"auto"``, ``"numba"``,
+        backend: one of ``pii_augment.ops.backends.BACKENDS``: ``"auto"``, ``"numba"``,
             ``"cupy"`` or ``"cuda-emulated"`` (see :func:`~pii_augment.poisson_interpolate`).
         spatial_dims: 2 or 3 to fix the image rank; None infers it (a 4D input is then a 2D
             batch: use ``spatial_dims=3`` for a single ``(C, D, H, W)`` volume).

@@ -19,7 +19,7 @@ import gpu_model  # noqa: E402
 from workload import reference_workload  # noqa: E402
 
 import pii_augment as pa  # noqa: E402
-from pii_augment.ops._backends import get_backend  # noqa: E402
+from pii_augment.ops.backends import get_backend  # noqa: E402
 
 EMU = "cuda-emulated"
 

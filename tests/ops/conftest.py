@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pii_augment.ops._backends import get_backend
+from pii_augment.ops.backends import get_backend
 
 
 @pytest.fixture(scope="session")

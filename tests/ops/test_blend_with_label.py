@@ -9,7 +9,8 @@ from problems import random_problem
 
 import pii_augment as pa
 from pii_augment.ops import blend_with_label
-from pii_augment.ops._backends import NumbaBackend, get_backend
+from pii_augment.ops.backends import get_backend
+from pii_augment.ops.backends.host import NumbaBackend
 
 KINDS = ("rect", "ellipse", "blobs", "pixels", "edge_rect", "empty")
 

@@ -12,7 +12,7 @@ from problems import make_mask, plane_problem
 from reference_solvers import exact_blend, image_range
 
 import pii_augment as pa
-from pii_augment.ops._backends import get_backend
+from pii_augment.ops.backends import get_backend
 from pii_augment.ops import _numba_kernels as nk
 from pii_augment.ops._mg_system import _geometry, _level_setup, guidance_rhs_flat, hierarchy, solve_flat
 from pii_augment.ops.solver import build_hierarchy, prepare_crop

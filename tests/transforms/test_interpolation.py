@@ -383,7 +383,7 @@ def test_pii_option_checks(name, value, error):
 def test_backend_is_checked_in_the_constructor_not_at_the_first_forward():
     with pytest.raises(ValueError, match=r"backend must be one of \('auto', 'numba', 'cupy', 'cuda-emulated'\); got 'bogus'"):
         PoissonImageInterpolation(backend="bogus")
-    from pii_augment.ops._backends import BACKENDS
+    from pii_augment.ops.backends import BACKENDS
 
     for backend in BACKENDS:
         assert ForeignPatchInterpolation(backend=backend).backend == backend

@@ -2,7 +2,7 @@
 
 The test kernels live in ``block_emulation_kernels.cu`` next to this file, not in ``kernels/``
 (the wheel ships that folder); they are compiled with the emulation by
-:func:`pii_augment.ops._cuda.compile_emulated_kernels`, and with nvcc (sm_80, sm_90) by
+:func:`pii_augment.ops.backends.emulated.compile_emulated_kernels`, and with nvcc (sm_80, sm_90) by
 ``.ci/compile_kernels.sh``. These tests need g++ and fail (never skip) without it.
 """
 
@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 import pii_augment as pa
-from pii_augment.ops import _cuda
-from pii_augment.ops._cuda import SHARED_LIMIT_DEFAULT, SHARED_LIMIT_ENV, SHUFFLE_ENV
+from pii_augment.ops.backends import cuda as _cuda_mod, emulated as _emulated
+from pii_augment.ops.backends.emulated import SHARED_LIMIT_DEFAULT, SHARED_LIMIT_ENV, SHUFFLE_ENV
 
 KERNELS_CU = Path(__file__).with_name("block_emulation_kernels.cu")
 CTYPE = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
@@ -27,7 +27,7 @@ SEEDS = (1, 2, 3, 12345, -7)
 
 @pytest.fixture(scope="module")
 def kern():
-    return _cuda.compile_emulated_kernels(KERNELS_CU.read_text(), KERNELS_CU.name)
+    return _emulated.compile_emulated_kernels(KERNELS_CU.read_text(), KERNELS_CU.name)
 
 
 @pytest.fixture(autouse=True)
@@ -198,7 +198,7 @@ def test_launch_configuration_is_checked(kern):
 
 def test_backend_launch_errors_are_runtime_errors_naming_the_kernel():
     """EmulatedCudaBackend._launch (the primitives' path) takes shared_bytes and raises on failure."""
-    from pii_augment.ops._backends import get_backend
+    from pii_augment.ops.backends import get_backend
 
     emu = get_backend("cuda-emulated", np.zeros(1))
     pad = (1, 4, 4)
@@ -208,14 +208,43 @@ def test_backend_launch_errors_are_runtime_errors_naming_the_kernel():
     w = np.ones((1, 3))
     r1, r2 = np.zeros_like(u), np.zeros_like(u)
     args = [u, u, kind, ext, w, r1] + [np.int32(v) for v in (1, 1) + pad]
-    grid, block = _cuda.launch_geometry(4, 4)
+    grid, block = _cuda_mod.launch_geometry(4, 4)
     emu._launch("residual", "float", grid, block, args, shared_bytes=64)  # ordinary kernels may take it
     emu.residual(u, u, kind, ext, w, r2)
     np.testing.assert_array_equal(r1, r2)
     with pytest.raises(RuntimeError, match=r"^residual<float>: invalid launch configuration: gridDim.y"):
         emu._launch("residual", "float", (1, 0, 1), block, args)
+    args64 = [a.astype(np.float64) if a.dtype == np.float32 else a for a in args[:6]] + args[6:]
     with pytest.raises(RuntimeError, match=r"^residual<double>: too much dynamic shared memory"):
-        emu._launch("residual", "double", grid, block, args, shared_bytes=SHARED_LIMIT_DEFAULT + 1)
+        emu._launch("residual", "double", grid, block, args64, shared_bytes=SHARED_LIMIT_DEFAULT + 1)
+
+
+def test_launch_arguments_are_held_to_the_kernel_signature():
+    """Every launch is checked against the parameters read from the .cu source: the emulation
+    copies each value's bytes, so a scalar of the wrong width would otherwise be reinterpreted."""
+    from pii_augment.ops.backends import get_backend
+
+    emu = get_backend("cuda-emulated", np.zeros(1))
+    pad = (1, 4, 4)
+    kind = np.full((1,) + pad, 2, np.uint8)
+    ext = np.array([pad], np.int64)
+    u = np.zeros((1, 1) + pad, np.float32)
+    w = np.ones((1, 3))
+    good = [u, u, kind, ext, w, u.copy()] + [np.int32(v) for v in (1, 1) + pad]
+    grid, block = _cuda_mod.launch_geometry(4, 4)
+    cases = [
+        (good[:-1], r"residual<float>: takes 11 arguments \(u, rhs, kind, ext, w, r, B, C, Dp, Hp, Wp\); got 10"),
+        (good[:6] + [np.int64(1)] + good[7:], r"residual<float>: B \(int\) must be a numpy.int32 scalar; got int64"),
+        (good[:6] + [1] + good[7:], r"B \(int\) must be a numpy.int32 scalar; got int"),
+        (good[:4] + [w.astype(np.float32)] + good[5:], r"w \(double\*\) must have dtype float64; got float32"),
+        ([u.astype(np.float64)] + good[1:], r"residual<float>: u \(T\*\) must have dtype float32; got float64"),
+        (good[:2] + [kind.astype(np.int64)] + good[3:], r"kind \(unsigned char\*\) must have dtype uint8"),
+        (good[:3] + [np.int64(0)] + good[4:], r"ext \(long long\*\) must be an array or the null pointer"),
+    ]
+    for args, match in cases:
+        with pytest.raises(TypeError, match=match):
+            emu._launch("residual", "float", grid, block, args)
+    emu._launch("residual", "float", grid, block, good)  # and the good one runs
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -384,13 +413,13 @@ def test_concurrent_launches_have_their_own_shared_memory(kern):
 
 
 def test_compile_helper_is_cached_and_reports_errors(kern):
-    assert _cuda.compile_emulated_kernels(KERNELS_CU.read_text(), KERNELS_CU.name) is kern
-    assert kern.library_path.parent == _cuda.cache_dir()
+    assert _emulated.compile_emulated_kernels(KERNELS_CU.read_text(), KERNELS_CU.name) is kern
+    assert kern.library_path.parent == _emulated.cache_dir()
     assert "tree_sum" in kern.kernel_names
     with pytest.raises(ValueError, match="defines no"):
-        _cuda.compile_emulated_kernels("// nothing\n", "empty.cu")
+        _emulated.compile_emulated_kernels("// nothing\n", "empty.cu")
     with pytest.raises(FileNotFoundError, match="missing.cuh"):
-        _cuda.compile_emulated_kernels('#include "missing.cuh"\n', "inc.cu")
+        _emulated.compile_emulated_kernels('#include "missing.cuh"\n', "inc.cu")
 
 
 def test_warp_intrinsics_do_not_compile_in_the_emulation():
@@ -404,7 +433,7 @@ def test_warp_intrinsics_do_not_compile_in_the_emulation():
         "}\n"
     )
     with pytest.raises(RuntimeError, match="__shfl_down_sync"):
-        _cuda.compile_emulated_kernels(src, "warp.cu")
+        _emulated.compile_emulated_kernels(src, "warp.cu")
 
 
 def test_cooperative_launch_cost(kern, ordered):

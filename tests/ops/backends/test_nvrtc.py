@@ -17,7 +17,8 @@ with warnings.catch_warnings():
     else:
         pytest.importorskip("cupy")
 
-from pii_augment.ops._cuda import kernel_names, nvrtc_compile  # noqa: E402
+from pii_augment.ops.backends.sources import kernel_names
+from pii_augment.ops.backends.device import nvrtc_compile  # noqa: E402
 
 
 @pytest.mark.parametrize("arch", ["compute_80", "compute_90"])

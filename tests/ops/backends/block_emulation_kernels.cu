@@ -1,6 +1,6 @@
-// Test-only kernels of the block-level emulation (tests/ops/test_cuda_emulation_block.py).
+// Test-only kernels of the block-level emulation (tests/ops/backends/test_emulation_block.py).
 // They do NOT ship: the wheel ships kernels/ only. The tests compile this file with the g++
-// emulation (pii_augment.ops._cuda.compile_emulated_kernels); .ci/compile_kernels.sh compiles it
+// emulation (pii_augment.ops.backends.emulated.compile_emulated_kernels); .ci/compile_kernels.sh compiles it
 // with nvcc for sm_80 and sm_90 as well, so every kernel here is also valid CUDA.
 // Launches are 1D unless said otherwise: grid (G, 1, 1), block (N, 1, 1); i = blockIdx.x * N + t.
 #include "common.cuh"

@@ -1,27 +1,29 @@
-"""Backend registry and interface: the one place where ``backend=`` is resolved.
+"""The backend interface and what every backend shares: the :class:`Backend` protocol, the
+:class:`BackendBase` defaults, the primitive names, :class:`BatchReport` and the host threads.
 
 A backend exposes the array module (``xp``), allocation helpers, a host copy for the few
 tables the driver reads, the solver primitives under the names of
 :mod:`pii_augment.ops._numba_kernels` (the CUDA twins carry the same names), and the
-capabilities of :class:`Backend` through which :mod:`pii_augment.ops.blend` runs a call without
-knowing where the arrays live: ``prepare`` (output copy, clip range, finite checks and mask boxes
-in one pass), ``solve_boxes`` (the exact solve of box masks), ``prepare_boxes`` (both, in one pass
-per sample on the host), ``report`` (the one read of the small result tables), ``label`` /
+capabilities through which :mod:`pii_augment.ops.blend` runs a call without knowing where the
+arrays live: ``prepare`` (output copy, clip range, finite checks and mask boxes in one pass),
+``solve_boxes`` (the exact solve of box masks), ``prepare_boxes`` (both, in one pass per sample
+on the host), ``report`` (the one read of the small result tables), ``label`` /
 ``label_boxes``, ``fpi`` / ``fpi_label``.
+
+This module imports no other backend module: :mod:`.host`, :mod:`.cuda`, :mod:`.device` and
+:mod:`.emulated` import it, and :func:`pii_augment.ops.backends.get_backend` imports them.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
 
-from .._arrays import _is_cupy
 
 #: Kernel names every backend implements, in the argument order of the Numba twins.
 PRIMITIVES = (
@@ -42,8 +44,6 @@ PRIMITIVES = (
 
 #: Composite operations the driver calls; each backend builds them from its primitives.
 COMPOSITES = ("smooth",)
-
-BACKENDS = ("auto", "numba", "cupy", "cuda-emulated")
 
 
 def host_threads() -> int:
@@ -92,7 +92,7 @@ def chunks(bk, batch: int) -> list[slice]:
 def all_finite_host(x: np.ndarray) -> bool:
     """No NaN or Inf in the host array ``x`` (batch first): one pass, the batch split over the
     host threads."""
-    from ._host_kernels import all_finite
+    from .._host_kernels import all_finite
 
     x = np.ascontiguousarray(x)
     if x.ndim == 0 or x.shape[0] < 2:
@@ -145,8 +145,59 @@ class BatchReport:
 BOX, MG = 1, 10
 
 
-class Backend:
-    """What every backend provides (the primitives of :data:`PRIMITIVES` aside).
+@runtime_checkable
+class Backend(Protocol):
+    """The interface the functional layer and the solver call; every backend implements it.
+
+    :class:`BackendBase` gives the defaults; the implementations are
+    :class:`~pii_augment.ops.backends.host.NumbaBackend` (``"numba"``),
+    :class:`~pii_augment.ops.backends.device.CupyBackend` (``"cupy"``) and
+    :class:`~pii_augment.ops.backends.emulated.EmulatedCudaBackend` (``"cuda-emulated"``).
+    Besides the members below, a backend has the solver primitives of :data:`PRIMITIVES` and the
+    composites of :data:`COMPOSITES` as methods, with the arguments of the Numba kernels of the
+    same names (:mod:`pii_augment.ops._numba_kernels`).
+
+    Example:
+        >>> from pii_augment.ops.backends import Backend, get_backend
+        >>> import numpy as np
+        >>> bk = get_backend("numba", np.zeros(1))
+        >>> isinstance(bk, Backend), bk.name, bk.on_device
+        (True, 'numba', False)
+    """
+
+    name: str
+    xp: Any
+    on_device: bool
+    indexes_guide: bool
+    check_every: int
+
+    @property
+    def threads(self) -> int: ...
+    def counts(self) -> dict[str, int] | None: ...
+    def empty(self, shape, dtype): ...
+    def zeros(self, shape, dtype): ...
+    def fill(self, x, value) -> None: ...
+    def copy(self, x): ...
+    def ratio(self, num, den, active, sign: float): ...
+    def index_array(self, a): ...
+    def to_host(self, x) -> np.ndarray: ...
+    def prepare(self, d5, g5, m5, check_guide: bool): ...
+    def solve_boxes(self, state, d5, g5, alpha: np.ndarray, mode: int, clip: bool, ndim: int) -> None: ...
+    def prepare_boxes(self, d5, g5, gidx, m5, check_guide: bool, alpha: np.ndarray, mode: int, clip: bool,
+                      ndim: int): ...
+    def solve_masks(self, state, d5, g5, m5, alpha, mode, clip, ndim, tol, max_iter, gidx=None) -> None: ...
+    def report(self, state) -> BatchReport: ...
+    def label(self, d5, o5, m5, alpha: np.ndarray, tolerance: float | None): ...
+    def label_boxes(self, d5, o5, m5, alpha: np.ndarray, tolerance: float | None, box_lo, box_hi): ...
+    def fpi(self, d5, s5, m5, alpha: np.ndarray, check_finite: bool): ...
+    def fpi_label(self, d5, s5, gidx, m5, alpha: np.ndarray, tolerance: float | None, check_finite: bool): ...
+    def take(self, x, index: np.ndarray): ...
+    def patch_masks(self, patches, apply: np.ndarray, shape_code: int | None): ...
+
+
+class BackendBase:
+    """Defaults of the :class:`Backend` interface that the backends inherit (the primitives of
+    :data:`PRIMITIVES` aside).
 
     Capabilities, each one pass over the data on every backend:
 
@@ -260,206 +311,3 @@ class Backend:
 
     def fpi(self, d5, s5, m5, alpha: np.ndarray, check_finite: bool):
         raise NotImplementedError
-
-
-class _HostState:
-    def __init__(self, d5):
-        B, C = d5.shape[:2]
-        self.out = np.empty_like(d5)
-        self.lo = np.empty((B, C), d5.dtype)
-        self.hi = np.empty((B, C), d5.dtype)
-        self.box_lo = np.zeros((B, 3), np.int64)
-        self.box_hi = np.zeros((B, 3), np.int64)
-        self.filled = np.zeros(B, bool)
-        self.guide_bad = False
-        self.status = np.zeros((B, C), np.int64)
-        self.residual = np.zeros((B, C))
-        self.iters = np.zeros((B, C), np.int64)
-
-
-class NumbaBackend(Backend):
-    """CPU backend: numpy arrays, serial Numba primitives that release the GIL.
-
-    The batch is split into ``threads`` contiguous chunks solved in parallel threads, each with
-    its own crop (so a chunk of small patches does not pay for the largest patch of the batch).
-    """
-
-    name = "numba"
-    xp = np
-    on_device = False
-
-    def __init__(self) -> None:
-        from . import _numba_kernels as k
-
-        for p in PRIMITIVES + COMPOSITES:
-            setattr(self, p, getattr(k, p))
-
-    @property
-    def threads(self) -> int:
-        return host_threads()
-
-    def prepare(self, d5, g5, m5, check_guide: bool) -> _HostState:
-        return self._prepare(d5, g5, None, m5, check_guide, None)
-
-    def prepare_boxes(self, d5, g5, gidx, m5, check_guide, alpha, mode, clip, ndim) -> _HostState:
-        return self._prepare(d5, g5, gidx, m5, check_guide, (alpha, mode, clip, ndim))
-
-    def _prepare(self, d5, g5, gidx, m5, check_guide: bool, solve) -> _HostState:
-        """Sample by sample (:func:`~pii_augment.ops._host_kernels.prepare_samples`): the copy,
-        the clip range, the finite checks, the mask box and, with ``solve`` = (alpha, mode, clip,
-        ndim), the exact box solve, while the sample's images are in cache; the samples
-        interleaved over the host threads, so that large and small boxes balance."""
-        from ._host_kernels import prepare_samples
-
-        B = d5.shape[0]
-        state = _HostState(d5)
-        gidx = np.arange(B) if gidx is None else gidx
-        alpha, mode, clip, ndim = solve if solve is not None else (np.zeros(B), 0, False, 2)
-        m8 = m5.view(np.uint8)
-
-        def part(samples: np.ndarray) -> bool:
-            return prepare_samples(d5, g5, gidx, m8, samples, check_guide, solve is not None, alpha, mode, clip,
-                                   ndim, BOX, state.out, state.lo, state.hi, state.box_lo, state.box_hi,
-                                   state.filled, state.status, state.residual)
-
-        state.guide_bad = any(self._per_sample(B, part))
-        return state
-
-    def solve_boxes(self, state: _HostState, d5, g5, alpha, mode, clip, ndim) -> None:
-        from ._spectral import box_samples, spectral_box_solve
-
-        idx = np.flatnonzero(box_samples(state.box_lo, state.box_hi, state.filled, d5.shape[2:], ndim))
-        idx = idx[(state.status[idx] != BOX).any(axis=1)]
-        if not idx.size:
-            return
-        gidx = np.arange(d5.shape[0])
-
-        def part(p: np.ndarray) -> None:
-            spectral_box_solve(d5, g5, gidx, alpha, mode, p, state.box_lo, state.box_hi, ndim, state.lo, state.hi,
-                               bool(clip), state.out, state.residual)
-
-        n = min(idx.size, self.threads)
-        run_parts(part, [idx[i::n] for i in range(n)])  # interleaved: sizes balance
-        state.status[idx] = BOX
-
-    def solve_masks(self, state: _HostState, d5, g5, m5, alpha, mode, clip, ndim, tol, max_iter, gidx=None) -> None:
-        from ._mg_system import MG_DEFAULTS, mg_solve_samples
-
-        nonempty = (state.box_hi > state.box_lo).all(axis=1)
-        idx = np.flatnonzero(nonempty & (state.status != BOX).any(axis=1))
-        if not idx.size:
-            return
-        status = np.zeros_like(state.status)
-        gidx = np.arange(d5.shape[0]) if gidx is None else gidx
-
-        def part(p: np.ndarray) -> None:
-            mg_solve_samples(d5, g5, gidx, m5.view(np.uint8), alpha, mode, p, state.box_lo, state.box_hi, ndim, state.lo,
-                             state.hi, bool(clip), tol, max_iter, *MG_DEFAULTS, state.out, state.residual, status,
-                             state.iters)
-
-        n = min(idx.size, self.threads)
-        run_parts(part, [idx[i::n] for i in range(n)])  # interleaved: sizes balance
-        state.status[idx] = MG + status[idx]
-
-    def report(self, state: _HostState) -> BatchReport:
-        dst_bad = ~(np.isfinite(state.lo) & np.isfinite(state.hi))
-        return BatchReport(state.box_lo, state.box_hi, state.filled, dst_bad, bool(state.guide_bad),
-                           state.status, state.residual, state.iters)
-
-    indexes_guide = True
-
-    def label_boxes(self, d5, o5, m5, alpha, tolerance, box_lo, box_hi):
-        from ._host_kernels import label_in_boxes
-
-        label = np.zeros((d5.shape[0], 1) + d5.shape[2:], d5.dtype)  # written inside the boxes only
-        tol = d5.dtype.type(tolerance if tolerance is not None else 1)
-        a = alpha.astype(d5.dtype)
-        self._per_sample(d5.shape[0], lambda p: label_in_boxes(d5, o5, m5, a, tol, tolerance is not None, box_lo,
-                                                               box_hi, p, label))
-        return label
-
-    def _per_sample(self, batch: int, fn: Callable) -> list:
-        """``[fn(samples), ...]`` over the batch's samples interleaved across the host threads
-        (so that large and small patches balance)."""
-        n = min(batch, self.threads)
-        return run_parts(fn, [np.arange(i, batch, n) for i in range(n)])
-
-    def fpi_label(self, d5, s5, gidx, m5, alpha, tolerance, check_finite):
-        from ._host_kernels import fpi_label_host
-
-        self._check_fpi_inputs(d5, s5, check_finite)
-        a = alpha.astype(d5.dtype)
-        out = np.empty_like(d5)
-        label = np.empty((d5.shape[0], 1) + d5.shape[2:], d5.dtype)  # written whole
-        gidx = np.arange(d5.shape[0]) if gidx is None else gidx
-        tol = d5.dtype.type(tolerance if tolerance is not None else 1)
-        b = (1 - a).astype(d5.dtype)
-        self._per_sample(d5.shape[0], lambda p: fpi_label_host(d5, s5, gidx, m5, a, b, tol, tolerance is not None, p,
-                                                               out, label))
-        return out, label
-
-    @staticmethod
-    def _check_fpi_inputs(d5, s5, check_finite: bool) -> None:
-        from ._host_kernels import all_finite
-
-        if check_finite:
-            for name, x in (("dst", d5), ("src", s5)):
-                if not all_finite(x):
-                    raise ValueError(f"{name} contains NaN or Inf; pass check_finite=False to skip this check")
-
-    def label(self, d5, o5, m5, alpha, tolerance):
-        from ._host_kernels import label_host
-
-        label = np.empty((d5.shape[0], 1) + d5.shape[2:], d5.dtype)
-        tol = d5.dtype.type(tolerance if tolerance is not None else 1)
-        label_host(d5, o5, m5, alpha.astype(d5.dtype), tol, tolerance is not None, label)
-        return label
-
-    def fpi(self, d5, s5, m5, alpha, check_finite):
-        from ._host_kernels import fpi_host
-
-        self._check_fpi_inputs(d5, s5, check_finite)
-        a = alpha.astype(d5.dtype)
-        out = np.empty_like(d5)
-        fpi_host(d5, s5, m5, a, (1 - a).astype(d5.dtype), out)
-        return out
-
-
-_CACHE: dict[str, Any] = {}
-
-
-def get_backend(name: str, array: Any):
-    """Resolve ``backend=name`` for an input array living where ``array`` lives.
-
-    ``"auto"`` picks ``"cupy"`` for device arrays and ``"numba"`` for host arrays. A backend that
-    cannot run on the array's device raises a ``ValueError`` naming both.
-    """
-    if name not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}; got {name!r}")
-    on_device = _is_cupy(array)
-    if name == "auto":
-        name = "cupy" if on_device else "numba"
-    if name in ("numba", "cuda-emulated") and on_device:
-        raise ValueError(
-            f"backend={name!r} runs on host (numpy/CPU torch) arrays; the input is on a CUDA "
-            f"device: use backend='cupy' or 'auto', or move the input to the CPU"
-        )
-    if name == "cupy" and not on_device:
-        raise ValueError(
-            "backend='cupy' needs device arrays (cupy or CUDA torch); the input is on the host: "
-            "use backend='numba' or 'auto', or move the input to the GPU"
-        )
-    if name not in _CACHE:
-        if name == "numba":
-            _CACHE[name] = NumbaBackend()
-        elif name == "cupy":
-            from ._cuda import CupyBackend  # imports cupy lazily; clear error without cupy/GPU
-
-            _CACHE[name] = CupyBackend()
-        elif name == "cuda-emulated":
-            from ._cuda import EmulatedCudaBackend  # compiles kernels/*.cu with g++ (cached)
-
-            _CACHE[name] = EmulatedCudaBackend()
-        else:  # pragma: no cover - BACKENDS is checked above
-            raise NotImplementedError(f"backend={name!r} is not available in this build yet")
-    return _CACHE[name]

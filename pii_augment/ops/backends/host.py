@@ -1,0 +1,184 @@
+"""The CPU backend (``backend="numba"``): numpy arrays, serial Numba kernels that release the
+GIL, the batch split over host threads."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from .. import _numba_kernels as _k
+from .base import BOX, MG, BackendBase, BatchReport, host_threads, run_parts
+
+
+class _HostState:
+    def __init__(self, d5):
+        B, C = d5.shape[:2]
+        self.out = np.empty_like(d5)
+        self.lo = np.empty((B, C), d5.dtype)
+        self.hi = np.empty((B, C), d5.dtype)
+        self.box_lo = np.zeros((B, 3), np.int64)
+        self.box_hi = np.zeros((B, 3), np.int64)
+        self.filled = np.zeros(B, bool)
+        self.guide_bad = False
+        self.status = np.zeros((B, C), np.int64)
+        self.residual = np.zeros((B, C))
+        self.iters = np.zeros((B, C), np.int64)
+
+
+class NumbaBackend(BackendBase):
+    """CPU backend: numpy arrays, serial Numba primitives that release the GIL.
+
+    The batch is split into ``threads`` contiguous chunks solved in parallel threads, each with
+    its own crop (so a chunk of small patches does not pay for the largest patch of the batch).
+    """
+
+    name = "numba"
+    xp = np
+    on_device = False
+
+    # the primitives and the composite are the Numba kernels themselves (PRIMITIVES, COMPOSITES)
+    build_kind = staticmethod(_k.build_kind)
+    gather_crop = staticmethod(_k.gather_crop)
+    guidance_rhs = staticmethod(_k.guidance_rhs)
+    rbgs_sweep = staticmethod(_k.rbgs_sweep)
+    jacobi_sweep = staticmethod(_k.jacobi_sweep)
+    residual = staticmethod(_k.residual)
+    coarsen_kind = staticmethod(_k.coarsen_kind)
+    restrict = staticmethod(_k.restrict)
+    prolong_add = staticmethod(_k.prolong_add)
+    dot_unknowns = staticmethod(_k.dot_unknowns)
+    axpy_unknowns = staticmethod(_k.axpy_unknowns)
+    xpby_unknowns = staticmethod(_k.xpby_unknowns)
+    scatter_crop = staticmethod(_k.scatter_crop)
+    smooth = staticmethod(_k.smooth)
+
+    @property
+    def threads(self) -> int:
+        return host_threads()
+
+    def prepare(self, d5, g5, m5, check_guide: bool) -> _HostState:
+        return self._prepare(d5, g5, None, m5, check_guide, None)
+
+    def prepare_boxes(self, d5, g5, gidx, m5, check_guide, alpha, mode, clip, ndim) -> _HostState:
+        return self._prepare(d5, g5, gidx, m5, check_guide, (alpha, mode, clip, ndim))
+
+    def _prepare(self, d5, g5, gidx, m5, check_guide: bool, solve) -> _HostState:
+        """Sample by sample (:func:`~pii_augment.ops._host_kernels.prepare_samples`): the copy,
+        the clip range, the finite checks, the mask box and, with ``solve`` = (alpha, mode, clip,
+        ndim), the exact box solve, while the sample's images are in cache; the samples
+        interleaved over the host threads, so that large and small boxes balance."""
+        from .._host_kernels import prepare_samples
+
+        B = d5.shape[0]
+        state = _HostState(d5)
+        gidx = np.arange(B) if gidx is None else gidx
+        alpha, mode, clip, ndim = solve if solve is not None else (np.zeros(B), 0, False, 2)
+        m8 = m5.view(np.uint8)
+
+        def part(samples: np.ndarray) -> bool:
+            return prepare_samples(d5, g5, gidx, m8, samples, check_guide, solve is not None, alpha, mode, clip,
+                                   ndim, BOX, state.out, state.lo, state.hi, state.box_lo, state.box_hi,
+                                   state.filled, state.status, state.residual)
+
+        state.guide_bad = any(self._per_sample(B, part))
+        return state
+
+    def solve_boxes(self, state: _HostState, d5, g5, alpha, mode, clip, ndim) -> None:
+        from .._spectral import box_samples, spectral_box_solve
+
+        idx = np.flatnonzero(box_samples(state.box_lo, state.box_hi, state.filled, d5.shape[2:], ndim))
+        idx = idx[(state.status[idx] != BOX).any(axis=1)]
+        if not idx.size:
+            return
+        gidx = np.arange(d5.shape[0])
+
+        def part(p: np.ndarray) -> None:
+            spectral_box_solve(d5, g5, gidx, alpha, mode, p, state.box_lo, state.box_hi, ndim, state.lo, state.hi,
+                               bool(clip), state.out, state.residual)
+
+        n = min(idx.size, self.threads)
+        run_parts(part, [idx[i::n] for i in range(n)])  # interleaved: sizes balance
+        state.status[idx] = BOX
+
+    def solve_masks(self, state: _HostState, d5, g5, m5, alpha, mode, clip, ndim, tol, max_iter, gidx=None) -> None:
+        from .._mg_system import MG_DEFAULTS, mg_solve_samples
+
+        nonempty = (state.box_hi > state.box_lo).all(axis=1)
+        idx = np.flatnonzero(nonempty & (state.status != BOX).any(axis=1))
+        if not idx.size:
+            return
+        status = np.zeros_like(state.status)
+        gidx = np.arange(d5.shape[0]) if gidx is None else gidx
+
+        def part(p: np.ndarray) -> None:
+            mg_solve_samples(d5, g5, gidx, m5.view(np.uint8), alpha, mode, p, state.box_lo, state.box_hi, ndim, state.lo,
+                             state.hi, bool(clip), tol, max_iter, *MG_DEFAULTS, state.out, state.residual, status,
+                             state.iters)
+
+        n = min(idx.size, self.threads)
+        run_parts(part, [idx[i::n] for i in range(n)])  # interleaved: sizes balance
+        state.status[idx] = MG + status[idx]
+
+    def report(self, state: _HostState) -> BatchReport:
+        dst_bad = ~(np.isfinite(state.lo) & np.isfinite(state.hi))
+        return BatchReport(state.box_lo, state.box_hi, state.filled, dst_bad, bool(state.guide_bad),
+                           state.status, state.residual, state.iters)
+
+    indexes_guide = True
+
+    def label_boxes(self, d5, o5, m5, alpha, tolerance, box_lo, box_hi):
+        from .._host_kernels import label_in_boxes
+
+        label = np.zeros((d5.shape[0], 1) + d5.shape[2:], d5.dtype)  # written inside the boxes only
+        tol = d5.dtype.type(tolerance if tolerance is not None else 1)
+        a = alpha.astype(d5.dtype)
+        self._per_sample(d5.shape[0], lambda p: label_in_boxes(d5, o5, m5, a, tol, tolerance is not None, box_lo,
+                                                               box_hi, p, label))
+        return label
+
+    def _per_sample(self, batch: int, fn: Callable) -> list:
+        """``[fn(samples), ...]`` over the batch's samples interleaved across the host threads
+        (so that large and small patches balance)."""
+        n = min(batch, self.threads)
+        return run_parts(fn, [np.arange(i, batch, n) for i in range(n)])
+
+    def fpi_label(self, d5, s5, gidx, m5, alpha, tolerance, check_finite):
+        from .._host_kernels import fpi_label_host
+
+        self._check_fpi_inputs(d5, s5, check_finite)
+        a = alpha.astype(d5.dtype)
+        out = np.empty_like(d5)
+        label = np.empty((d5.shape[0], 1) + d5.shape[2:], d5.dtype)  # written whole
+        gidx = np.arange(d5.shape[0]) if gidx is None else gidx
+        tol = d5.dtype.type(tolerance if tolerance is not None else 1)
+        b = (1 - a).astype(d5.dtype)
+        self._per_sample(d5.shape[0], lambda p: fpi_label_host(d5, s5, gidx, m5, a, b, tol, tolerance is not None, p,
+                                                               out, label))
+        return out, label
+
+    @staticmethod
+    def _check_fpi_inputs(d5, s5, check_finite: bool) -> None:
+        from .._host_kernels import all_finite
+
+        if check_finite:
+            for name, x in (("dst", d5), ("src", s5)):
+                if not all_finite(x):
+                    raise ValueError(f"{name} contains NaN or Inf; pass check_finite=False to skip this check")
+
+    def label(self, d5, o5, m5, alpha, tolerance):
+        from .._host_kernels import label_host
+
+        label = np.empty((d5.shape[0], 1) + d5.shape[2:], d5.dtype)
+        tol = d5.dtype.type(tolerance if tolerance is not None else 1)
+        label_host(d5, o5, m5, alpha.astype(d5.dtype), tol, tolerance is not None, label)
+        return label
+
+    def fpi(self, d5, s5, m5, alpha, check_finite):
+        from .._host_kernels import fpi_host
+
+        self._check_fpi_inputs(d5, s5, check_finite)
+        a = alpha.astype(d5.dtype)
+        out = np.empty_like(d5)
+        fpi_host(d5, s5, m5, a, (1 - a).astype(d5.dtype), out)
+        return out
