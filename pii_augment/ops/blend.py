@@ -84,6 +84,8 @@ def _mask_5d(m: Any, xp) -> Any:
 
 
 def _prepare(dst, src, mask, names=("dst", "src"), src_optional=False):
+    """Check and convert the inputs: ``(akind, d, s, m)``, the inputs' array kind (numpy, cupy or
+    torch: what the results are returned as) and the backend arrays (``s``: None if ``src`` is)."""
     check_array(dst, names[0])
     if src is not None or not src_optional:
         check_array(src, names[1])
@@ -91,7 +93,7 @@ def _prepare(dst, src, mask, names=("dst", "src"), src_optional=False):
     arrays = {names[0]: dst, "mask": mask}
     if src is not None:
         arrays[names[1]] = src
-    kind = same_device_or_raise(arrays)
+    akind = same_device_or_raise(arrays)
     d = to_backend_array(dst, names[0])
     check_image_batch(d, names[0])
     s = None
@@ -99,7 +101,7 @@ def _prepare(dst, src, mask, names=("dst", "src"), src_optional=False):
         s = to_backend_array(src, names[1])
         check_same_shape(d, s, names[0], names[1])
     m = normalize_mask(to_backend_array(mask, "mask"), tuple(d.shape))
-    return kind, d, s, m
+    return akind, d, s, m
 
 
 def _merge_infos(infos: list[SolveInfo]) -> SolveInfo:
@@ -308,18 +310,18 @@ def poisson_interpolate(
     check_choice("gradient", gradient, tuple(MODES))
     tol = _check_options(method=method, tol=tol, max_iter=max_iter, backend=backend, check_finite=check_finite,
                          on_unconverged=on_unconverged, return_info=return_info, clip=clip)
-    kind, d, s, m = _prepare(dst, src, mask)
+    akind, d, s, m = _prepare(dst, src, mask)
     xp = get_xp(d)
     a = normalize_alpha(alpha, d.shape[0], xp)
     bk = get_backend(backend, d)
     if d.shape[0] == 0:
-        out = from_backend_array(d.copy(), kind)
+        out = from_backend_array(d.copy(), akind)
         return (out, _empty_info(method, tol, d.shape[1])) if return_info else out
     out, info, _ = _solve(
         bk, d, m, s, a, MODES[gradient], clip=clip, tol=tol, method=method, max_iter=max_iter,
         on_unconverged=on_unconverged, check_finite=check_finite,
     )
-    out = from_backend_array(out, kind)
+    out = from_backend_array(out, akind)
     return (out, info) if return_info else out
 
 
@@ -365,18 +367,18 @@ def solve_poisson(
     """
     tol = _check_options(method=method, tol=tol, max_iter=max_iter, backend=backend, check_finite=check_finite,
                          on_unconverged=on_unconverged, return_info=return_info, clip=clip)
-    kind, d, r, m = _prepare(dst, rhs, mask, names=("dst", "rhs"), src_optional=True)
+    akind, d, r, m = _prepare(dst, rhs, mask, names=("dst", "rhs"), src_optional=True)
     xp = get_xp(d)
     bk = get_backend(backend, d)
     if d.shape[0] == 0:
-        out = from_backend_array(d.copy(), kind)
+        out = from_backend_array(d.copy(), akind)
         return (out, _empty_info(method, tol, d.shape[1])) if return_info else out
     out, info, _ = _solve(
         bk, d, m, r, np.zeros(d.shape[0]), HARMONIC if r is None else DIVERGENCE, clip=clip, tol=tol,
         method=method, max_iter=max_iter, on_unconverged=on_unconverged, check_finite=check_finite,
         guide_name="rhs",
     )
-    out = from_backend_array(out, kind)
+    out = from_backend_array(out, akind)
     return (out, info) if return_info else out
 
 
@@ -408,14 +410,14 @@ def foreign_patch_interpolate(
     """
     check_choice("backend", backend, BACKENDS)
     check_bool("check_finite", check_finite)
-    kind, d, s, m = _prepare(dst, src, mask)
+    akind, d, s, m = _prepare(dst, src, mask)
     xp = get_xp(d)
     a = normalize_alpha(alpha, d.shape[0], xp)
     bk = get_backend(backend, d)
     if d.shape[0] == 0:
-        return from_backend_array(d.copy(), kind)
+        return from_backend_array(d.copy(), akind)
     out = bk.fpi(_as_5d(d, xp), _as_5d(s, xp), _mask_5d(m, xp), a, check_finite)
-    return from_backend_array(out.reshape(d.shape), kind)
+    return from_backend_array(out.reshape(d.shape), akind)
 
 
 @on_torch_stream
@@ -449,15 +451,15 @@ def anomaly_label(dst: Any, out: Any, mask: Any, alpha: Any, *, tolerance: float
     if tolerance is not None:
         tolerance = check_real("tolerance", tolerance, low=0, low_open=True)
     check_choice("backend", backend, BACKENDS)
-    kind, d, o, m = _prepare(dst, out, mask, names=("dst", "out"))
+    akind, d, o, m = _prepare(dst, out, mask, names=("dst", "out"))
     xp = get_xp(d)
     a = normalize_alpha(alpha, d.shape[0], xp)
     bk = get_backend(backend, d)
     label_shape = (d.shape[0], 1) + tuple(d.shape[2:])
     if d.shape[0] == 0:
-        return from_backend_array(xp.zeros(label_shape, d.dtype), kind)
+        return from_backend_array(xp.zeros(label_shape, d.dtype), akind)
     label = bk.label(_as_5d(d, xp), _as_5d(o, xp), _mask_5d(m, xp), a, tolerance)
-    return from_backend_array(label.reshape(label_shape), kind)
+    return from_backend_array(label.reshape(label_shape), akind)
 
 
 def _source_index(index: Any, batch: int) -> np.ndarray | None:
@@ -532,7 +534,7 @@ def blend_with_label(
         tolerance = check_real("tolerance", tolerance, low=0, low_open=True)
     tol = _check_options(backend=backend, check_finite=check_finite, return_info=False, **solver)
     solver["tol"] = tol
-    kind, d, s, m = _prepare(dst, src, mask)
+    akind, d, s, m = _prepare(dst, src, mask)
     xp = get_xp(d)
     B = d.shape[0]
     gidx = _source_index(src_index, B)
@@ -540,7 +542,7 @@ def blend_with_label(
     bk = get_backend(backend, d)
     label_shape = (B, 1) + tuple(d.shape[2:])
     if B == 0:
-        return from_backend_array(d.copy(), kind), from_backend_array(xp.zeros(label_shape, d.dtype), kind)
+        return from_backend_array(d.copy(), akind), from_backend_array(xp.zeros(label_shape, d.dtype), akind)
     d5, m5 = _as_5d(d, xp), _mask_5d(m, xp)
     if blend == "fpi":
         s5 = _as_5d(s, xp)
@@ -552,4 +554,4 @@ def blend_with_label(
             s, gidx = bk.take(s, gidx), None
         out, _, rep = _solve(bk, d, m, s, a, MODES[gradient], check_finite=check_finite, gidx=gidx, **solver)
         label = bk.label_boxes(d5, _as_5d(out, xp), m5, a, tolerance, rep.box_lo, rep.box_hi)
-    return from_backend_array(out.reshape(d.shape), kind), from_backend_array(label.reshape(label_shape), kind)
+    return from_backend_array(out.reshape(d.shape), akind), from_backend_array(label.reshape(label_shape), akind)
