@@ -183,6 +183,61 @@ def time_peer(fn: Callable, wl: dict, idx: np.ndarray, repeats: int) -> tuple[fl
     return best, outs
 
 
+def _rows_ours(pii, wl: dict, args, err_on_subset: Callable) -> tuple[list, float]:
+    """pii_augment's rows of the side-by-side table (method 'auto', 'multigrid' and, with
+    ``--jacobi``, 'jacobi') and its samples/s (method 'auto')."""
+    B = args.batch
+    rows = []
+    print("  pii_augment.poisson_interpolate ...")
+    r = time_ours(pii, wl, args)
+    ours_rate = B / r["best"]
+    compile_s = max(0.0, r["first"] - r["best"])
+    rows.append((f"pii_augment ({args.backend}, method='auto')", ours_rate,
+                 err_on_subset(lambda i: r["out"][i, 0]),
+                 f"whole batch, best of {args.repeats}; first call {r['first']:.2f} s"
+                 f" (~{compile_s:.2f} s JIT compile or numba cache load); boxes: exact DST-I"))
+    print("  pii_augment method='multigrid' ...")
+    mg = time_ours(pii, wl, args, method="multigrid")
+    rows.append((f"pii_augment ({args.backend}, method='multigrid')", B / mg["best"],
+                 err_on_subset(lambda i: mg["out"][i, 0]),
+                 f"whole batch, best of {args.repeats}; multigrid-preconditioned CG for every sample"))
+    if args.jacobi:
+        print("  pii_augment method='jacobi' ...")
+        j = time_jacobi(pii, wl, args)
+        if j is None:
+            rows.append(("pii_augment (jacobi)", None, None, "n/a: no method='jacobi'"))
+        elif "error" in j:
+            rows.append(("pii_augment (jacobi)", None, None, f"failed: {j['error']}"))
+        else:
+            rows.append(("pii_augment (jacobi)", B / j["best"],
+                         err_on_subset(lambda i: j["out"][i, 0]), "whole batch, 1 timed run"))
+    return rows, ours_rate
+
+
+def _rows_peers(wl: dict, args, ndim: int, subset: np.ndarray, t_sparse: float, err_on_subset: Callable) -> list:
+    """The peers' rows: the original sparse solve (timed on ``subset`` in ``t_sparse`` s), pie-torch
+    and OpenCV (2D only), each timed here one sample at a time."""
+    B = args.batch
+    rows = [("original PII: whole-image sparse LU", len(subset) / t_sparse, 0.0,
+             f"timed on {len(subset)} of {B} samples, rate extrapolated; is the exact reference")]
+    peer_list = [
+        ("pie-torch blend_dst_numpy (source grad)", pietorch_dst),
+        ("pie-torch blend_dst_numpy (mixed grad)",
+         lambda d, s, m, a: pietorch_dst(d, s, m, a, mix_gradients=True)),
+    ]
+    if ndim == 2:
+        peer_list.append(("OpenCV seamlessClone NORMAL_CLONE", opencv_seamless))
+    for name, fn in peer_list:
+        print(f"  {name} ...")
+        idx = np.arange(B)
+        t, outs = time_peer(fn, wl, idx, args.repeats)
+        rows.append((name, B / t, err_on_subset(lambda i: outs[i]),
+                     "per-sample loop" + (", incl. 8-bit conversions" if "OpenCV" in name else "")))
+    if ndim == 3:
+        rows.append(("OpenCV seamlessClone NORMAL_CLONE", None, None, "n/a: 2D only"))
+    return rows
+
+
 def run_main(pii, args, ndim: int, size: int, report: list) -> None:
     """The side-by-side table at one size."""
     print(f"\nbuilding reference workload: batch {args.batch}, {size}^{ndim}, seed {args.seed} ...")
@@ -206,48 +261,9 @@ def run_main(pii, args, ndim: int, size: int, report: list) -> None:
         return max(rel_err(out_of(int(i)), exact[int(i)], dst0[i]) for i in subset)
 
     if pii is not None:
-        print("  pii_augment.poisson_interpolate ...")
-        r = time_ours(pii, wl, args)
-        ours_rate = B / r["best"]
-        compile_s = max(0.0, r["first"] - r["best"])
-        rows.append((f"pii_augment ({args.backend}, method='auto')", ours_rate,
-                     err_on_subset(lambda i: r["out"][i, 0]),
-                     f"whole batch, best of {args.repeats}; first call {r['first']:.2f} s"
-                     f" (~{compile_s:.2f} s JIT compile or numba cache load); boxes: exact DST-I"))
-        print("  pii_augment method='multigrid' ...")
-        mg = time_ours(pii, wl, args, method="multigrid")
-        rows.append((f"pii_augment ({args.backend}, method='multigrid')", B / mg["best"],
-                     err_on_subset(lambda i: mg["out"][i, 0]),
-                     f"whole batch, best of {args.repeats}; multigrid-preconditioned CG for every sample"))
-        if args.jacobi:
-            print("  pii_augment method='jacobi' ...")
-            j = time_jacobi(pii, wl, args)
-            if j is None:
-                rows.append(("pii_augment (jacobi)", None, None, "n/a: no method='jacobi'"))
-            elif "error" in j:
-                rows.append(("pii_augment (jacobi)", None, None, f"failed: {j['error']}"))
-            else:
-                rows.append(("pii_augment (jacobi)", B / j["best"],
-                             err_on_subset(lambda i: j["out"][i, 0]), "whole batch, 1 timed run"))
-
+        rows, ours_rate = _rows_ours(pii, wl, args, err_on_subset)
     if args.peers:
-        rows.append(("original PII: whole-image sparse LU", len(subset) / t_sparse, 0.0,
-                     f"timed on {len(subset)} of {B} samples, rate extrapolated; is the exact reference"))
-        peer_list = [
-            ("pie-torch blend_dst_numpy (source grad)", pietorch_dst),
-            ("pie-torch blend_dst_numpy (mixed grad)",
-             lambda d, s, m, a: pietorch_dst(d, s, m, a, mix_gradients=True)),
-        ]
-        if ndim == 2:
-            peer_list.append(("OpenCV seamlessClone NORMAL_CLONE", opencv_seamless))
-        for name, fn in peer_list:
-            print(f"  {name} ...")
-            idx = np.arange(B)
-            t, outs = time_peer(fn, wl, idx, args.repeats)
-            rows.append((name, B / t, err_on_subset(lambda i: outs[i]),
-                         "per-sample loop" + (", incl. 8-bit conversions" if "OpenCV" in name else "")))
-        if ndim == 3:
-            rows.append(("OpenCV seamlessClone NORMAL_CLONE", None, None, "n/a: 2D only"))
+        rows += _rows_peers(wl, args, ndim, subset, t_sparse, err_on_subset)
 
     title = (f"CPU, batch {B} of {'x'.join([str(size)] * ndim)}, {unknowns:,} unknowns"
              f" ({unknowns / B:,.0f} per sample)")

@@ -377,25 +377,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> dict:
     a = build_parser().parse_args(argv)
-    cfg = dict(QUICK if a.quick else DEFAULT)
-    if a.epochs is not None:
-        cfg["epochs"] = a.epochs
-    if a.steps_per_epoch is not None:
-        cfg["steps_per_epoch"] = a.steps_per_epoch
+    cfg = _settings(a)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     ver = versions()  # at the start: the commit the runs are made with
     t0 = time.perf_counter()
-    run_dirs: dict[tuple[str, int], Path] = {}
-    jobs = []
-    # Interleave the methods so that PII and FPI share the machine alike.
-    for seed in a.seeds:
-        for m in a.methods:
-            d = out / "runs" / f"{m}_s{seed}"
-            run_dirs[(m, seed)] = d
-            if a.reuse and (d / "eval" / "metrics.json").is_file():
-                continue
-            jobs.append((m, seed, d, train_command(m, seed, d, cfg, a)))
+    run_dirs, jobs = _plan(a, cfg, out)
     print(f"{len(jobs)} runs ({', '.join(a.methods)} x seeds {a.seeds}), {a.jobs} at a time, "
           f"{a.threads} thread(s) each, settings {cfg}", file=sys.stderr)
     seconds = run_all(jobs, max(1, a.jobs), log=lambda s: print(s, file=sys.stderr, flush=True))
@@ -429,14 +416,44 @@ def main(argv: Sequence[str] | None = None) -> dict:
     print(md)
     print(f"wrote {out}/results.md, results.json, versions.json, histogram.png, maps.png", file=sys.stderr)
     if a.same_as:
-        earlier = json.loads(Path(a.same_as).read_text())
-        diff, runs = compare_results(earlier, results), common_runs(earlier, results)
-        print(f"against {a.same_as}, runs {', '.join(runs)}: " +
-              ("identical (every metric equal bit for bit)" if not diff
-               else f"{len(diff)} differences:\n  " + "\n  ".join(diff)))
-        if diff:
-            raise SystemExit(1)
+        _check_same_as(a.same_as, results)
     return results
+
+
+def _settings(a: argparse.Namespace) -> dict:
+    """The training settings: QUICK or DEFAULT, with ``--epochs`` and ``--steps-per-epoch`` applied."""
+    cfg = dict(QUICK if a.quick else DEFAULT)
+    if a.epochs is not None:
+        cfg["epochs"] = a.epochs
+    if a.steps_per_epoch is not None:
+        cfg["steps_per_epoch"] = a.steps_per_epoch
+    return cfg
+
+
+def _plan(a: argparse.Namespace, cfg: dict, out: Path) -> tuple[dict[tuple[str, int], Path], list]:
+    """Every (method, seed) run's folder, and the jobs to run (all but those ``--reuse`` finds done)."""
+    run_dirs: dict[tuple[str, int], Path] = {}
+    jobs = []
+    # Interleave the methods so that PII and FPI share the machine alike.
+    for seed in a.seeds:
+        for m in a.methods:
+            d = out / "runs" / f"{m}_s{seed}"
+            run_dirs[(m, seed)] = d
+            if a.reuse and (d / "eval" / "metrics.json").is_file():
+                continue
+            jobs.append((m, seed, d, train_command(m, seed, d, cfg, a)))
+    return run_dirs, jobs
+
+
+def _check_same_as(path: str, results: dict) -> None:
+    """Print how ``results`` compare with the earlier results.json at ``path``; exit 1 if they differ."""
+    earlier = json.loads(Path(path).read_text())
+    diff, runs = compare_results(earlier, results), common_runs(earlier, results)
+    print(f"against {path}, runs {', '.join(runs)}: " +
+          ("identical (every metric equal bit for bit)" if not diff
+           else f"{len(diff)} differences:\n  " + "\n  ".join(diff)))
+    if diff:
+        raise SystemExit(1)
 
 
 def compare_results(old: dict, new: dict) -> list[str]:

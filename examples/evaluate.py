@@ -117,6 +117,35 @@ def evaluate_model(model: torch.nn.Module, dataset, out_dir: str | Path | None =
     was_training = model.training
     model.eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
+    y, sc, pix_scores, pix_labels, shown = _score(model, loader, device, poolings, topk, amp_dtype, n_figure)
+    if was_training:
+        model.train()
+    metrics: dict[str, Any] = dict(n_normal=int((y == 0).sum()), n_anomalous=int((y == 1).sum()))
+    for p in poolings:
+        metrics[f"ap_{p}"] = average_precision(y, sc[p])
+        metrics[f"auc_{p}"] = roc_auc(y, sc[p])
+    main_pool = "mean" if "mean" in poolings else poolings[0]
+    metrics["ap"], metrics["auc"] = metrics[f"ap_{main_pool}"], metrics[f"auc_{main_pool}"]
+    if pix_scores:
+        pl = np.concatenate(pix_labels)
+        if pl.any() and not pl.all():
+            metrics["pixel_ap"] = average_precision(pl, np.concatenate(pix_scores))
+    kinds = None
+    if hasattr(dataset, "kind_of"):
+        kinds = np.array([dataset.kind_of(i) for i in range(len(dataset))])
+        metrics["per_kind"] = _per_kind(kinds, y, sc[main_pool])
+    if out_dir is not None:
+        _write_results(Path(out_dir), metrics, y, sc, kinds, poolings)
+        if figures:
+            _figures(Path(out_dir), shown, y, sc[main_pool], metrics, main_pool)
+    return metrics
+
+
+def _score(model: torch.nn.Module, loader: DataLoader, device: torch.device, poolings: Sequence[str],
+           topk: float, amp_dtype: torch.dtype | None, n_figure: int):
+    """Run the model over ``loader``: ``(y, scores, pixel_scores, pixel_labels, shown)``, the image
+    labels, the image scores of each pooling, the pixel scores and labels of the images with
+    masks (lists of arrays) and up to ``n_figure`` images of each label for the figure."""
     labels, scores = [], {p: [] for p in poolings}
     pix_scores, pix_labels = [], []
     shown: dict[int, list] = {0: [], 1: []}
@@ -136,42 +165,29 @@ def evaluate_model(model: torch.nn.Module, dataset, out_dir: str | Path | None =
             if len(shown[c]) < n_figure:
                 shown[c].append((img[i].numpy(), maps[i].cpu().numpy(), mask[i].numpy(),
                                  bool(has[i]), float(scores[poolings[0]][-1][i])))
-    if was_training:
-        model.train()
-    y = np.concatenate(labels)
-    sc = {p: np.concatenate(v) for p, v in scores.items()}
-    metrics: dict[str, Any] = dict(n_normal=int((y == 0).sum()), n_anomalous=int((y == 1).sum()))
-    for p in poolings:
-        metrics[f"ap_{p}"] = average_precision(y, sc[p])
-        metrics[f"auc_{p}"] = roc_auc(y, sc[p])
-    main_pool = "mean" if "mean" in poolings else poolings[0]
-    metrics["ap"], metrics["auc"] = metrics[f"ap_{main_pool}"], metrics[f"auc_{main_pool}"]
-    if pix_scores:
-        pl = np.concatenate(pix_labels)
-        if pl.any() and not pl.all():
-            metrics["pixel_ap"] = average_precision(pl, np.concatenate(pix_scores))
-    kinds = None
-    if hasattr(dataset, "kind_of"):
-        kinds = np.array([dataset.kind_of(i) for i in range(len(dataset))])
-        per = {}
-        for k in sorted(set(kinds) - {"normal"}):
-            sel = (kinds == "normal") | (kinds == k)
-            per[k] = dict(ap=average_precision(y[sel], sc[main_pool][sel]),
-                          auc=roc_auc(y[sel], sc[main_pool][sel]), n=int((kinds == k).sum()))
-        metrics["per_kind"] = per
-    if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
-        with open(out / "scores.csv", "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["index", "anomalous", "kind"] + [f"score_{p}" for p in poolings])
-            for i in range(len(y)):
-                w.writerow([i, int(y[i]), kinds[i] if kinds is not None else ""] +
-                           [f"{sc[p][i]:.6g}" for p in poolings])
-        if figures:
-            _figures(out, shown, y, sc[main_pool], metrics, main_pool)
-    return metrics
+    return np.concatenate(labels), {p: np.concatenate(v) for p, v in scores.items()}, pix_scores, pix_labels, shown
+
+
+def _per_kind(kinds: np.ndarray, y: np.ndarray, s: np.ndarray) -> dict:
+    """AP and AUC of the normal images against those of each anomaly kind, and the kind's count."""
+    per = {}
+    for k in sorted(set(kinds) - {"normal"}):
+        sel = (kinds == "normal") | (kinds == k)
+        per[k] = dict(ap=average_precision(y[sel], s[sel]),
+                      auc=roc_auc(y[sel], s[sel]), n=int((kinds == k).sum()))
+    return per
+
+
+def _write_results(out: Path, metrics: dict, y: np.ndarray, sc: dict, kinds, poolings: Sequence[str]) -> None:
+    """``metrics.json`` and ``scores.csv`` (every image's label, kind and scores) in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    with open(out / "scores.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["index", "anomalous", "kind"] + [f"score_{p}" for p in poolings])
+        for i in range(len(y)):
+            w.writerow([i, int(y[i]), kinds[i] if kinds is not None else ""] +
+                       [f"{sc[p][i]:.6g}" for p in poolings])
 
 
 def _figures(out: Path, shown: dict, y: np.ndarray, s: np.ndarray, metrics: dict, pool: str) -> None:

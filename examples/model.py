@@ -100,6 +100,25 @@ class PreActBlock(nn.Module):
         return y + s
 
 
+def _check_layout(dims: int, encoder_widths: Sequence[int], encoder_strides: Sequence[int],
+                  decoder_widths: Sequence[int]) -> int:
+    """Check the layout of a :class:`WideResidualEncoderDecoder`; return its number of stride-2 blocks."""
+    if dims not in (2, 3):
+        raise ValueError(f"dims must be 2 or 3; got {dims}")
+    if len(encoder_widths) != len(encoder_strides):
+        raise ValueError(
+            f"encoder_widths ({len(encoder_widths)}) and encoder_strides "
+            f"({len(encoder_strides)}) must have the same length"
+        )
+    n_down = sum(1 for s in encoder_strides if s == 2)
+    if len(decoder_widths) + 1 != n_down:
+        raise ValueError(
+            f"{n_down} stride-2 encoder blocks need {n_down} decoder blocks (each upsamples "
+            f"x2), i.e. {n_down - 1} decoder_widths; got {len(decoder_widths)}"
+        )
+    return n_down
+
+
 class WideResidualEncoderDecoder(nn.Module):
     """Wide residual encoder-decoder of the PII paper; maps (B, C, *spatial) to (B, out, *spatial).
 
@@ -138,19 +157,7 @@ class WideResidualEncoderDecoder(nn.Module):
         bn_eps: float = 1e-3,
     ) -> None:
         super().__init__()
-        if dims not in (2, 3):
-            raise ValueError(f"dims must be 2 or 3; got {dims}")
-        if len(encoder_widths) != len(encoder_strides):
-            raise ValueError(
-                f"encoder_widths ({len(encoder_widths)}) and encoder_strides "
-                f"({len(encoder_strides)}) must have the same length"
-            )
-        n_down = sum(1 for s in encoder_strides if s == 2)
-        if len(decoder_widths) + 1 != n_down:
-            raise ValueError(
-                f"{n_down} stride-2 encoder blocks need {n_down} decoder blocks (each upsamples "
-                f"x2), i.e. {n_down - 1} decoder_widths; got {len(decoder_widths)}"
-            )
+        n_down = _check_layout(dims, encoder_widths, encoder_strides, decoder_widths)
 
         def w(c: int) -> int:
             return max(1, int(round(c * width)))

@@ -20,6 +20,7 @@ import math
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -207,8 +208,21 @@ def train(args: argparse.Namespace) -> dict:
         env.close()
 
 
-def _train(args: argparse.Namespace, env: _Dist) -> dict:
-    device = env.device
+@dataclass
+class _Fit:
+    """What training updates and uses at every step: the model (and its DDP wrapper ``net``), the
+    optimizer, the gradient scaler, the autocast dtype and the augmentation."""
+
+    model: WideResidualEncoderDecoder
+    net: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: Any
+    amp_dtype: torch.dtype | None
+    aug: torch.nn.Module
+
+
+def _configure_torch(args: argparse.Namespace, device: torch.device) -> None:
+    """Threads, seeds and (non-)deterministic algorithms of this process, as configured."""
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -220,10 +234,11 @@ def _train(args: argparse.Namespace, env: _Dist) -> dict:
         torch.backends.cudnn.benchmark = False
     elif device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    out = Path(args.out)
-    if env.main:
-        out.mkdir(parents=True, exist_ok=True)
 
+
+def _train_loader(args: argparse.Namespace, env: _Dist) -> tuple[Any, DistributedSampler, DataLoader, int]:
+    """The training set, its distributed sampler and loader, and the steps of an epoch."""
+    device = env.device
     train_ds, _ = build_datasets(args, train=True, test=False)
     if len(train_ds) < args.batch_size * env.world:
         raise SystemExit(f"{len(train_ds)} training images are fewer than one global batch "
@@ -235,82 +250,116 @@ def _train(args: argparse.Namespace, env: _Dist) -> dict:
                         num_workers=workers, pin_memory=device.type == "cuda",
                         persistent_workers=workers > 0)
     steps_per_epoch = len(loader) if args.steps_per_epoch is None else min(args.steps_per_epoch, len(loader))
+    return train_ds, sampler, loader, steps_per_epoch
 
+
+def _make_fit(args: argparse.Namespace, device: torch.device) -> _Fit:
+    """A fresh model on ``device`` with its optimizer, scaler and augmentation."""
     model = make_model(args).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     amp_dtype = autocast_dtype(args.amp, device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
-    aug = make_augmentation(args)
+    return _Fit(model, model, optimizer, scaler, amp_dtype, make_augmentation(args))
 
-    start_epoch, global_step, history = 0, 0, []
+
+def _resume(args: argparse.Namespace, out: Path, fit: _Fit, env: _Dist) -> tuple[int, int, list]:
+    """Load the checkpoint ``--resume`` names (``auto``: OUT/checkpoint.pt if it exists) into
+    ``fit``; ``(start_epoch, global_step, history)``, zeros and [] without one."""
     resume = args.resume
     if resume == "auto":
         resume = str(out / CHECKPOINT_NAME) if (out / CHECKPOINT_NAME).is_file() else None
-    if resume:
-        ck = load_checkpoint(resume, map_location=device)
-        model.load_state_dict(ck["model"])
-        optimizer.load_state_dict(ck["optimizer"])
-        if "scaler" in ck and scaler.is_enabled():
-            scaler.load_state_dict(ck["scaler"])
-        start_epoch, global_step, history = ck["epoch"], ck["global_step"], ck.get("history", [])
-        if env.main:
-            print(f"resumed from {resume} at epoch {start_epoch} (step {global_step})", file=sys.stderr)
+    if not resume:
+        return 0, 0, []
+    ck = load_checkpoint(resume, map_location=env.device)
+    fit.model.load_state_dict(ck["model"])
+    fit.optimizer.load_state_dict(ck["optimizer"])
+    if "scaler" in ck and fit.scaler.is_enabled():
+        fit.scaler.load_state_dict(ck["scaler"])
+    start_epoch, global_step, history = ck["epoch"], ck["global_step"], ck.get("history", [])
+    if env.main:
+        print(f"resumed from {resume} at epoch {start_epoch} (step {global_step})", file=sys.stderr)
+    return start_epoch, global_step, history
 
-    net = model
+
+def _run_epoch(args: argparse.Namespace, env: _Dist, fit: _Fit, loader: DataLoader, epoch: int,
+               global_step: int, steps_per_epoch: int, tqdm: Any) -> tuple[dict, int]:
+    """The steps of one epoch (with a progress bar if ``tqdm`` is not None); ``(record, global_step)``
+    with the record of the epoch's mean loss and speed."""
+    it = iter(loader)
+    bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{args.epochs}", leave=True,
+               dynamic_ncols=True) if tqdm is not None else None
+    t0 = time.perf_counter()
+    loss_sum, rate = 0.0, None
+    for _ in range(steps_per_epoch):
+        ts = time.perf_counter()
+        images = next(it).to(env.device, non_blocking=True)
+        loss = train_step(fit.net, fit.optimizer, images, fit.aug, step_generator(args.seed, env.rank, global_step),
+                          scaler=fit.scaler, amp_dtype=fit.amp_dtype)
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"loss is {loss} at step {global_step}")
+        loss_sum += loss
+        global_step += 1
+        r = args.batch_size * env.world / (time.perf_counter() - ts)
+        rate = r if rate is None else 0.9 * rate + 0.1 * r
+        if bar is not None:
+            bar.set_postfix(loss=f"{loss:.4f}", samples_per_s=f"{rate:.1f}")
+            bar.update(1)
+    del it
+    if bar is not None:
+        bar.close()
+    elapsed = time.perf_counter() - t0
+    rec = dict(epoch=epoch + 1, step=global_step, loss=env.mean(loss_sum / max(steps_per_epoch, 1)),
+               seconds=round(elapsed, 3),
+               samples_per_s=round(steps_per_epoch * args.batch_size * env.world / elapsed, 2))
+    return rec, global_step
+
+
+def _save_epoch(args: argparse.Namespace, out: Path, fit: _Fit, env: _Dist, history: list, progress: bool) -> None:
+    """Rank 0 after an epoch: the checkpoint (and every ``--save-every`` epochs a kept copy) and
+    the epoch's line of the log (also on stderr without a progress bar)."""
+    rec = history[-1]
+    ck = dict(model=fit.model.state_dict(), optimizer=fit.optimizer.state_dict(),
+              scaler=fit.scaler.state_dict(), epoch=rec["epoch"], global_step=rec["step"],
+              model_config=fit.model.config, args=vars(args), history=history,
+              world_size=env.world)
+    _save(ck, out / CHECKPOINT_NAME)
+    if args.save_every and rec["epoch"] % args.save_every == 0:
+        _save(ck, out / f"checkpoint_epoch{rec['epoch']}.pt")
+    with open(out / "train_log.jsonl", "a") as f:
+        f.write(json.dumps(rec) + "\n")
+    if not progress:
+        print(json.dumps(rec), file=sys.stderr)
+
+
+def _train(args: argparse.Namespace, env: _Dist) -> dict:
+    """The training of :func:`train` in the process group ``env``."""
+    device = env.device
+    _configure_torch(args, device)
+    out = Path(args.out)
+    if env.main:
+        out.mkdir(parents=True, exist_ok=True)
+    train_ds, sampler, loader, steps_per_epoch = _train_loader(args, env)
+    fit = _make_fit(args, device)
+    start_epoch, global_step, history = _resume(args, out, fit, env)
     if env.enabled:
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        fit.net = DistributedDataParallel(fit.model, device_ids=[device.index] if device.type == "cuda" else None)
 
     if env.main:
         print(f"training {args.method.upper()} on {len(train_ds)} images of {image_size(args)}px, "
               f"{env.world} process(es) on {device.type}, batch {args.batch_size}/process, "
-              f"{sum(p.numel() for p in model.parameters()):,} parameters, amp={amp_dtype}, "
-              f"augmentation {type(aug).__name__}({aug.extra_repr()})", file=sys.stderr)
+              f"{sum(p.numel() for p in fit.model.parameters()):,} parameters, amp={fit.amp_dtype}, "
+              f"augmentation {type(fit.aug).__name__}({fit.aug.extra_repr()})", file=sys.stderr)
     progress = env.main and not args.no_progress
+    tqdm = None
     if progress:
         from tqdm import tqdm
 
-    log_path = out / "train_log.jsonl"
     for epoch in range(start_epoch, args.epochs):
         sampler.set_epoch(epoch)
-        it = iter(loader)
-        bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{args.epochs}", leave=True,
-                   dynamic_ncols=True) if progress else None
-        t0 = time.perf_counter()
-        loss_sum, rate = 0.0, None
-        for _ in range(steps_per_epoch):
-            ts = time.perf_counter()
-            images = next(it).to(device, non_blocking=True)
-            loss = train_step(net, optimizer, images, aug, step_generator(args.seed, env.rank, global_step),
-                              scaler=scaler, amp_dtype=amp_dtype)
-            if not math.isfinite(loss):
-                raise FloatingPointError(f"loss is {loss} at step {global_step}")
-            loss_sum += loss
-            global_step += 1
-            r = args.batch_size * env.world / (time.perf_counter() - ts)
-            rate = r if rate is None else 0.9 * rate + 0.1 * r
-            if bar is not None:
-                bar.set_postfix(loss=f"{loss:.4f}", samples_per_s=f"{rate:.1f}")
-                bar.update(1)
-        del it
-        if bar is not None:
-            bar.close()
-        elapsed = time.perf_counter() - t0
-        rec = dict(epoch=epoch + 1, step=global_step, loss=env.mean(loss_sum / max(steps_per_epoch, 1)),
-                   seconds=round(elapsed, 3),
-                   samples_per_s=round(steps_per_epoch * args.batch_size * env.world / elapsed, 2))
+        rec, global_step = _run_epoch(args, env, fit, loader, epoch, global_step, steps_per_epoch, tqdm)
         history.append(rec)
         if env.main:
-            ck = dict(model=model.state_dict(), optimizer=optimizer.state_dict(),
-                      scaler=scaler.state_dict(), epoch=epoch + 1, global_step=global_step,
-                      model_config=model.config, args=vars(args), history=history,
-                      world_size=env.world)
-            _save(ck, out / CHECKPOINT_NAME)
-            if args.save_every and (epoch + 1) % args.save_every == 0:
-                _save(ck, out / f"checkpoint_epoch{epoch + 1}.pt")
-            with open(log_path, "a") as f:
-                f.write(json.dumps(rec) + "\n")
-            if not progress:
-                print(json.dumps(rec), file=sys.stderr)
+            _save_epoch(args, out, fit, env, history, progress)
         env.barrier()
 
     summary: dict[str, Any] = dict(history=history, checkpoint=str(out / CHECKPOINT_NAME))
@@ -318,8 +367,8 @@ def _train(args: argparse.Namespace, env: _Dist) -> dict:
         from examples.evaluate import evaluate_model
 
         _, test_ds = build_datasets(args, train=False, test=True)
-        summary["metrics"] = evaluate_model(model, test_ds, out / "eval", device=device,
-                                            batch_size=args.eval_batch_size, amp_dtype=amp_dtype)
+        summary["metrics"] = evaluate_model(fit.model, test_ds, out / "eval", device=device,
+                                            batch_size=args.eval_batch_size, amp_dtype=fit.amp_dtype)
         print(json.dumps({k: v for k, v in summary["metrics"].items() if k != "per_kind"}, indent=1))
     env.barrier()
     return summary

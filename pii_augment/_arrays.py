@@ -113,16 +113,16 @@ def same_device_or_raise(named: dict[str, Any]) -> ArrayKind:
 
     ``named`` maps argument names to the raw user inputs (``None`` values are ignored).
     """
-    kinds = {n: array_kind(v) for n, v in named.items() if v is not None and hasattr(v, "shape")}
-    first_name, first = next(iter(kinds.items()))
-    for n, k in kinds.items():
-        if k.device != first.device or (
-            k.torch_device is not None
+    akinds = {n: array_kind(v) for n, v in named.items() if v is not None and hasattr(v, "shape")}
+    first_name, first = next(iter(akinds.items()))
+    for n, ak in akinds.items():
+        if ak.device != first.device or (
+            ak.torch_device is not None
             and first.torch_device is not None
-            and k.torch_device != first.torch_device
+            and ak.torch_device != first.torch_device
         ):
             raise ValueError(
-                f"{n} is on {k.torch_device or k.device} but {first_name} is on "
+                f"{n} is on {ak.torch_device or ak.device} but {first_name} is on "
                 f"{first.torch_device or first.device}; move them to one device"
             )
     return first

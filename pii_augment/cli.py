@@ -262,36 +262,33 @@ def _inputs(folder: Path) -> list[Path]:
     return files
 
 
-def generate(input_dir: str | Path, output_dir: str | Path, count: int, *, seed: int = 0, fmt: str | None = None,
-             batch_size: int = 16, device: str = "auto", quiet: bool = False, **options: Any) -> Path:
-    """Write ``count`` augmented samples of the images in ``input_dir`` to ``output_dir`` and the
-    manifest; return the manifest's path. ``options``: those of ``pii-augment generate`` (method,
-    gradient, tolerance, shape, half_width, alpha, border, n_patches, rotation, shear, region,
-    region_mode), defaults as there."""
-    from .sampling import sample_patches
-
+def _generate_options(options: dict) -> dict:
+    """The patch and blend options of ``generate``: the defaults updated with ``options`` (known ones only)."""
     opts = dict(_DEFAULTS)
     unknown = set(options) - set(opts)
     if unknown:
         raise TypeError(f"unknown options {sorted(unknown)}; known: {sorted(opts)}")
     opts.update(options)
-    input_dir, output_dir = Path(input_dir), Path(output_dir)
-    files = _inputs(input_dir)
-    probes = [_probe(f) for f in files]
+    return opts
+
+
+def _output_format(fmt: str | None, probes: list) -> str:
+    """The output format: ``fmt``, checked, or by default nifti for NIfTI inputs only, else png."""
     kinds = {m["kind"] for _, m in probes}
     if fmt is None:
         fmt = "nifti" if kinds == {"nifti"} else "png"
     if fmt not in ("png", "nifti"):
         raise SystemExit(f"pii-augment: --format must be png or nifti; got {fmt}")
-    dev = _device(device)
-    rng = np.random.default_rng(seed)
-    n = len(files)
-    # a sample's source is another input of the same shape and stored type
-    keys = [(shape, meta["dtype"]) for shape, meta in probes]
+    return fmt
+
+
+def _draw_pairs(keys: list[tuple], count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Each sample's destination and source input: ``(dst_idx, src_idx)``, (count,) int64; a
+    source is another input of the destination's key (shape and stored type)."""
     by_key: dict[tuple, list[int]] = {}
     for i, key in enumerate(keys):
         by_key.setdefault(key, []).append(i)
-    usable = np.asarray([i for i in range(n) if len(by_key[keys[i]]) >= 2], np.int64)
+    usable = np.asarray([i for i in range(len(keys)) if len(by_key[keys[i]]) >= 2], np.int64)
     if not usable.size:
         raise SystemExit(
             "pii-augment: no two input images have the same shape and type (each sample's source must match it)"
@@ -301,8 +298,12 @@ def generate(input_dir: str | Path, output_dir: str | Path, count: int, *, seed:
     for k, d in enumerate(dst_idx):
         others = [j for j in by_key[keys[d]] if j != d]
         src_idx[k] = others[int(rng.integers(len(others)))]
-    # batches: samples of one shape together, in order
-    order = sorted(range(count), key=lambda k: (keys[dst_idx[k]], k))
+    return dst_idx, src_idx
+
+
+def _batches(keys: list[tuple], dst_idx: np.ndarray, batch_size: int) -> list[list[int]]:
+    """The samples in batches of at most ``batch_size``: samples of one key together, in order."""
+    order = sorted(range(len(dst_idx)), key=lambda k: (keys[dst_idx[k]], k))
     batches, cur = [], []
     for k in order:
         if cur and (keys[dst_idx[cur[0]]] != keys[dst_idx[k]] or len(cur) == batch_size):
@@ -311,9 +312,11 @@ def generate(input_dir: str | Path, output_dir: str | Path, count: int, *, seed:
         cur.append(k)
     if cur:
         batches.append(cur)
-    ext = ".nii.gz" if fmt == "nifti" else ".png"
-    width = max(6, len(str(max(count - 1, 0))))
-    records: list[dict | None] = [None] * count
+    return batches
+
+
+def _cached_reader(files: list[Path]):
+    """``load(i)``: input ``i`` as float32 (C, *spatial), from a cache of at most 65 images."""
     cache: dict[int, np.ndarray] = {}
 
     def load(i: int) -> np.ndarray:
@@ -323,26 +326,44 @@ def generate(input_dir: str | Path, output_dir: str | Path, count: int, *, seed:
             cache[i] = read_image(files[i])[0].astype(np.float32)
         return cache[i]
 
+    return load
+
+
+def generate(input_dir: str | Path, output_dir: str | Path, count: int, *, seed: int = 0, fmt: str | None = None,
+             batch_size: int = 16, device: str = "auto", quiet: bool = False, **options: Any) -> Path:
+    """Write ``count`` augmented samples of the images in ``input_dir`` to ``output_dir`` and the
+    manifest; return the manifest's path. ``options``: those of ``pii-augment generate`` (method,
+    gradient, tolerance, shape, half_width, alpha, border, n_patches, rotation, shear, region,
+    region_mode), defaults as there."""
+    from .sampling import sample_patches
+
+    opts = _generate_options(options)
+    input_dir, output_dir = Path(input_dir), Path(output_dir)
+    files = _inputs(input_dir)
+    probes = [_probe(f) for f in files]
+    fmt = _output_format(fmt, probes)
+    dev = _device(device)
+    keys = [(shape, meta["dtype"]) for shape, meta in probes]
+    dst_idx, src_idx = _draw_pairs(keys, count, np.random.default_rng(seed))
+    ext = ".nii.gz" if fmt == "nifti" else ".png"
+    width = max(6, len(str(max(count - 1, 0))))
+    records: list[dict | None] = [None] * count
+    load = _cached_reader(files)
     output_dir.mkdir(parents=True, exist_ok=True)
     progress = _Progress(count, quiet)
     t0 = time.perf_counter()
-    for bno, batch in enumerate(batches):
+    for bno, batch in enumerate(_batches(keys, dst_idx, batch_size)):
         dst = np.stack([load(int(dst_idx[k])) for k in batch])
         src = np.stack([load(int(src_idx[k])) for k in batch])
-        spatial = dst.shape[2:]
-        params = sample_patches(len(batch), spatial, region=_region(dst, src, opts), seed=np.random.default_rng([seed, bno]),
-                                **_sampler_options(opts))
+        params = sample_patches(len(batch), dst.shape[2:], region=_region(dst, src, opts),
+                                seed=np.random.default_rng([seed, bno]), **_sampler_options(opts))
         out, label = _blend(dst, src, params, opts, dev)
         for j, k in enumerate(batch):
             meta = probes[dst_idx[k]][1]
             name = f"{k:0{width}d}{ext}"
             _write(output_dir / "images" / name, _to_saved(out[j], meta["dtype"], fmt), fmt, meta)
             _write(output_dir / "labels" / name, _label_saved(label[j], fmt), fmt, meta)
-            records[k] = {
-                "index": k, "image": f"images/{name}", "label": f"labels/{name}",
-                "destination": files[dst_idx[k]].name, "source": files[src_idx[k]].name,
-                "patches": int(params.select([j]).rows), "params": params.select([j]).to_dict(),
-            }
+            records[k] = _record(k, name, files[dst_idx[k]], files[src_idx[k]], params.select([j]))
         progress.update(len(batch))
     progress.close()
     manifest = {
@@ -354,6 +375,15 @@ def generate(input_dir: str | Path, output_dir: str | Path, count: int, *, seed:
     path = output_dir / MANIFEST
     path.write_text(json.dumps(manifest, indent=1))
     return path
+
+
+def _record(k: int, name: str, destination: Path, source: Path, params) -> dict:
+    """Sample ``k``'s manifest record: its files, inputs and patch parameters."""
+    return {
+        "index": k, "image": f"images/{name}", "label": f"labels/{name}",
+        "destination": destination.name, "source": source.name,
+        "patches": int(params.rows), "params": params.to_dict(),
+    }
 
 
 def regenerate(manifest: str | Path, index: int, *, input_dir: str | Path | None = None,

@@ -115,12 +115,8 @@ def _guidance_rhs(t, s, m, mix: bool, xp):
     return rhs
 
 
-def _solve_batch(targets, sources, masks, corners, mix: bool, channels_dim, backend: str, names):
-    """Blend B samples (backend arrays; targets stacked (B, *sample), sources and masks lists or
-    stacked) in one :func:`solve_poisson` call. Returns the stacked result (backend array)."""
-    tname, sname, mname = names
-    xp = get_xp(targets)
-    B = targets.shape[0]
+def _sample_axes(targets, channels_dim, tname: str) -> tuple[int | None, int]:
+    """The channel axis of a sample (None or an int) and its number of spatial axes (2 or 3)."""
     sample_nd = targets.ndim - 1
     cd = _channels(channels_dim, sample_nd)
     nd = sample_nd - (cd is not None)
@@ -128,54 +124,87 @@ def _solve_batch(targets, sources, masks, corners, mix: bool, channels_dim, back
         raise ValueError(
             f"{tname} must have 2 or 3 spatial axes (plus channels_dim); got a sample of shape {tuple(targets.shape[1:])}"
         )
+    return cd, nd
+
+
+def _group(sources, masks, idx: list[int], cd: int | None, xp):
+    """The sources (n, C, *box) and masks (n, *box) of the samples ``idx`` (one patch shape), stacked."""
+    stacked = not isinstance(sources, list)
+    src = sources[idx] if stacked else xp.stack([sources[b] for b in idx])
+    msk = masks[idx] if stacked else xp.stack([masks[b] for b in idx])
+    return (src[:, None] if cd is None else xp.moveaxis(src, 1 + cd, 1)), msk
+
+
+def _check_group(src, msk, c: np.ndarray, idx: list[int], C: int, spatial: tuple, names) -> None:
+    """Raise unless a group's sources have ``C`` channels, its masks the sources' shape, and its
+    patches at the corners ``c`` lie inside the image."""
+    tname, sname, mname = names
+    box = tuple(src.shape[2:])
+    if src.shape[1] != C:
+        raise ValueError(f"{sname} must have the channels of {tname} ({C}); got {src.shape[1]}")
+    if tuple(msk.shape[1:]) != box:
+        raise ValueError(
+            f"{mname} must have the spatial shape of {sname} {box}; got {tuple(msk.shape[1:])}"
+        )
+    if (c < 0).any() or (c + np.asarray(box) > np.asarray(spatial)).any():
+        k = int(np.flatnonzero(((c < 0) | (c + np.asarray(box) > np.asarray(spatial))).any(1))[0])
+        raise ValueError(
+            f"corner_coord {c[k].tolist()} puts the {box} patch outside the image {spatial} "
+            f"(sample {idx[k]}): corner >= 0 and corner + patch size <= image size on every axis"
+        )
+
+
+def _crop_index(idx: list[int], c: np.ndarray, box: tuple, xp) -> list:
+    """Index grids (batch, then one per spatial axis) of the boxes at the corners ``c`` of the samples ``idx``."""
+    nd = len(box)
+    ii = [xp.asarray(np.asarray(idx, np.int64).reshape((-1,) + (1,) * nd))]
+    for a in range(nd):
+        r = c[:, a][:, None] + np.arange(box[a])[None, :]
+        shp = [len(idx)] + [1] * nd
+        shp[1 + a] = box[a]
+        ii.append(xp.asarray(r.reshape(shp)))
+    return ii
+
+
+def _ring_zeroed(msk, dt):
+    """The masks (n, *box) as (n, 1, *box) of type ``dt``, their outer ring set to 0 (pie-torch
+    zeroes the caller's mask; here a copy)."""
+    m = msk.astype(dt, copy=True)[:, None]
+    for a in range(m.ndim - 2):
+        first = [slice(None)] * m.ndim
+        last = [slice(None)] * m.ndim
+        first[2 + a], last[2 + a] = 0, -1
+        m[tuple(first)] = 0
+        m[tuple(last)] = 0
+    return m
+
+
+def _solve_batch(targets, sources, masks, corners, mix: bool, channels_dim, backend: str, names):
+    """Blend B samples (backend arrays; targets stacked (B, *sample), sources and masks lists or
+    stacked) in one :func:`solve_poisson` call. Returns the stacked result (backend array)."""
+    xp = get_xp(targets)
+    B = targets.shape[0]
+    cd, nd = _sample_axes(targets, channels_dim, names[0])
     # to (B, C, *spatial)
     dst = targets[:, None] if cd is None else xp.moveaxis(targets, 1 + cd, 1)
     spatial = tuple(dst.shape[2:])
-    C = dst.shape[1]
     dt = dst.dtype
     corners = np.asarray(corners, np.int64).reshape(B, nd)
     rhs = xp.zeros(dst.shape, dt)
     inside = np.zeros((B,) + spatial, bool)
-    stacked = not isinstance(sources, list)
     groups: dict[tuple, list[int]] = {}
     for b in range(B):
         groups.setdefault(tuple(sources[b].shape), []).append(b)
-    for shape, idx in groups.items():
-        src = sources[idx] if stacked else xp.stack([sources[b] for b in idx])
-        msk = masks[idx] if stacked else xp.stack([masks[b] for b in idx])
-        src = src[:, None] if cd is None else xp.moveaxis(src, 1 + cd, 1)
+    for idx in groups.values():
+        src, msk = _group(sources, masks, idx, cd, xp)
         box = tuple(src.shape[2:])
-        if src.shape[1] != C:
-            raise ValueError(f"{sname} must have the channels of {tname} ({C}); got {src.shape[1]}")
-        if tuple(msk.shape[1:]) != box:
-            raise ValueError(
-                f"{mname} must have the spatial shape of {sname} {box}; got {tuple(msk.shape[1:])}"
-            )
         c = corners[idx]
-        if (c < 0).any() or (c + np.asarray(box) > np.asarray(spatial)).any():
-            bad = idx[int(np.flatnonzero(((c < 0) | (c + np.asarray(box) > np.asarray(spatial))).any(1))[0])]
-            raise ValueError(
-                f"corner_coord {corners[bad].tolist()} puts the {box} patch outside the image {spatial} "
-                f"(sample {bad}): corner >= 0 and corner + patch size <= image size on every axis"
-            )
+        _check_group(src, msk, c, idx, dst.shape[1], spatial, names)
         if min(box) < 3:
             continue  # no interior: pie-torch's box has nothing to solve
-        # target crops, gathered (n, C, *box)
-        ii = [xp.asarray(np.asarray(idx, np.int64).reshape((-1,) + (1,) * nd))]
-        for a in range(nd):
-            r = c[:, a][:, None] + np.arange(box[a])[None, :]
-            shp = [len(idx)] + [1] * nd
-            shp[1 + a] = box[a]
-            ii.append(xp.asarray(r.reshape(shp)))
-        t = _gather(dst, ii, xp)
-        m = msk.astype(dt, copy=True)[:, None]
-        for a in range(nd):  # pie-torch zeroes the mask's outer ring (here on a copy)
-            first = [slice(None)] * m.ndim
-            last = [slice(None)] * m.ndim
-            first[2 + a], last[2 + a] = 0, -1
-            m[tuple(first)] = 0
-            m[tuple(last)] = 0
-        g = _guidance_rhs(t, src.astype(dt, copy=False), m, mix, xp)
+        ii = _crop_index(idx, c, box, xp)
+        t = _gather(dst, ii, xp)  # target crops, gathered (n, C, *box)
+        g = _guidance_rhs(t, src.astype(dt, copy=False), _ring_zeroed(msk, dt), mix, xp)
         _scatter(rhs, ii, g, xp)
         for k, b in enumerate(idx):
             inside[(b,) + tuple(slice(int(c[k, a]) + 1, int(c[k, a]) + box[a] - 1) for a in range(nd))] = True

@@ -84,6 +84,8 @@ def _mask_5d(m: Any, xp) -> Any:
 
 
 def _prepare(dst, src, mask, names=("dst", "src"), src_optional=False):
+    """Check and convert the inputs: ``(akind, d, s, m)``, the inputs' array kind (numpy, cupy or
+    torch: what the results are returned as) and the backend arrays (``s``: None if ``src`` is)."""
     check_array(dst, names[0])
     if src is not None or not src_optional:
         check_array(src, names[1])
@@ -91,7 +93,7 @@ def _prepare(dst, src, mask, names=("dst", "src"), src_optional=False):
     arrays = {names[0]: dst, "mask": mask}
     if src is not None:
         arrays[names[1]] = src
-    kind = same_device_or_raise(arrays)
+    akind = same_device_or_raise(arrays)
     d = to_backend_array(dst, names[0])
     check_image_batch(d, names[0])
     s = None
@@ -99,7 +101,7 @@ def _prepare(dst, src, mask, names=("dst", "src"), src_optional=False):
         s = to_backend_array(src, names[1])
         check_same_shape(d, s, names[0], names[1])
     m = normalize_mask(to_backend_array(mask, "mask"), tuple(d.shape))
-    return kind, d, s, m
+    return akind, d, s, m
 
 
 def _merge_infos(infos: list[SolveInfo]) -> SolveInfo:
@@ -155,6 +157,28 @@ def _solve(bk, d, m, guide, alpha, mode: int, *, clip: bool, on_unconverged: str
         max_iter = MAX_ITER["multigrid"] if solver_kw["max_iter"] is None else solver_kw["max_iter"]
         bk.solve_masks(state, d5, g5, m5, alpha, mode, clip, ndim, solver_kw["tol"], max_iter, gidx=gidx)
     rep = bk.report(state)
+    _check_report(rep, m5, check_finite, guide_name)
+    out, lo, hi = state.out, state.lo, state.hi
+    boxed = (rep.status == BOX).all(axis=1)
+    whole = (rep.status > MG).all(axis=1)  # solved whole by the per-system multigrid
+    todo = rep.nonempty & ~boxed & ~whole  # the batched driver gets these samples (vcycle, jacobi)
+    if gidx is not None and todo.any():
+        g5 = bk.take(g5, gidx)
+    info = _driver(bk, d5, g5, guide, m5, alpha, mode, ndim, todo, rep, lo, hi, clip, out, method, solver_kw)
+    _record_solved(info, rep, boxed, whole, ndim, solver_kw["tol"])
+    if not check_finite:  # a system whose destination holds NaN/Inf is never reported converged
+        info.residual[rep.dst_bad] = np.nan
+        info.converged[rep.dst_bad] = False
+    info.method = method
+    info.spectral_samples = int(boxed.sum())
+    _count(bk, before, info)
+    report_unconverged(info, on_unconverged)
+    return out.reshape(shape), info, rep
+
+
+def _check_report(rep, m5, check_finite: bool, guide_name: str) -> None:
+    """Raise on what the backend's report shows: NaN/Inf in ``dst`` or the guidance (with
+    ``check_finite``), or a mask that covers a whole image."""
     if check_finite and rep.dst_bad.any():
         raise ValueError("dst contains NaN or Inf; pass check_finite=False to skip this check")
     if check_finite and rep.guide_bad:
@@ -167,20 +191,18 @@ def _solve(bk, d, m, guide, alpha, mode: int, *, clip: bool, on_unconverged: str
             f"mask covers the whole image in samples {np.flatnonzero(full)[:5].tolist()}: the Poisson "
             f"problem then has no boundary and no unique solution; leave at least one pixel outside the mask"
         )
-    out, lo, hi = state.out, state.lo, state.hi
-    boxed = (rep.status == BOX).all(axis=1)
-    whole = (rep.status > MG).all(axis=1)  # solved whole by the per-system multigrid
-    todo = rep.nonempty & ~boxed & ~whole  # the batched driver gets these samples (vcycle, jacobi)
-    if gidx is not None and todo.any():
-        g5 = bk.take(g5, gidx)
-    info = _driver(bk, d5, g5, guide, m5, alpha, mode, ndim, todo, rep, lo, hi, clip, out, method, solver_kw)
+
+
+def _record_solved(info: SolveInfo, rep, boxed: np.ndarray, whole: np.ndarray, ndim: int, tol: float) -> None:
+    """Put in ``info`` the results of the samples the box solve (``boxed``) and the per-system
+    multigrid (``whole``) solved, from the backend's report."""
     for done, solver in ((boxed, "box"), (whole, "whole")):
         if not done.any():
             continue
         res = rep.residual[done]
         info.residual[done] = res
         if solver == "box":
-            info.converged[done] = res <= solver_kw["tol"]
+            info.converged[done] = res <= tol
             # an exact solve cannot iterate further: a miss is the rounding floor (or non-finite data)
             info.stalled[done] = ~info.converged[done] & np.isfinite(res)
         else:
@@ -191,14 +213,6 @@ def _solve(bk, d, m, guide, alpha, mode: int, *, clip: bool, on_unconverged: str
             shapes = [crop_extent(rep.box_lo[b], rep.box_hi[b], ndim) for b in np.flatnonzero(whole)]
             info.levels = max(info.levels, max(levels_of(e) for e in shapes))
             info.crop_shape = tuple(int(max(v)) for v in zip(info.crop_shape, *shapes))
-    if not check_finite:  # a system whose destination holds NaN/Inf is never reported converged
-        info.residual[rep.dst_bad] = np.nan
-        info.converged[rep.dst_bad] = False
-    info.method = method
-    info.spectral_samples = int(boxed.sum())
-    _count(bk, before, info)
-    report_unconverged(info, on_unconverged)
-    return out.reshape(shape), info, rep
 
 
 def _driver(bk, d5, g5, guide, m5, alpha, mode, ndim, todo, rep, lo, hi, clip, out, method, solver_kw) -> SolveInfo:
@@ -232,6 +246,27 @@ def _driver(bk, d5, g5, guide, m5, alpha, mode, ndim, todo, rep, lo, hi, clip, o
         return info
 
     return _merge_infos(map_chunks(bk, run, B))
+
+
+def _solve_public(dst, guide, mask, alpha, mode: int, *, clip, tol, method, max_iter, backend, check_finite,
+                  on_unconverged, return_info, guide_name: str = "src", guide_optional: bool = False):
+    """Shared body of :func:`poisson_interpolate` and :func:`solve_poisson`: check the options and
+    the inputs (``guide`` under the name ``guide_name``; None allowed with ``guide_optional``),
+    solve and return the result as the inputs' kind (and its info if asked)."""
+    tol = _check_options(method=method, tol=tol, max_iter=max_iter, backend=backend, check_finite=check_finite,
+                         on_unconverged=on_unconverged, return_info=return_info, clip=clip)
+    akind, d, g, m = _prepare(dst, guide, mask, names=("dst", guide_name), src_optional=guide_optional)
+    a = normalize_alpha(alpha, d.shape[0], get_xp(d))
+    bk = get_backend(backend, d)
+    if d.shape[0] == 0:
+        out = from_backend_array(d.copy(), akind)
+        return (out, _empty_info(method, tol, d.shape[1])) if return_info else out
+    out, info, _ = _solve(
+        bk, d, m, g, a, mode, clip=clip, tol=tol, method=method, max_iter=max_iter,
+        on_unconverged=on_unconverged, check_finite=check_finite, guide_name=guide_name,
+    )
+    out = from_backend_array(out, akind)
+    return (out, info) if return_info else out
 
 
 def _count(bk, before: dict | None, info: SolveInfo) -> None:
@@ -306,21 +341,8 @@ def poisson_interpolate(
         ((2, 1, 32, 32), True)
     """
     check_choice("gradient", gradient, tuple(MODES))
-    tol = _check_options(method=method, tol=tol, max_iter=max_iter, backend=backend, check_finite=check_finite,
-                         on_unconverged=on_unconverged, return_info=return_info, clip=clip)
-    kind, d, s, m = _prepare(dst, src, mask)
-    xp = get_xp(d)
-    a = normalize_alpha(alpha, d.shape[0], xp)
-    bk = get_backend(backend, d)
-    if d.shape[0] == 0:
-        out = from_backend_array(d.copy(), kind)
-        return (out, _empty_info(method, tol, d.shape[1])) if return_info else out
-    out, info, _ = _solve(
-        bk, d, m, s, a, MODES[gradient], clip=clip, tol=tol, method=method, max_iter=max_iter,
-        on_unconverged=on_unconverged, check_finite=check_finite,
-    )
-    out = from_backend_array(out, kind)
-    return (out, info) if return_info else out
+    return _solve_public(dst, src, mask, alpha, MODES[gradient], clip=clip, tol=tol, method=method, max_iter=max_iter, backend=backend,
+                         check_finite=check_finite, on_unconverged=on_unconverged, return_info=return_info)
 
 
 @on_torch_stream
@@ -363,21 +385,9 @@ def solve_poisson(
         >>> bool((f[0, 0, 4:12, 4:12] > 0).all() and (f[0, 0, 4:12, 4:12] < 1).all())
         True
     """
-    tol = _check_options(method=method, tol=tol, max_iter=max_iter, backend=backend, check_finite=check_finite,
-                         on_unconverged=on_unconverged, return_info=return_info, clip=clip)
-    kind, d, r, m = _prepare(dst, rhs, mask, names=("dst", "rhs"), src_optional=True)
-    xp = get_xp(d)
-    bk = get_backend(backend, d)
-    if d.shape[0] == 0:
-        out = from_backend_array(d.copy(), kind)
-        return (out, _empty_info(method, tol, d.shape[1])) if return_info else out
-    out, info, _ = _solve(
-        bk, d, m, r, np.zeros(d.shape[0]), HARMONIC if r is None else DIVERGENCE, clip=clip, tol=tol,
-        method=method, max_iter=max_iter, on_unconverged=on_unconverged, check_finite=check_finite,
-        guide_name="rhs",
-    )
-    out = from_backend_array(out, kind)
-    return (out, info) if return_info else out
+    return _solve_public(dst, rhs, mask, 0.0, HARMONIC if rhs is None else DIVERGENCE, guide_name="rhs",
+                         guide_optional=True, clip=clip, tol=tol, method=method, max_iter=max_iter, backend=backend,
+                         check_finite=check_finite, on_unconverged=on_unconverged, return_info=return_info)
 
 
 @on_torch_stream
@@ -408,14 +418,14 @@ def foreign_patch_interpolate(
     """
     check_choice("backend", backend, BACKENDS)
     check_bool("check_finite", check_finite)
-    kind, d, s, m = _prepare(dst, src, mask)
+    akind, d, s, m = _prepare(dst, src, mask)
     xp = get_xp(d)
     a = normalize_alpha(alpha, d.shape[0], xp)
     bk = get_backend(backend, d)
     if d.shape[0] == 0:
-        return from_backend_array(d.copy(), kind)
+        return from_backend_array(d.copy(), akind)
     out = bk.fpi(_as_5d(d, xp), _as_5d(s, xp), _mask_5d(m, xp), a, check_finite)
-    return from_backend_array(out.reshape(d.shape), kind)
+    return from_backend_array(out.reshape(d.shape), akind)
 
 
 @on_torch_stream
@@ -449,15 +459,15 @@ def anomaly_label(dst: Any, out: Any, mask: Any, alpha: Any, *, tolerance: float
     if tolerance is not None:
         tolerance = check_real("tolerance", tolerance, low=0, low_open=True)
     check_choice("backend", backend, BACKENDS)
-    kind, d, o, m = _prepare(dst, out, mask, names=("dst", "out"))
+    akind, d, o, m = _prepare(dst, out, mask, names=("dst", "out"))
     xp = get_xp(d)
     a = normalize_alpha(alpha, d.shape[0], xp)
     bk = get_backend(backend, d)
     label_shape = (d.shape[0], 1) + tuple(d.shape[2:])
     if d.shape[0] == 0:
-        return from_backend_array(xp.zeros(label_shape, d.dtype), kind)
+        return from_backend_array(xp.zeros(label_shape, d.dtype), akind)
     label = bk.label(_as_5d(d, xp), _as_5d(o, xp), _mask_5d(m, xp), a, tolerance)
-    return from_backend_array(label.reshape(label_shape), kind)
+    return from_backend_array(label.reshape(label_shape), akind)
 
 
 def _source_index(index: Any, batch: int) -> np.ndarray | None:
@@ -532,7 +542,7 @@ def blend_with_label(
         tolerance = check_real("tolerance", tolerance, low=0, low_open=True)
     tol = _check_options(backend=backend, check_finite=check_finite, return_info=False, **solver)
     solver["tol"] = tol
-    kind, d, s, m = _prepare(dst, src, mask)
+    akind, d, s, m = _prepare(dst, src, mask)
     xp = get_xp(d)
     B = d.shape[0]
     gidx = _source_index(src_index, B)
@@ -540,7 +550,7 @@ def blend_with_label(
     bk = get_backend(backend, d)
     label_shape = (B, 1) + tuple(d.shape[2:])
     if B == 0:
-        return from_backend_array(d.copy(), kind), from_backend_array(xp.zeros(label_shape, d.dtype), kind)
+        return from_backend_array(d.copy(), akind), from_backend_array(xp.zeros(label_shape, d.dtype), akind)
     d5, m5 = _as_5d(d, xp), _mask_5d(m, xp)
     if blend == "fpi":
         s5 = _as_5d(s, xp)
@@ -552,4 +562,4 @@ def blend_with_label(
             s, gidx = bk.take(s, gidx), None
         out, _, rep = _solve(bk, d, m, s, a, MODES[gradient], check_finite=check_finite, gidx=gidx, **solver)
         label = bk.label_boxes(d5, _as_5d(out, xp), m5, a, tolerance, rep.box_lo, rep.box_hi)
-    return from_backend_array(out.reshape(d.shape), kind), from_backend_array(label.reshape(label_shape), kind)
+    return from_backend_array(out.reshape(d.shape), akind), from_backend_array(label.reshape(label_shape), akind)
