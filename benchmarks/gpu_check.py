@@ -63,6 +63,7 @@ import platform
 import sys
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -592,12 +593,19 @@ def solve_parity_case(dev: Device, shape: str, ndim: int, size: int, batch: int,
 
 def stage_device_parity(rep: Report, dev: Device, quick: bool = False) -> bool:
     """The device path through the public API, each case in its own try."""
-    import pii_augment as pa
-    from pii_augment.ops import patch_masks
+    figures: dict[str, Any] = {"solves": [], "label_fpi": [], "patch_masks": []}
+    ok, kept_cases = _parity_solves(rep, dev, quick, figures["solves"])
+    ok &= _parity_label_fpi(rep, dev, kept_cases, figures["label_fpi"])
+    ok &= _parity_patch_masks(rep, dev, figures["patch_masks"])
+    figures["ok"] = ok
+    rep.record("device_parity", figures)
+    return ok
 
+
+def _parity_solves(rep: Report, dev: Device, quick: bool, figures: list) -> tuple[bool, list]:
+    """``poisson_interpolate`` on the device vs Numba vs the exact solve; (ok, the box and ellipse
+    cases kept for the label and FPI checks)."""
     ok = True
-    figures: dict[str, list] = {"solves": [], "label_fpi": [], "patch_masks": []}
-    # -- poisson_interpolate
     cases = [("box", 2, 96, 8), ("box", 3, 24, 4), ("ellipse", 2, 96, 8), ("ellipse", 3, 24, 4)]
     if quick:
         cases = [("box", 2, 24, 3), ("box", 3, 12, 2), ("ellipse", 2, 24, 3)]
@@ -610,21 +618,27 @@ def stage_device_parity(rep: Report, dev: Device, quick: bool = False) -> bool:
             except Exception as e:
                 ok = False
                 rows.append([label, _row_error(e), "", "", "", "", "**FAIL**"])
-                figures["solves"].append({"case": label, "ok": False, "error": str(e)})
+                figures.append({"case": label, "ok": False, "error": str(e)})
                 continue
             ok &= r["ok"]
             kept_cases.append((shape, ndim, dtype, r.pop("_wl"), r.pop("_out")))
             rows.append([r["case"], r["path"], f"{r['launches']} / {r['syncs']}", fmt(r["diff_numba"]),
                          f"{fmt(r['diff_exact'])} ({r['n_exact']} samples)", "yes" if r["outside_kept"] else "**no**",
                          "ok" if r["ok"] else "**FAIL**"])
-            figures["solves"].append(r)
+            figures.append(r)
     rep.add("`poisson_interpolate` on the device vs Numba vs the exact sparse solve (float64, clipped as "
             "the original), differences as max |a - b| / (range of the sample's dst); bounds: exact 1e-4 "
             "(1e-10 for float64 boxes), Numba 1e-5 for float32 boxes (1e-10 float64), 2e-4 for multigrid.\n")
     rep.table(["case", "path (device / numba)", "launches / syncs", "max|dev-numba|/range",
                "max|dev-exact|/range", "outside kept", "verdict"], rows)
-    # -- anomaly_label, foreign_patch_interpolate: bitwise
-    rows = []
+    return ok, kept_cases
+
+
+def _parity_label_fpi(rep: Report, dev: Device, kept_cases: list, figures: list) -> bool:
+    """``anomaly_label`` and ``foreign_patch_interpolate`` on the box cases: bitwise vs Numba."""
+    import pii_augment as pa
+
+    ok, rows = True, []
     for shape, ndim, dtype, wl, out_d in kept_cases:
         if shape != "box":
             continue
@@ -647,11 +661,18 @@ def stage_device_parity(rep: Report, dev: Device, quick: bool = False) -> bool:
         for what, same in checks.items():
             ok &= same
             rows.append([label, what, "yes" if same else "**no**", "ok" if same else "**FAIL**"])
-            figures["label_fpi"].append({"case": label, "what": what, "bitwise": same})
+            figures.append({"case": label, "what": what, "bitwise": same})
     rep.add(f"`anomaly_label` and `foreign_patch_interpolate`, {dev.name} vs Numba (bitwise expected):\n")
     rep.table(["case", "function", "bitwise equal", "verdict"], rows)
-    # -- patch_masks: bitwise
-    rows = []
+    return ok
+
+
+def _parity_patch_masks(rep: Report, dev: Device, figures: list) -> bool:
+    """``patch_masks`` on the device vs ``PatchParams.masks()``, every shape: bitwise."""
+    import pii_augment as pa
+    from pii_augment.ops import patch_masks
+
+    ok, rows = True, []
     for spatial in ((31, 40), (9, 12, 14)):
         for shape in pa.SHAPES:
             label = f"{shape} {spatial}"
@@ -668,12 +689,10 @@ def stage_device_parity(rep: Report, dev: Device, quick: bool = False) -> bool:
                 continue
             ok &= same
             rows.append([label, "yes" if same else "**no**", "ok" if same else "**FAIL**"])
-            figures["patch_masks"].append({"case": label, "bitwise": same})
+            figures.append({"case": label, "bitwise": same})
     rep.add(f"`pii_augment.ops.patch_masks` on {dev.name} vs `PatchParams.masks()` (bitwise expected; blobs "
             "are made on the host and copied):\n")
     rep.table(["shape, spatial", "bitwise equal", "verdict"], rows)
-    figures["ok"] = ok
-    rep.record("device_parity", figures)
     return ok
 
 
@@ -682,21 +701,149 @@ def stage_device_parity(rep: Report, dev: Device, quick: bool = False) -> bool:
 # ------------------------------------------------------------------------------------------------
 
 
-def stage_torch(rep: Report, dev: Device, quick: bool = False) -> bool:
+@dataclass
+class _TorchCase:
+    """What the torch checks share: cupy, the workload on the device, torch's device, CUDA tensor
+    copies of dst, src and mask, the Numba result and the error bound."""
+
+    cp: Any
+    wl: dict
+    tdev: Any
+    td: Any
+    ts: Any
+    tm: Any
+    ref: np.ndarray
+    bound: float
+
+
+def _torch_case(dev: Device, quick: bool) -> _TorchCase:
+    import torch
+
+    import pii_augment as pa
+
+    size, batch = (32, 4) if quick else (128, 16)
+    wl = device_workload(dev, batch, size, 2, seed=3, pool=4)
+    tdev = torch.device("cuda", dev.xp.cuda.runtime.getDevice())
+    td, ts, tm = (torch.from_dlpack(wl[k]).clone() for k in ("dst", "src", "mask"))
+    host = {k: dev.asnumpy(wl[k]) for k in ("dst", "src", "mask")}
+    ref = pa.poisson_interpolate(host["dst"], host["src"], host["mask"], wl["alpha"], backend="numba")
+    return _TorchCase(dev.xp, wl, tdev, td, ts, tm, ref, 2e-4 * float(_range(host["dst"]).min()))
+
+
+def _torch_zero_copy(c: _TorchCase) -> tuple[bool, str]:
+    """CUDA tensors in and out of ``poisson_interpolate`` without a copy, inputs untouched."""
     import torch
 
     import pii_augment as pa
     from pii_augment import _arrays
     from pii_augment.ops import blend
+
+    seen: dict[str, Any] = {}
+    real = blend.from_backend_array
+
+    def spy(x, kind):
+        seen["x"] = x
+        seen["stream"] = c.cp.cuda.get_current_stream().ptr
+        return real(x, kind)
+
+    inner = _arrays.to_backend_array(c.td, "dst")
+    in_ok = int(inner.data.ptr) == c.td.data_ptr()
+    keep = c.td.clone(), c.ts.clone(), c.tm.clone()
+    blend.from_backend_array = spy
+    try:
+        out = pa.poisson_interpolate(c.td, c.ts, c.tm, torch.from_numpy(c.wl["alpha"]))
+    finally:
+        blend.from_backend_array = real
+    out_ok = isinstance(out, torch.Tensor) and out.device == c.tdev and out.dtype == torch.float32 \
+        and int(seen["x"].data.ptr) == out.data_ptr()
+    untouched = all(torch.equal(a, b) for a, b in zip((c.td, c.ts, c.tm), keep))
+    err = float(np.abs(out.cpu().numpy() - c.ref).max())
+    good = in_ok and out_ok and untouched and err <= c.bound
+    return good, (f"input shares memory: {in_ok}; result's data_ptr is the cupy result's: {out_ok}; inputs "
+                  f"untouched: {untouched}; max|out - numba| = {fmt(err)} (bound {fmt(c.bound)})")
+
+
+def _torch_on_stream(c: _TorchCase) -> tuple[bool, str]:
+    """The call runs on torch's current (non-default) stream, ordered after late input."""
+    import torch
+
+    import pii_augment as pa
+    from pii_augment.ops import blend
     from pii_augment.ops.backends.device import torch_stream
 
-    cp = dev.xp
+    s = torch.cuda.Stream()
+    with torch.cuda.stream(s):
+        with torch_stream() as cs:
+            same_ptr = cs.ptr == s.cuda_stream
+    seen: dict[str, Any] = {}
+    real = blend.from_backend_array
+
+    def spy(x, kind):
+        seen["stream"] = c.cp.cuda.get_current_stream().ptr
+        return real(x, kind)
+
+    torch.cuda.synchronize()
+    slept = hasattr(torch.cuda, "_sleep")
+    blend.from_backend_array = spy
+    try:
+        with torch.cuda.stream(s):
+            if slept:
+                torch.cuda._sleep(200_000_000)  # keeps stream s busy ~0.1 s: the input is late
+            else:  # a chain of kernels on s does the same, less surely
+                x = torch.randn(2048, 2048, device=c.tdev)
+                for _ in range(20):
+                    x = x @ x / 2048
+            d_late = c.td * 1.0  # produced on s, after the sleep
+            out = pa.poisson_interpolate(d_late, c.ts, c.tm, torch.from_numpy(c.wl["alpha"]))
+            res = out.clone()  # consumed on s
+        host_res = res.cpu()  # the first synchronisation of the host with s
+    finally:
+        blend.from_backend_array = real
+    err = float(np.abs(host_res.numpy() - c.ref).max())
+    on_s = seen.get("stream") == s.cuda_stream
+    good = same_ptr and on_s and err <= c.bound
+    return good, (f"torch_stream() is torch's stream: {same_ptr}; the call ran on it: {on_s}; input late "
+                  f"by {'torch.cuda._sleep' if slept else 'a matmul chain'}: max|out - numba| = {fmt(err)} "
+                  f"(bound {fmt(c.bound)})")
+
+
+def _torch_modules(c: _TorchCase, cls_name: str) -> tuple[bool, str]:
+    """The torch module ``cls_name`` on CUDA against the same module on the CPU."""
+    import torch
+
+    import pii_augment as pa
+
+    cls = getattr(pa, cls_name)
+    x = torch.from_dlpack(c.wl["dst"]).clone()
+    out_g, lab_g = cls(seed=0)(x)
+    out_c, lab_c = cls(seed=0)(x.cpu())
+    on_dev = out_g.device == c.tdev and lab_g.device == c.tdev
+    out_g, lab_g = out_g.cpu(), lab_g.cpu()
+    if cls_name == "ForeignPatchInterpolation":
+        same = torch.equal(out_g, out_c) and torch.equal(lab_g, lab_c)
+        return on_dev and same, f"on CUDA: {on_dev}; output and label bitwise equal to CPU: {same}"
+    rng_ = float(x.max() - x.min())
+    err = float((out_g - out_c).abs().max())
+    flips = int(((lab_g > 0) != (lab_c > 0)).sum())
+    good = on_dev and err <= 1e-5 * rng_ and flips <= lab_g.numel() * 1e-5
+    return good, (f"on CUDA: {on_dev}; max|cuda - cpu| = {fmt(err)} ({fmt(err / rng_)} of the range, bound "
+                  f"1e-5); label pixels differing: {flips} of {lab_g.numel()} (a pixel at a quantisation "
+                  f"step can flip)")
+
+
+def stage_torch(rep: Report, dev: Device, quick: bool = False) -> bool:
+    """CUDA torch tensors through the functional API and the modules."""
+    c = _torch_case(dev, quick)
     ok = True
     rows: list[list] = []
     figures: list[dict] = []
-
-    def check(name: str, fn: Callable[[], tuple[bool, str]]) -> None:
-        nonlocal ok
+    checks = [
+        ("zero-copy in and out (poisson_interpolate on CUDA tensors)", lambda: _torch_zero_copy(c)),
+        ("runs on torch's current stream (non-default stream, no sync in between)", lambda: _torch_on_stream(c)),
+        ("PoissonImageInterpolation(seed=0): CUDA vs CPU", lambda: _torch_modules(c, "PoissonImageInterpolation")),
+        ("ForeignPatchInterpolation(seed=0): CUDA vs CPU", lambda: _torch_modules(c, "ForeignPatchInterpolation")),
+    ]
+    for name, fn in checks:
         try:
             good, detail = fn()
         except Exception as e:
@@ -704,98 +851,6 @@ def stage_torch(rep: Report, dev: Device, quick: bool = False) -> bool:
         ok &= good
         rows.append([name, detail, "ok" if good else "**FAIL**"])
         figures.append({"check": name, "ok": good, "detail": detail})
-
-    size, batch = (32, 4) if quick else (128, 16)
-    wl = device_workload(dev, batch, size, 2, seed=3, pool=4)
-    tdev = torch.device("cuda", cp.cuda.runtime.getDevice())
-    td, ts, tm = (torch.from_dlpack(wl[k]).clone() for k in ("dst", "src", "mask"))
-    host = {k: dev.asnumpy(wl[k]) for k in ("dst", "src", "mask")}
-    ref = pa.poisson_interpolate(host["dst"], host["src"], host["mask"], wl["alpha"], backend="numba")
-    bound = 2e-4 * float(_range(host["dst"]).min())
-
-    def zero_copy():
-        seen: dict[str, Any] = {}
-        real = blend.from_backend_array
-
-        def spy(x, kind):
-            seen["x"] = x
-            seen["stream"] = cp.cuda.get_current_stream().ptr
-            return real(x, kind)
-
-        inner = _arrays.to_backend_array(td, "dst")
-        in_ok = int(inner.data.ptr) == td.data_ptr()
-        keep = td.clone(), ts.clone(), tm.clone()
-        blend.from_backend_array = spy
-        try:
-            out = pa.poisson_interpolate(td, ts, tm, torch.from_numpy(wl["alpha"]))
-        finally:
-            blend.from_backend_array = real
-        out_ok = isinstance(out, torch.Tensor) and out.device == tdev and out.dtype == torch.float32 \
-            and int(seen["x"].data.ptr) == out.data_ptr()
-        untouched = all(torch.equal(a, b) for a, b in zip((td, ts, tm), keep))
-        err = float(np.abs(out.cpu().numpy() - ref).max())
-        good = in_ok and out_ok and untouched and err <= bound
-        return good, (f"input shares memory: {in_ok}; result's data_ptr is the cupy result's: {out_ok}; inputs "
-                      f"untouched: {untouched}; max|out - numba| = {fmt(err)} (bound {fmt(bound)})")
-
-    def on_stream():
-        s = torch.cuda.Stream()
-        with torch.cuda.stream(s):
-            with torch_stream() as cs:
-                same_ptr = cs.ptr == s.cuda_stream
-        seen: dict[str, Any] = {}
-        real = blend.from_backend_array
-
-        def spy(x, kind):
-            seen["stream"] = cp.cuda.get_current_stream().ptr
-            return real(x, kind)
-
-        torch.cuda.synchronize()
-        slept = hasattr(torch.cuda, "_sleep")
-        blend.from_backend_array = spy
-        try:
-            with torch.cuda.stream(s):
-                if slept:
-                    torch.cuda._sleep(200_000_000)  # keeps stream s busy ~0.1 s: the input is late
-                else:  # a chain of kernels on s does the same, less surely
-                    x = torch.randn(2048, 2048, device=tdev)
-                    for _ in range(20):
-                        x = x @ x / 2048
-                d_late = td * 1.0  # produced on s, after the sleep
-                out = pa.poisson_interpolate(d_late, ts, tm, torch.from_numpy(wl["alpha"]))
-                res = out.clone()  # consumed on s
-            host_res = res.cpu()  # the first synchronisation of the host with s
-        finally:
-            blend.from_backend_array = real
-        err = float(np.abs(host_res.numpy() - ref).max())
-        on_s = seen.get("stream") == s.cuda_stream
-        good = same_ptr and on_s and err <= bound
-        return good, (f"torch_stream() is torch's stream: {same_ptr}; the call ran on it: {on_s}; input late "
-                      f"by {'torch.cuda._sleep' if slept else 'a matmul chain'}: max|out - numba| = {fmt(err)} "
-                      f"(bound {fmt(bound)})")
-
-    def modules(cls_name: str):
-        cls = getattr(pa, cls_name)
-        x = torch.from_dlpack(wl["dst"]).clone()
-        out_g, lab_g = cls(seed=0)(x)
-        out_c, lab_c = cls(seed=0)(x.cpu())
-        on_dev = out_g.device == tdev and lab_g.device == tdev
-        out_g, lab_g = out_g.cpu(), lab_g.cpu()
-        if cls_name == "ForeignPatchInterpolation":
-            same = torch.equal(out_g, out_c) and torch.equal(lab_g, lab_c)
-            return on_dev and same, f"on CUDA: {on_dev}; output and label bitwise equal to CPU: {same}"
-        rng_ = float(x.max() - x.min())
-        err = float((out_g - out_c).abs().max())
-        flips = int(((lab_g > 0) != (lab_c > 0)).sum())
-        good = on_dev and err <= 1e-5 * rng_ and flips <= lab_g.numel() * 1e-5
-        return good, (f"on CUDA: {on_dev}; max|cuda - cpu| = {fmt(err)} ({fmt(err / rng_)} of the range, bound "
-                      f"1e-5); label pixels differing: {flips} of {lab_g.numel()} (a pixel at a quantisation "
-                      f"step can flip)")
-
-    check("zero-copy in and out (poisson_interpolate on CUDA tensors)", zero_copy)
-    check("runs on torch's current stream (non-default stream, no sync in between)", on_stream)
-    check("PoissonImageInterpolation(seed=0): CUDA vs CPU", lambda: modules("PoissonImageInterpolation"))
-    check("ForeignPatchInterpolation(seed=0): CUDA vs CPU", lambda: modules("ForeignPatchInterpolation"))
     rep.table(["check", "detail", "verdict"], rows)
     rep.record("torch", {"ok": ok, "rows": figures})
     return ok
@@ -1026,7 +1081,8 @@ STAGES = [("environment", "1. Environment"), ("compile", "2. Compile (NVRTC)"),
 TITLES = dict(STAGES)
 
 
-def main(argv=None) -> int:
+def _arguments(argv) -> argparse.Namespace:
+    """The command line of :func:`main`."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="gpu_check_out",
                     help="folder for gpu_check.md and gpu_check.json (rewritten after each section)")
@@ -1037,7 +1093,20 @@ def main(argv=None) -> int:
     ap.add_argument("--emulate", action="store_true",
                     help="no GPU: run the parity, timing and Numba stages on backend='cuda-emulated' (a check of "
                          "this script, not of a GPU; the timing and Numba stages then use the --quick rows)")
-    a = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def _torch_cuda(dev: Device) -> bool:
+    """A torch with CUDA next to the cupy backend (the torch stage needs both)."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(dev.on_gpu and torch.cuda.is_available())
+
+
+def main(argv=None) -> int:
+    a = _arguments(argv)
     budget = Budget(a.budget)
     rep = Report(a.out)
     rep.add("# pii_augment GPU check\n")
@@ -1069,14 +1138,7 @@ def main(argv=None) -> int:
                                   lambda: stage_kernel_parity(rep, dev, a.quick))
     parity["device path"] = run_stage(rep, budget, "device_parity", TITLES["device_parity"],
                                       lambda: stage_device_parity(rep, dev, a.quick))
-    torch_cuda = False
-    try:
-        import torch
-
-        torch_cuda = dev.on_gpu and torch.cuda.is_available()
-    except ImportError:
-        pass
-    if torch_cuda:
+    if _torch_cuda(dev):
         parity["torch"] = run_stage(rep, budget, "torch", TITLES["torch"], lambda: stage_torch(rep, dev, a.quick))
     else:
         skip_stage(rep, "torch", TITLES["torch"], "needs torch with CUDA and the cupy backend")

@@ -267,6 +267,10 @@ class _Monitor:
         self.active = self.active & ~(ok | bad | stuck)
 
 
+#: Check spacing floor per method: Jacobi converges too slowly for a check every sweep to pay.
+_MIN_CHECK_EVERY = {"multigrid": 1, "vcycle": 1, "jacobi": 10}
+
+
 def solve_crop(
     bk,
     u: Any,
@@ -292,87 +296,58 @@ def solve_crop(
     every system (sample, channel) is invariant to adding a constant to, or scaling, the images.
 
     Methods: ``"multigrid"`` (conjugate gradients preconditioned by one symmetric V-cycle, the
-    default, at most 30 iterations unless ``max_iter``), ``"vcycle"`` (plain V-cycles, at most
-    50) and ``"jacobi"`` (weighted Jacobi, for comparison, at most 20000 sweeps). Convergence
-    is decided per system every ``check_every`` iterations (default: the backend's
-    ``check_every``, 1 on the CPU; each check is a host synchronisation on the GPU); converged,
-    stalled and non-finite systems are frozen from then on.
+    default), ``"vcycle"`` (plain V-cycles) and ``"jacobi"`` (weighted Jacobi, for comparison);
+    at most :data:`MAX_ITER` iterations of each unless ``max_iter``. All three run in one loop
+    (:func:`_iterate`) over a hierarchy built once. Convergence is decided per system every
+    ``check_every`` iterations (default: the backend's ``check_every``, 1 on the CPU; each check is
+    a host synchronisation on the GPU; Jacobi at most every 10 sweeps); converged, stalled and
+    non-finite systems are frozen from then on.
     """
     check_choice("method", method, METHODS)
     tol = check_real("tol", tol, low=0, low_open=True)
-    if check_every is None:
-        check_every = int(bk.check_every)
-    B, C = u.shape[:2]
-    dtype = u.dtype
+    every = max(int(bk.check_every) if check_every is None else check_every, _MIN_CHECK_EVERY[method])
+    B = u.shape[0]
     if method == "jacobi":
         levels = [_Level(crop.shape, crop.ext, crop.ext_dev, crop.kind, bk.index_array(np.ones((B, 3))))]
     else:
         levels = build_hierarchy(bk, crop, coarsest, max_levels)
     fine = levels[0]
-    r_true = bk.empty(u.shape, dtype)
-
-    def true_residual(x) -> np.ndarray:
-        bk.residual(x, rhs, fine.kind, fine.ext_dev, fine.w, r_true)
-        return mon.estimate(bk.to_host(_dot(bk, r_true, r_true, fine)))
-
     # e = 0, so the initial residual is rhs itself
     mon = _Monitor(bk.to_host(_dot(bk, rhs, rhs, fine)), tol, stall_ratio=STALL_RATIO[method])
     if method == "multigrid":
-        it = _pcg(bk, u, rhs, levels, mon, true_residual, MAX_ITER["multigrid"] if max_iter is None else max_iter,
-                  check_every, pre_smooth, post_smooth)
+        iteration = _PCG(bk, u, rhs, levels, mon, pre_smooth, post_smooth)
+    elif method == "vcycle":
+        iteration = _Stationary(bk, u, mon, _VCycleStep(bk, u, rhs, levels, pre_smooth, post_smooth))
     else:
-        if method == "vcycle":
-            budget, every = (MAX_ITER["vcycle"] if max_iter is None else max_iter), check_every
-            es = [u] + [bk.zeros((B, C) + lv.shape, dtype) for lv in levels[1:]]
-            rhss = [rhs] + [bk.zeros((B, C) + lv.shape, dtype) for lv in levels[1:]]
-            rs = [bk.empty(u.shape, dtype)] + [bk.zeros((B, C) + lv.shape, dtype) for lv in levels[1:-1]]
-
-            def step(x):
-                _vcycle(bk, levels, es, rhss, rs, pre_smooth, post_smooth)
-                return x
-        else:
-            budget, every = (MAX_ITER["jacobi"] if max_iter is None else max_iter), max(check_every, 10)
-            spare = bk.zeros(u.shape, dtype)
-            buffers = [u, spare]
-
-            def step(x):
-                y = buffers[1] if x is buffers[0] else buffers[0]
-                bk.jacobi_sweep(x, rhs, fine.kind, fine.ext_dev, fine.w, omega, y)
-                return y
-        it = _iterate(bk, u, step, mon, true_residual, budget, every)
-
+        iteration = _Stationary(bk, u, mon, _JacobiStep(bk, u, rhs, fine, omega))
+    it = _iterate(bk, iteration, rhs, fine, mon, MAX_ITER[method] if max_iter is None else max_iter, every)
     info = SolveInfo(method, tol, it, len(levels), crop.shape, mon.rel, mon.converged, stalled=mon.stalled,
-                     dtype=np.dtype(dtype).name)
+                     dtype=np.dtype(u.dtype).name)
     report_unconverged(info, on_unconverged)
     return info
 
 
-def _iterate(bk, u, step, mon: _Monitor, true_residual, max_iter: int, every: int) -> int:
-    """Stationary iterations (V-cycles or Jacobi sweeps) ``x = step(x)`` from ``u``, every system
-    checked every ``every`` steps; a frozen system's values are kept as they were when it froze
-    (they are restored into ``u`` at the end)."""
-    frozen = ~mon.active
-    keep = bk.copy(u) if frozen.any() else None  # the frozen systems' values when they froze
-    cur = u
+def _iterate(bk, iteration, rhs, fine: "_Level", mon: _Monitor, max_iter: int, every: int) -> int:
+    """The one loop of every method: ``iteration.step()`` on every system of the batch, and every
+    ``every`` steps (and at the last) a check. A check reads the iteration's own estimate of the
+    relative residuals where it has one (PCG's recursive residual), else takes every active
+    system as a candidate; the candidates' true residuals then decide (:meth:`_Monitor.confirm`)
+    and the iteration freezes the systems that are done. Returns the iterations made."""
+    r_true = bk.empty(rhs.shape, rhs.dtype)
     it = 0
     while it < max_iter and mon.active.any():
-        for _ in range(min(every, max_iter - it)):
-            cur = step(cur)
-            it += 1
-        mon.confirm(mon.active, true_residual(cur))
-        newly = ~mon.active & ~frozen
-        if newly.any():
-            if keep is None:
-                keep = bk.copy(cur)
-            else:
-                idx = bk.index_array(newly)
-                keep[idx] = cur[idx]
-            frozen = ~mon.active
-    if cur is not u:
-        bk.fill(u, cur)
-    if keep is not None:
-        idx = bk.index_array(frozen)
-        u[idx] = keep[idx]
+        iteration.step()
+        it += 1
+        if it % every and it != max_iter:
+            continue
+        est = iteration.estimate()
+        said_ok = None if est is None else est <= mon.tol
+        cand = mon.active if est is None else mon.active & (said_ok | ~np.isfinite(est) | (it == max_iter))
+        if cand.any():
+            bk.residual(iteration.current(), rhs, fine.kind, fine.ext_dev, fine.w, r_true)
+            mon.confirm(cand, mon.estimate(bk.to_host(_dot(bk, r_true, r_true, fine))), estimate_ok=said_ok)
+            iteration.froze()
+    iteration.finish()
     return it
 
 
@@ -382,53 +357,126 @@ def _dot(bk, x, y, lev: _Level):
     return out
 
 
-def _pcg(bk, u, rhs, levels, mon: _Monitor, true_residual, max_iter, check_every, nu1, nu2) -> int:
+def _work(bk, shape_bc: tuple, levels, first, count: int, dtype) -> list:
+    """``[first] + zero arrays of the next count - 1 levels' shapes`` (the V-cycle's work arrays)."""
+    return [first] + [bk.zeros(shape_bc + lv.shape, dtype) for lv in levels[1:count]]
+
+
+class _PCG:
     """Conjugate gradients on every system of the batch at once, preconditioned by one V-cycle.
 
     The V-cycle is symmetric (red-black pre-smoothing, black-red post-smoothing, restriction the
     scaled transpose of prolongation), so the preconditioner is symmetric positive definite.
-    Step sizes are 0 for frozen systems (see :class:`_Monitor`), so they keep their values.
-    Per-system step sizes live on the backend's device; only the convergence checks read back.
+    Step sizes are 0 for frozen systems (the device copy of the active flags, updated when
+    systems freeze), so they keep their values. Per-system step sizes live on the backend's
+    device; only the checks read back.
     """
-    fine = levels[0]
-    B, C = u.shape[:2]
-    dtype = u.dtype
-    r = bk.copy(rhs)  # residual of e = 0
-    z = bk.zeros(u.shape, dtype)
-    q = bk.zeros(u.shape, dtype)
-    p = bk.zeros(u.shape, dtype)
-    zero_rhs = bk.zeros(u.shape, dtype)
-    es = [z] + [bk.zeros((B, C) + lv.shape, dtype) for lv in levels[1:]]
-    rhss = [r] + [bk.zeros((B, C) + lv.shape, dtype) for lv in levels[1:]]
-    rs = [q] + [bk.zeros((B, C) + lv.shape, dtype) for lv in levels[1:-1]]
-    active = bk.index_array(mon.active)
-    rz = None
-    it = 0
-    while it < max_iter and mon.active.any():
-        bk.fill(z, 0)
-        _vcycle(bk, levels, es, rhss, rs, nu1, nu2)  # z = M^-1 r
-        rz_new = _dot(bk, r, z, fine)
-        if rz is None:
-            bk.fill(p, z)
+
+    def __init__(self, bk, u, rhs, levels, mon: _Monitor, nu1: int, nu2: int) -> None:
+        self.bk, self.u, self.levels, self.mon, self.nu = bk, u, levels, mon, (nu1, nu2)
+        BC, dtype, n = u.shape[:2], u.dtype, len(levels)
+        self.r = bk.copy(rhs)  # residual of e = 0
+        self.z, self.q, self.p = (bk.zeros(u.shape, dtype) for _ in range(3))
+        self.zero_rhs = bk.zeros(u.shape, dtype)
+        self.es = _work(bk, BC, levels, self.z, n, dtype)
+        self.rhss = _work(bk, BC, levels, self.r, n, dtype)
+        self.rs = _work(bk, BC, levels, self.q, n - 1, dtype)
+        self.active = bk.index_array(mon.active)
+        self.rz = None
+
+    def step(self) -> None:
+        bk, fine = self.bk, self.levels[0]
+        bk.fill(self.z, 0)
+        _vcycle(bk, self.levels, self.es, self.rhss, self.rs, *self.nu)  # z = M^-1 r
+        rz_new = _dot(bk, self.r, self.z, fine)
+        if self.rz is None:
+            bk.fill(self.p, self.z)
         else:
-            beta = bk.ratio(rz_new, rz, active, 1.0)  # 0 for frozen systems
-            bk.xpby_unknowns(z, beta, p, fine.kind, fine.ext_dev)  # p = z + beta p
-        rz = rz_new
-        bk.residual(p, zero_rhs, fine.kind, fine.ext_dev, fine.w, q)  # q = -A p
-        pq = _dot(bk, p, q, fine)
-        alpha = bk.ratio(rz, pq, active, -1.0)  # rz / (-pq), 0 for frozen systems
-        bk.axpy_unknowns(alpha, p, u, fine.kind, fine.ext_dev)  # u += alpha p
-        bk.axpy_unknowns(alpha, q, r, fine.kind, fine.ext_dev)  # r -= alpha A p
-        it += 1
-        if it % check_every == 0 or it == max_iter:
-            # the recursively updated residual is a free estimate; confirm with the true one
-            est = mon.estimate(bk.to_host(_dot(bk, r, r, fine)))
-            said_ok = est <= mon.tol
-            cand = mon.active & (said_ok | ~np.isfinite(est) | (it == max_iter))
-            if cand.any():
-                mon.confirm(cand, true_residual(u), estimate_ok=said_ok)
-                active = bk.index_array(mon.active)
-    return it
+            beta = bk.ratio(rz_new, self.rz, self.active, 1.0)  # 0 for frozen systems
+            bk.xpby_unknowns(self.z, beta, self.p, fine.kind, fine.ext_dev)  # p = z + beta p
+        self.rz = rz_new
+        bk.residual(self.p, self.zero_rhs, fine.kind, fine.ext_dev, fine.w, self.q)  # q = -A p
+        pq = _dot(bk, self.p, self.q, fine)
+        alpha = bk.ratio(self.rz, pq, self.active, -1.0)  # rz / (-pq), 0 for frozen systems
+        bk.axpy_unknowns(alpha, self.p, self.u, fine.kind, fine.ext_dev)  # u += alpha p
+        bk.axpy_unknowns(alpha, self.q, self.r, fine.kind, fine.ext_dev)  # r -= alpha A p
+
+    def estimate(self) -> np.ndarray:
+        """The recursively updated residual's relative norms: a free estimate."""
+        return self.mon.estimate(self.bk.to_host(_dot(self.bk, self.r, self.r, self.levels[0])))
+
+    def current(self):
+        return self.u
+
+    def froze(self) -> None:
+        self.active = self.bk.index_array(self.mon.active)
+
+    def finish(self) -> None:
+        pass
+
+
+class _VCycleStep:
+    """``x = step(x)``: one V-cycle on the correction, in place (the finest work array is ``u``)."""
+
+    def __init__(self, bk, u, rhs, levels, nu1: int, nu2: int) -> None:
+        n, BC, dtype = len(levels), u.shape[:2], u.dtype
+        self.args = (bk, levels, _work(bk, BC, levels, u, n, dtype), _work(bk, BC, levels, rhs, n, dtype),
+                     _work(bk, BC, levels, bk.empty(u.shape, dtype), n - 1, dtype), nu1, nu2)
+
+    def __call__(self, x):
+        _vcycle(*self.args)
+        return x
+
+
+class _JacobiStep:
+    """``y = step(x)``: one weighted Jacobi sweep from ``x`` into the other of two buffers."""
+
+    def __init__(self, bk, u, rhs, fine: "_Level", omega: float) -> None:
+        self.bk, self.rhs, self.fine, self.omega = bk, rhs, fine, omega
+        self.buffers = [u, bk.zeros(u.shape, u.dtype)]
+
+    def __call__(self, x):
+        y = self.buffers[1] if x is self.buffers[0] else self.buffers[0]
+        f = self.fine
+        self.bk.jacobi_sweep(x, self.rhs, f.kind, f.ext_dev, f.w, self.omega, y)
+        return y
+
+
+class _Stationary:
+    """A stationary iteration ``x = step(x)`` from ``u`` (V-cycles or Jacobi sweeps); a frozen
+    system's values are kept as they were when it froze, and restored into ``u`` at the end."""
+
+    def __init__(self, bk, u, mon: _Monitor, step) -> None:
+        self.bk, self.u, self.mon, self.step_fn = bk, u, mon, step
+        self.frozen = ~mon.active
+        self.keep = bk.copy(u) if self.frozen.any() else None  # the frozen systems' values when they froze
+        self.cur = u
+
+    def step(self) -> None:
+        self.cur = self.step_fn(self.cur)
+
+    def estimate(self) -> None:
+        return None
+
+    def current(self):
+        return self.cur
+
+    def froze(self) -> None:
+        newly = ~self.mon.active & ~self.frozen
+        if newly.any():
+            if self.keep is None:
+                self.keep = self.bk.copy(self.cur)
+            else:
+                idx = self.bk.index_array(newly)
+                self.keep[idx] = self.cur[idx]
+            self.frozen = ~self.mon.active
+
+    def finish(self) -> None:
+        if self.cur is not self.u:
+            self.bk.fill(self.u, self.cur)
+        if self.keep is not None:
+            idx = self.bk.index_array(self.frozen)
+            self.u[idx] = self.keep[idx]
 
 
 def report_unconverged(info: SolveInfo, on_unconverged: str) -> None:
