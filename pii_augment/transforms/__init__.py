@@ -12,6 +12,7 @@ from .interpolation import (
     SOURCE_MODES,
     ForeignPatchInterpolation,
     InterpolationParams,
+    PatchInterpolation,
     PoissonImageInterpolation,
 )
 from .pool import BATCH_OF_ONE_RULE, SourcePool, shifted_self
@@ -27,6 +28,7 @@ __all__ = [
     "step_generator",
     "ForeignPatchInterpolation",
     "InterpolationParams",
+    "PatchInterpolation",
     "PoissonImageInterpolation",
     "SHAPE_ALIASES",
     "SOURCE_MODES",

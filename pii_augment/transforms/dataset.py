@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import Dataset, get_worker_info
 
 from .._validate import check_choice, check_int, check_seed
-from .interpolation import PoissonImageInterpolation, _PatchInterpolation
+from .interpolation import PoissonImageInterpolation, PatchInterpolation
 from .pool import default_image as _default_image
 
 __all__ = ["AnomalyDataset"]
@@ -78,7 +78,7 @@ class AnomalyDataset(Dataset):
     def __init__(
         self,
         dataset: Any,
-        transform: _PatchInterpolation | None = None,
+        transform: PatchInterpolation | None = None,
         *,
         seed: int | None = None,
         get_image: Callable[[Any], Any] | None = None,
@@ -86,7 +86,7 @@ class AnomalyDataset(Dataset):
     ) -> None:
         if transform is None:
             transform = PoissonImageInterpolation()
-        if not isinstance(transform, _PatchInterpolation):
+        if not isinstance(transform, PatchInterpolation):
             raise TypeError(
                 "transform must be a PoissonImageInterpolation or ForeignPatchInterpolation; got "
                 f"{type(transform).__name__}"

@@ -1,9 +1,9 @@
 """PII and FPI as torch modules: sample parameters once, then apply them deterministically.
 
-The modules hold no math of their own. :meth:`_PatchInterpolation.forward_parameters` calls the
+The modules hold no math of their own. :meth:`PatchInterpolation.forward_parameters` calls the
 sampling layer (:func:`~pii_augment.sample_patches`, :func:`~pii_augment.sample_source_indices`)
 with a NumPy generator seeded from one 62-bit draw of a CPU ``torch.Generator`` (or of the
-module's own seed, or of torch's global RNG); :meth:`_PatchInterpolation.apply_transform` passes
+module's own seed, or of torch's global RNG); :meth:`PatchInterpolation.apply_transform` passes
 the parameters to the functional layer (:func:`~pii_augment.ops.blend_with_label`: the blend of
 :func:`~pii_augment.poisson_interpolate` or :func:`~pii_augment.foreign_patch_interpolate` and the
 label of :func:`~pii_augment.anomaly_label`, in one call).
@@ -51,6 +51,7 @@ from .pool import SourcePool, _is_pool, shifted_self
 
 __all__ = [
     "InterpolationParams",
+    "PatchInterpolation",
     "PoissonImageInterpolation",
     "ForeignPatchInterpolation",
     "SOURCE_MODES",
@@ -241,11 +242,42 @@ def _check_module_bank(bank: Any) -> tuple[np.ndarray, ...]:
     return masks
 
 
-class _PatchInterpolation(nn.Module):
-    """Shared machinery of :class:`PoissonImageInterpolation` and :class:`ForeignPatchInterpolation`.
+class PatchInterpolation(nn.Module):
+    """The base class of :class:`PoissonImageInterpolation` and :class:`ForeignPatchInterpolation`.
 
-    Subclasses implement ``_blend(dst, src, mask, alpha)`` with one functional call returning
-    ``(out, label)``.
+    It holds everything the two modules share: the options of the patches and of the pairing,
+    the random stream (:meth:`forward_parameters`, :meth:`get_state`), the checks and the
+    replay of parameters (:meth:`apply_transform`, ``forward(params=...)``). What it is for:
+
+    - ``isinstance(aug, PatchInterpolation)``: "a PII or FPI module" (the check of
+      :class:`~pii_augment.AnomalyDataset`, the torchvision adapter and the Lightning recipe);
+    - subclassing: a new blend is a subclass implementing ``_blend(dst, src, mask, alpha,
+      check_finite=False, src_index=None)``, one functional call on float32/float64 batches
+      returning ``(out, label)`` (see :func:`~pii_augment.ops.blend_with_label`), sample b's
+      source being ``src[src_index[b]]`` when ``src_index`` is given. The patches, the gate,
+      the pairing and the label options come from this class unchanged.
+
+    It is not meant to be used alone: its own ``_blend`` raises ``NotImplementedError``. The
+    options are those of :class:`PoissonImageInterpolation` less ``gradient``, ``clip`` and
+    ``solver_tol``.
+
+    Shape:
+        - as :class:`PoissonImageInterpolation` (images, source, the outputs and the dtypes).
+
+    Example:
+        >>> import torch
+        >>> from pii_augment import ForeignPatchInterpolation, PatchInterpolation, PoissonImageInterpolation
+        >>> isinstance(PoissonImageInterpolation(), PatchInterpolation), isinstance(torch.nn.Identity(), PatchInterpolation)
+        (True, False)
+        >>> class CopyPaste(PatchInterpolation):  # a new blend: the patch pasted as it is
+        ...     def _blend(self, dst, src, mask, alpha, check_finite=False, src_index=None):
+        ...         src = src if src_index is None else src[torch.as_tensor(src_index)]
+        ...         m = mask[:, None].to(dst.dtype)
+        ...         return dst * (1 - m) + src * m, m
+        >>> x = torch.rand(4, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+        >>> out, label = CopyPaste(seed=0)(x)
+        >>> out.shape, label.shape, bool((label > 0).any())
+        (torch.Size([4, 1, 32, 32]), torch.Size([4, 1, 32, 32]), True)
     """
 
     def __init__(
@@ -658,7 +690,7 @@ class _PatchInterpolation(nn.Module):
         return out, label
 
 
-class PoissonImageInterpolation(_PatchInterpolation):
+class PoissonImageInterpolation(PatchInterpolation):
     """Poisson Image Interpolation (Tan et al. 2021) as an augmentation: ``(augmented, label)``.
 
     Each sample gets, with probability ``p``, a random patch of a source image blended in by a
@@ -798,7 +830,7 @@ class PoissonImageInterpolation(_PatchInterpolation):
         )
 
 
-class ForeignPatchInterpolation(_PatchInterpolation):
+class ForeignPatchInterpolation(PatchInterpolation):
     """Foreign Patch Interpolation as an augmentation: ``(augmented, label)``.
 
     The linear forerunner of :class:`PoissonImageInterpolation`, with the same options (less
@@ -809,14 +841,8 @@ class ForeignPatchInterpolation(_PatchInterpolation):
     ``images`` (or ``source``).
 
     Shape:
-        - images: :math:`(B, C, H, W)` or :math:`(B, C, D, H, W)`, float, or a single
-          :math:`(C, H, W)` / :math:`(C, D, H, W)` image (its source: ``source``, the pool, or
-          itself shifted).
-        - source: None or the shape of ``images``.
-        - Output: ``augmented`` like ``images``; ``label`` :math:`(B, 1, *spatial)` (or
-          :math:`(1, *spatial)`), same dtype and device, both detached.
-        - dtypes: float32 and float64 are blended as they are; float16 and bfloat16 are computed
-          in float32 and cast back.
+        - as :class:`PoissonImageInterpolation`: images :math:`(B, C, *spatial)` or a single
+          :math:`(C, *spatial)`, ``source`` their shape, ``label`` :math:`(B, 1, *spatial)`.
 
     Example:
         >>> import torch
