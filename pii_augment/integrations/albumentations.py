@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..sampling.draws import sample_seed_words
 from ._common import METHODS, generator_from, require
 
 require("albumentations", "albumentations")
@@ -103,7 +104,7 @@ class _AlbumentationsInterpolation(DualTransform):
             src, _ = _to_chw(data[self.source_key], self.source_key)
             if src.shape != x.shape:
                 raise ValueError(f"{self.source_key} has shape {data[self.source_key].shape}; image has {data['image'].shape}")
-        g = generator_from(self.random_generator.integers(2**31, size=2))
+        g = generator_from(sample_seed_words(self.random_generator))
         out, label = self.aug(x, src, generator=g)
         return {"pii_image": _to_hwc(out, how), "pii_label": label[0, 0].numpy()}
 

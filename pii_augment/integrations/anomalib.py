@@ -19,6 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from ..sampling.draws import sample_pool_indices
 from ._common import METHODS, require
 
 require("anomalib", "anomalib")
@@ -66,7 +67,7 @@ class ImageFolderSource:
     def __call__(self, batch_shape: tuple[int, ...], generator: np.random.Generator) -> torch.Tensor:
         B, C, H, W = batch_shape
         out = []
-        for i in generator.integers(len(self.files), size=B).tolist():
+        for i in sample_pool_indices(len(self.files), B, seed=generator).tolist():
             with Image.open(self.files[i]) as im:
                 a = np.asarray(im.convert("L" if C == 1 else "RGB"), dtype=np.float32) / 255.0
             img = torch.from_numpy(a[None] if a.ndim == 2 else np.ascontiguousarray(np.moveaxis(a, -1, 0)))

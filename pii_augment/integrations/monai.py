@@ -23,6 +23,7 @@ from typing import Any, Hashable, Mapping, Sequence
 import numpy as np
 import torch
 
+from ..sampling.draws import sample_seed_words
 from ..transforms.interpolation import _rewrap
 from ._common import METHODS, check_spatial_dims, generator_from, require
 
@@ -68,7 +69,7 @@ class _Interpolation(RandomizableTransform):
 
     def randomize(self, data: Any = None) -> None:
         super().randomize(None)
-        self._seed_words = self.R.randint(2**31, size=2)
+        self._seed_words = sample_seed_words(self.R)
 
     def _blend(self, images: Sequence[Any], sources: Sequence[Any | None], names: Sequence[str]):
         """One sample's images (its keys) blended with the same patches, each from its source

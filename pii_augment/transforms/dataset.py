@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import Dataset, get_worker_info
 
 from .._validate import check_choice, check_int, check_seed
+from ..sampling.draws import sample_other_index
 from .interpolation import PoissonImageInterpolation, PatchInterpolation
 from .pool import default_image as _default_image
 
@@ -162,7 +163,7 @@ class AnomalyDataset(Dataset):
             raise IndexError(f"index {index} out of range for a dataset of {n} images")
         index %= n
         g = self.generator()
-        other = (index + 1 + int(torch.randint(n - 1, (1,), generator=g).item())) % n
+        other = sample_other_index(index, n, g)
         image, source = self._image(index), self._image(other)
         self._check_rank(image, index)
         if image.shape != source.shape:

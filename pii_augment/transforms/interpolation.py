@@ -45,6 +45,7 @@ from ..ops import DEFAULT_TOL, blend_patches, blend_with_label
 from ..ops._backends import BACKENDS
 from ..ops.solver import MODES as _GRADIENTS
 from ..sampling import REGION_MODES, SHAPES, PatchParams, foreground, sample_patches, sample_source_indices
+from ..sampling.draws import sample_call_seed, sample_gate
 from ..sampling.patches import _check_count_pair
 from ..sampling.regions import as_host_bool
 from .pool import SourcePool, _is_pool, shifted_self
@@ -75,7 +76,6 @@ LABEL_KINDS = ("alpha", "mask")
 SHAPE_ALIASES = {"cube": "square", "cuboid": "rectangle", "ellipsoid": "ellipse"}
 
 _HALF_DTYPES = (torch.float16, torch.bfloat16)
-_SEED_HIGH = 2**62
 
 
 @dataclass(frozen=True)
@@ -414,13 +414,7 @@ class PatchInterpolation(nn.Module):
     def _call_seed(self, generator: Any) -> int:
         """One 62-bit integer seeding all the draws of a call (drawn on the host; ``generator``
         checked by the caller)."""
-        if generator is None:
-            if self._rng is not None:
-                return int(self._rng.integers(_SEED_HIGH))
-            return int(torch.randint(_SEED_HIGH, (1,)).item())
-        if isinstance(generator, torch.Generator):
-            return int(torch.randint(_SEED_HIGH, (1,), generator=generator).item())
-        return int(generator.integers(_SEED_HIGH))
+        return sample_call_seed(self._rng if generator is None else generator)
 
     def forward_parameters(
         self,
@@ -473,10 +467,10 @@ class PatchInterpolation(nn.Module):
         pairs = not explicit_source and B >= 2 and self.pool is None
         if region is None:  # the original's order of draws: patches, gate, source index
             patches = sample_patches(B, spatial, seed=rng, **options)
-            apply = rng.random(B) < self.p
+            apply = sample_gate(B, self.p, seed=rng)
             source_index = sample_source_indices(B, seed=rng, mode=mode) if pairs else None
         else:  # the source index first: samples sharing a patch place it in all their regions
-            apply = rng.random(B) < self.p
+            apply = sample_gate(B, self.p, seed=rng)
             source_index = sample_source_indices(B, seed=rng, mode=mode) if pairs else None
             if source_index is not None and mode == "swap" and region.ndim == len(spatial) + 1:
                 region = region & region[source_index] & region[source_index[source_index]]

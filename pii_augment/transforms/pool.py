@@ -21,6 +21,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from ..sampling.draws import sample_call_seed, sample_pool_indices
+
 __all__ = ["BATCH_OF_ONE_RULE", "SourcePool", "default_image", "shifted_self"]
 
 #: The order in which a call finds its source (see the module docstring).
@@ -133,8 +135,8 @@ class SourcePool:
     def draw(self, rng: np.random.Generator, batch_shape: tuple[int, ...]) -> Any:
         """One draw per sample: (B,) int64 indices, or a seed (int) for a callable."""
         if self.kind == "callable":
-            return int(rng.integers(2**62))
-        return rng.integers(len(self.items), size=int(batch_shape[0]))
+            return sample_call_seed(rng)
+        return sample_pool_indices(len(self.items), int(batch_shape[0]), seed=rng)
 
     def take(self, draw: Any, like: torch.Tensor) -> torch.Tensor:
         """The (B, C, *spatial) source of a batch ``like``, on its device and of its dtype."""
