@@ -77,7 +77,7 @@ class _AlbumentationsInterpolation(DualTransform):
         if "seed" in options:
             raise TypeError("seed= is the Compose's: use Compose(..., seed=...) (the draws come from its generator)")
         self.label_key, self.source_key = label_key, source_key
-        self.aug = METHODS[self.method](p=1.0, source="batch" if source is None else _pool(source),
+        self.aug = METHODS[self.method](p=1.0, pool=None if source is None else _pool(source),
                                         spatial_dims=2, **options)
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
@@ -125,7 +125,7 @@ class RandomPoissonImageInterpolation(_AlbumentationsInterpolation):
             or a pool of :class:`~pii_augment.SourcePool` in the module's ``(C, H, W)`` float layout.
         p: albumentations' probability of applying the step (the label stays zero otherwise).
         **options: the options of :class:`~pii_augment.PoissonImageInterpolation` (``alpha``,
-            ``shape``, ``half_width``, ``label``, ...; not ``seed``: use ``Compose(seed=...)``).
+            ``shape``, ``half_width_frac``, ``label``, ...; not ``seed``: use ``Compose(seed=...)``).
 
     Shape:
         - image: :math:`(H, W)` or :math:`(H, W, C)`, uint8 or float; the output keeps both.

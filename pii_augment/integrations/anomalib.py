@@ -91,7 +91,7 @@ class _AnomalyGenerator(v2.Transform):
             source = ImageFolderSource(anomaly_source_path)
         self.probability, self.blend_factor = probability, tuple(blend_factor)
         self.aug = METHODS[self.method](p=probability, alpha=self.blend_factor, label=label, spatial_dims=2,
-                                        source="batch" if source is None else source, **options)
+                                        pool=source, **options)
 
     def forward(self, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(augmented, mask)``: ``img`` (C, H, W) or (B, C, H, W) -> the same shape, and the

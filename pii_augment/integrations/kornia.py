@@ -9,7 +9,7 @@ integer, ``params["pii_seed"]``, drawn from torch's global RNG (or the module's 
 stream), so ``seq(x, params=seq._params)`` replays the sequence exactly.
 
 The per-sample gate is the module's own ``p`` (a skipped sample: unchanged, zero label); kornia's
-gate stays at 1. A batch of one follows the modules' documented rule (the ``source=`` pool, else
+gate stays at 1. A batch of one follows the modules' documented rule (the ``pool=``, else
 the sample itself rolled by half). The blend is not differentiable: outputs carry no gradient.
 
 Needs kornia: ``pip install 'pii-augment[kornia]'``.
@@ -112,7 +112,7 @@ class RandomPoissonImageInterpolation(_Kornia2D):
             later geometric steps move it); False: masks pass unchanged (an intensity step).
         keepdim: kornia's option.
         **options: the options of :class:`~pii_augment.PoissonImageInterpolation` (``alpha``,
-            ``shape``, ``source``, ``label``, ``seed``, ...).
+            ``shape``, ``pairing``, ``pool``, ``label``, ``seed``, ...).
 
     Shape:
         - input: :math:`(B, C, H, W)`, float.

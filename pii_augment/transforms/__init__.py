@@ -9,6 +9,7 @@ from .dataset import AnomalyDataset
 from .interpolation import (
     LABEL_KINDS,
     SHAPE_ALIASES,
+    PAIRINGS,
     SOURCE_MODES,
     ForeignPatchInterpolation,
     InterpolationParams,
@@ -31,5 +32,6 @@ __all__ = [
     "PatchInterpolation",
     "PoissonImageInterpolation",
     "SHAPE_ALIASES",
+    "PAIRINGS",
     "SOURCE_MODES",
 ]

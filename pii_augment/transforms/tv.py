@@ -75,7 +75,7 @@ class TorchvisionTransform(v2.Transform):
     blend after collation with :class:`AnomalyCollate`).
 
     Per sample or per batch: a batch ``(B, C, H, W)`` swaps patches between its images; a single
-    ``(C, H, W)`` image takes its patch from the module's ``source=`` pool, or from itself
+    ``(C, H, W)`` image takes its patch from the module's ``pool=``, or from itself
     rolled by half (the module's documented rule), so a Dataset transform always makes an
     anomaly.
 

@@ -117,3 +117,14 @@ def test_seed_words_are_the_inline_draws():
                           np.random.default_rng(4).integers(2**31, size=3))
     with pytest.raises(TypeError, match="state must be"):
         sample_seed_words(0)
+
+
+def test_sample_patches_old_half_width_keyword_warns_and_matches():
+    from pii_augment import sample_patches
+
+    with pytest.warns(FutureWarning, match=r"half_width= is renamed half_width_frac="):
+        old = sample_patches(5, (32, 32), half_width=(0.1, 0.3), shape="rectangle", seed=2)
+    new = sample_patches(5, (32, 32), half_width_frac=(0.1, 0.3), shape="rectangle", seed=2)
+    assert (old.half_widths == new.half_widths).all() and (old.masks() == new.masks()).all()
+    with pytest.raises(TypeError, match="pass half_width_frac= alone"):
+        sample_patches(2, (16, 16), half_width=(0.1, 0.2), half_width_frac=(0.1, 0.3))
