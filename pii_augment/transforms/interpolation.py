@@ -1,9 +1,10 @@
 """PII and FPI as torch modules: sample parameters once, then apply them deterministically.
 
 The modules hold no math of their own. :meth:`PatchInterpolation.forward_parameters` calls the
-sampling layer (:func:`~pii_augment.sample_patches`, :func:`~pii_augment.sample_source_indices`)
-with a NumPy generator seeded from one 62-bit draw of a CPU ``torch.Generator`` (or of the
-module's own seed, or of torch's global RNG); :meth:`PatchInterpolation.apply_transform` passes
+sampling layer (:func:`~pii_augment.sample_patches`, :func:`~pii_augment.sample_source_indices`,
+:func:`~pii_augment.sampling.draws.sample_gate`) with a NumPy generator seeded from one 62-bit
+draw (:func:`~pii_augment.sampling.draws.sample_call_seed`) of a CPU ``torch.Generator`` (or of
+the module's own seed, or of torch's global RNG); the module itself draws nothing; :meth:`PatchInterpolation.apply_transform` passes
 the parameters to the functional layer (:func:`~pii_augment.ops.blend_with_label`: the blend of
 :func:`~pii_augment.poisson_interpolate` or :func:`~pii_augment.foreign_patch_interpolate` and the
 label of :func:`~pii_augment.anomaly_label`, in one call).
@@ -25,6 +26,7 @@ from a bank of the user's masks (``shape="bank"``, ``bank=``), and be placed ins
 from __future__ import annotations
 
 import copy
+import inspect
 from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
@@ -712,6 +714,16 @@ class PatchInterpolation(nn.Module):
         return out, label
 
 
+def _with_base_options(init: Any) -> inspect.Signature:
+    """The signature of a subclass' ``__init__(self, *, own options, **options)`` with the
+    ``**options`` spelled out as :class:`PatchInterpolation`'s keywords (for ``help()`` and
+    ``inspect.signature``; the options themselves are checked by the base class)."""
+    own = inspect.signature(init)
+    base = [q for n, q in inspect.signature(PatchInterpolation.__init__).parameters.items() if n != "self"]
+    kept = [q for q in own.parameters.values() if q.kind is not inspect.Parameter.VAR_KEYWORD]
+    return own.replace(parameters=kept + base)
+
+
 class PoissonImageInterpolation(PatchInterpolation):
     """Poisson Image Interpolation (Tan et al. 2021) as an augmentation: ``(augmented, label)``.
 
@@ -813,41 +825,9 @@ class PoissonImageInterpolation(PatchInterpolation):
         True
     """
 
-    def __init__(
-        self,
-        *,
-        p: float = 1.0,
-        alpha: tuple[float, float] = (0.05, 0.95),
-        shape: str = "square",
-        half_width_frac: tuple[float, float] = (0.05, 0.2),
-        center: tuple[float, float] = (0.1, 0.9),
-        border: int = 1,
-        gradient: str = "pii",
-        tolerance: float | None = 1e-3,
-        pairing: str = "batch",
-        pool: Any = None,
-        seed: int | None = None,
-        backend: str = "auto",
-        spatial_dims: int | None = None,
-        clip: bool = True,
-        solver_tol: float = DEFAULT_TOL,
-        n_patches: tuple[int, int] | None = None,
-        rotation: tuple[float, float] | None = None,
-        shear: tuple[float, float] | None = None,
-        region: Any = None,
-        region_mode: str = "center",
-        bank: Sequence[Any] | None = None,
-        label: str = "alpha",
-        source: Any = None,
-        half_width: tuple[float, float] | None = None,
-    ) -> None:
-        super().__init__(
-            p=p, alpha=alpha, shape=shape, half_width_frac=half_width_frac, center=center, border=border,
-            tolerance=tolerance, pairing=pairing, pool=pool, seed=seed, backend=backend,
-            spatial_dims=spatial_dims, n_patches=n_patches, rotation=rotation, shear=shear,
-            region=region, region_mode=region_mode, bank=bank, label=label, source=source,
-            half_width=half_width,
-        )
+    def __init__(self, *, gradient: str = "pii", clip: bool = True, solver_tol: float = DEFAULT_TOL,
+                 **options: Any) -> None:
+        super().__init__(**options)
         self.gradient = check_choice("gradient", gradient, tuple(_GRADIENTS))
         self.clip = check_bool("clip", clip)
         self.solver_tol = check_real("solver_tol", solver_tol, low=0.0, low_open=True)
@@ -861,6 +841,9 @@ class PoissonImageInterpolation(PatchInterpolation):
             gradient=self.gradient, clip=self.clip, tol=self.solver_tol, backend=self.backend,
             check_finite=check_finite,
         )
+
+
+PoissonImageInterpolation.__init__.__signature__ = _with_base_options(PoissonImageInterpolation.__init__)
 
 
 class ForeignPatchInterpolation(PatchInterpolation):
