@@ -108,7 +108,7 @@ def make_augmentation(args: argparse.Namespace) -> torch.nn.Module:
     from pii_augment import ForeignPatchInterpolation, PoissonImageInterpolation
 
     kw: dict[str, Any] = dict(alpha=tuple(args.alpha), shape=args.patch_shape,
-                              half_width=tuple(args.half_width), tolerance=args.tolerance,
+                              half_width_frac=tuple(args.half_width), tolerance=args.tolerance,
                               seed=args.seed)
     if args.method == "pii":
         return PoissonImageInterpolation(gradient=args.gradient, **kw)

@@ -18,7 +18,8 @@ from .sampling import SHAPES, PatchParams, foreground, sample_patches, sample_so
 __version__ = "0.1.0"
 
 #: Torch transforms, imported on first use so that the numpy API works without torch.
-_TRANSFORMS = ("AnomalyDataset", "ForeignPatchInterpolation", "InterpolationParams", "PoissonImageInterpolation",
+_TRANSFORMS = ("AnomalyDataset", "ForeignPatchInterpolation", "InterpolationParams", "PatchInterpolation",
+               "PoissonImageInterpolation",
                "SourcePool", "rank_seed", "step_generator")
 
 

@@ -204,3 +204,29 @@ def warn_caller(message: str, category: type[Warning]) -> None:
         frame = frame.f_back
         level += 1
     warnings.warn(message, category, stacklevel=level)
+
+
+def renamed_keyword(old: str, new: str, old_value: Any, new_value: Any, default: Any) -> Any:
+    """The value of a keyword renamed from ``old`` to ``new``, the old name still accepted for now.
+
+    ``old_value`` is None when the old keyword was not given: ``new_value`` is returned. Else a
+    ``FutureWarning`` (attributed to the caller's line) names the new keyword and ``old_value``
+    is returned; a ``TypeError`` if the new keyword was given too (``new_value is not default``).
+
+    Example:
+        >>> import warnings
+        >>> renamed_keyword("half_width", "half_width_frac", None, (0.1, 0.2), (0.05, 0.2))
+        (0.1, 0.2)
+        >>> with warnings.catch_warnings(record=True) as w:
+        ...     warnings.simplefilter("always")
+        ...     renamed_keyword("half_width", "half_width_frac", (0.1, 0.2), (0.05, 0.2), (0.05, 0.2))
+        (0.1, 0.2)
+        >>> w[0].category.__name__, str(w[0].message).split(":")[0]
+        ('FutureWarning', 'half_width= is renamed half_width_frac=')
+    """
+    if old_value is None:
+        return new_value
+    if new_value is not default:
+        raise TypeError(f"pass {new}= alone ({old}= is its old name); got both")
+    warn_caller(f"{old}= is renamed {new}=: pass {new}= ({old}= will be removed)", FutureWarning)
+    return old_value

@@ -195,7 +195,7 @@ def _blend(dst: np.ndarray, src: np.ndarray, params, opts: dict, device: str):
 def _sampler_options(opts: dict) -> dict:
     shape = opts["shape"]
     return dict(
-        shape=shape[0] if len(shape) == 1 else tuple(shape), half_width=tuple(opts["half_width"]),
+        shape=shape[0] if len(shape) == 1 else tuple(shape), half_width_frac=tuple(opts["half_width"]),
         alpha=tuple(opts["alpha"]), border=opts["border"],
         n_patches=None if opts["n_patches"] is None else tuple(opts["n_patches"]),
         rotation=None if opts["rotation"] is None else tuple(opts["rotation"]),

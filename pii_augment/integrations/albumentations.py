@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..sampling.draws import sample_seed_words
 from ._common import METHODS, generator_from, require
 
 require("albumentations", "albumentations")
@@ -76,7 +77,7 @@ class _AlbumentationsInterpolation(DualTransform):
         if "seed" in options:
             raise TypeError("seed= is the Compose's: use Compose(..., seed=...) (the draws come from its generator)")
         self.label_key, self.source_key = label_key, source_key
-        self.aug = METHODS[self.method](p=1.0, source="batch" if source is None else _pool(source),
+        self.aug = METHODS[self.method](p=1.0, pool=None if source is None else _pool(source),
                                         spatial_dims=2, **options)
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
@@ -103,7 +104,7 @@ class _AlbumentationsInterpolation(DualTransform):
             src, _ = _to_chw(data[self.source_key], self.source_key)
             if src.shape != x.shape:
                 raise ValueError(f"{self.source_key} has shape {data[self.source_key].shape}; image has {data['image'].shape}")
-        g = generator_from(self.random_generator.integers(2**31, size=2))
+        g = generator_from(sample_seed_words(self.random_generator))
         out, label = self.aug(x, src, generator=g)
         return {"pii_image": _to_hwc(out, how), "pii_label": label[0, 0].numpy()}
 
@@ -124,7 +125,7 @@ class RandomPoissonImageInterpolation(_AlbumentationsInterpolation):
             or a pool of :class:`~pii_augment.SourcePool` in the module's ``(C, H, W)`` float layout.
         p: albumentations' probability of applying the step (the label stays zero otherwise).
         **options: the options of :class:`~pii_augment.PoissonImageInterpolation` (``alpha``,
-            ``shape``, ``half_width``, ``label``, ...; not ``seed``: use ``Compose(seed=...)``).
+            ``shape``, ``half_width_frac``, ``label``, ...; not ``seed``: use ``Compose(seed=...)``).
 
     Shape:
         - image: :math:`(H, W)` or :math:`(H, W, C)`, uint8 or float; the output keeps both.

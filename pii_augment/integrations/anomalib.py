@@ -19,6 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from ..sampling.draws import sample_pool_indices
 from ._common import METHODS, require
 
 require("anomalib", "anomalib")
@@ -66,7 +67,7 @@ class ImageFolderSource:
     def __call__(self, batch_shape: tuple[int, ...], generator: np.random.Generator) -> torch.Tensor:
         B, C, H, W = batch_shape
         out = []
-        for i in generator.integers(len(self.files), size=B).tolist():
+        for i in sample_pool_indices(len(self.files), B, seed=generator).tolist():
             with Image.open(self.files[i]) as im:
                 a = np.asarray(im.convert("L" if C == 1 else "RGB"), dtype=np.float32) / 255.0
             img = torch.from_numpy(a[None] if a.ndim == 2 else np.ascontiguousarray(np.moveaxis(a, -1, 0)))
@@ -90,7 +91,7 @@ class _AnomalyGenerator(v2.Transform):
             source = ImageFolderSource(anomaly_source_path)
         self.probability, self.blend_factor = probability, tuple(blend_factor)
         self.aug = METHODS[self.method](p=probability, alpha=self.blend_factor, label=label, spatial_dims=2,
-                                        source="batch" if source is None else source, **options)
+                                        pool=source, **options)
 
     def forward(self, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(augmented, mask)``: ``img`` (C, H, W) or (B, C, H, W) -> the same shape, and the

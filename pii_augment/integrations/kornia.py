@@ -9,7 +9,7 @@ integer, ``params["pii_seed"]``, drawn from torch's global RNG (or the module's 
 stream), so ``seq(x, params=seq._params)`` replays the sequence exactly.
 
 The per-sample gate is the module's own ``p`` (a skipped sample: unchanged, zero label); kornia's
-gate stays at 1. A batch of one follows the modules' documented rule (the ``source=`` pool, else
+gate stays at 1. A batch of one follows the modules' documented rule (the ``pool=``, else
 the sample itself rolled by half). The blend is not differentiable: outputs carry no gradient.
 
 Needs kornia: ``pip install 'pii-augment[kornia]'``.
@@ -112,7 +112,7 @@ class RandomPoissonImageInterpolation(_Kornia2D):
             later geometric steps move it); False: masks pass unchanged (an intensity step).
         keepdim: kornia's option.
         **options: the options of :class:`~pii_augment.PoissonImageInterpolation` (``alpha``,
-            ``shape``, ``source``, ``label``, ``seed``, ...).
+            ``shape``, ``pairing``, ``pool``, ``label``, ``seed``, ...).
 
     Shape:
         - input: :math:`(B, C, H, W)`, float.
@@ -176,12 +176,18 @@ class RandomPoissonImageInterpolation3D(_Kornia3D):
 class RandomForeignPatchInterpolation3D(_Kornia3D):
     """FPI as a kornia 3D intensity augmentation; as :class:`RandomPoissonImageInterpolation3D`.
 
+    The gate is the module's ``p`` (kornia's stays at 1): the samples it skips come back as they
+    were, with a zero label; which ones is in the module's parameters (``aug.aug._params.apply``).
+
     Example:
         >>> import torch
         >>> from pii_augment.integrations.kornia import RandomForeignPatchInterpolation3D
-        >>> aug = RandomForeignPatchInterpolation3D(seed=0)
-        >>> tuple(aug(torch.rand(2, 1, 8, 16, 16)).shape), tuple(aug.label.shape)
-        ((2, 1, 8, 16, 16), (2, 1, 8, 16, 16))
+        >>> aug = RandomForeignPatchInterpolation3D(p=0.5, seed=0)
+        >>> x = torch.rand(4, 1, 8, 16, 16, generator=torch.Generator().manual_seed(0))
+        >>> out = aug(x)
+        >>> skipped = ~torch.from_numpy(aug.aug._params.apply)
+        >>> skipped.tolist(), bool(torch.equal(out[skipped], x[skipped])), bool((aug.label[skipped] == 0).all())
+        ([False, True, False, False], True, True)
     """
 
     method = "fpi"

@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..transforms.interpolation import _PatchInterpolation
+from ..transforms.interpolation import PatchInterpolation
 from ..transforms.seeding import step_generator
 from ._common import require
 
@@ -71,7 +71,7 @@ def step_generator_of(module: Any, seed: int) -> np.random.Generator:
     return step_generator(seed, int(module.global_rank), int(module.global_step))
 
 
-def augment_training_batch(module: Any, aug: _PatchInterpolation, batch: Any, seed: int) -> Any:
+def augment_training_batch(module: Any, aug: PatchInterpolation, batch: Any, seed: int) -> Any:
     """The body of ``on_after_batch_transfer`` in the recipe: in training, the batch's images
     blended with the step's generator; otherwise the batch unchanged.
 
@@ -97,7 +97,7 @@ def augment_training_batch(module: Any, aug: _PatchInterpolation, batch: Any, se
         >>> augment_training_batch(module, PoissonImageInterpolation(), x, seed=0) is x
         True
     """
-    if not isinstance(aug, _PatchInterpolation):
+    if not isinstance(aug, PatchInterpolation):
         raise TypeError(f"aug must be a PoissonImageInterpolation or ForeignPatchInterpolation; got {type(aug).__name__}")
     trainer = getattr(module, "_trainer", None)
     if trainer is None or not trainer.training:

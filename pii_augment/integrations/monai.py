@@ -23,6 +23,7 @@ from typing import Any, Hashable, Mapping, Sequence
 import numpy as np
 import torch
 
+from ..sampling.draws import sample_seed_words
 from ..transforms.interpolation import _rewrap
 from ._common import METHODS, check_spatial_dims, generator_from, require
 
@@ -60,7 +61,7 @@ class _Interpolation(RandomizableTransform):
             raise TypeError("use prob= (MONAI's name) rather than p=")
         if isinstance(source, str):
             raise TypeError("source must be None or a pool (a bank tensor, a Dataset, a callable); got a str")
-        self.aug = METHODS[self.method](p=1.0, source="batch" if source is None else source, **options)
+        self.aug = METHODS[self.method](p=1.0, pool=source, **options)
         if spatial_dims is not None:
             check_spatial_dims(np.zeros((1,) * (int(spatial_dims) + 1)), spatial_dims, "spatial_dims")
         self.spatial_dims = spatial_dims
@@ -68,7 +69,7 @@ class _Interpolation(RandomizableTransform):
 
     def randomize(self, data: Any = None) -> None:
         super().randomize(None)
-        self._seed_words = self.R.randint(2**31, size=2)
+        self._seed_words = sample_seed_words(self.R)
 
     def _blend(self, images: Sequence[Any], sources: Sequence[Any | None], names: Sequence[str]):
         """One sample's images (its keys) blended with the same patches, each from its source
@@ -116,7 +117,7 @@ class RandPoissonImageInterpolation(_Interpolation):
         prob: probability of an anomaly (MONAI's name for ``p``).
         spatial_dims: None (the sample's ``ndim - 1``) or 2 / 3, checked against the sample.
         source: None or a pool: a bank ``(N, C, *spatial)``, a Dataset, a callable.
-        **options: the module's options (``alpha``, ``shape``, ``half_width``, ``label``, ...).
+        **options: the module's options (``alpha``, ``shape``, ``half_width_frac``, ``label``, ...).
 
     Shape:
         - img: :math:`(C, H, W)` or :math:`(C, D, H, W)`, float (Tensor, MetaTensor or array).

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .._validate import check_choice, check_int, check_pair, check_seed, check_shape
+from .._validate import check_choice, check_int, check_pair, check_seed, check_shape, renamed_keyword
 from . import _raster
 from .regions import as_host_bool
 
@@ -53,7 +53,8 @@ class PatchParams:
         shape: one of ``SHAPES`` or ``"bank"``; or a tuple of them (each row's shape is then
             ``shape[kinds[r]]``).
         centers: (N, ndim) int64 patch centres.
-        half_widths: (N, ndim) int64 half-sizes; the box is ``[c - w, c + w)`` on each axis
+        half_widths: (N, ndim) int64 half-sizes in pixels (drawn from the fractions
+            ``half_width_frac`` of :func:`sample_patches`); the box is ``[c - w, c + w)`` on each axis
             (for a bank row, ``ceil(s / 2)`` of its mask's shape s).
         alpha: (N,) float64 interpolation factors, one per patch.
         border: pixels removed from the image edge (1 reproduces the original).
@@ -394,7 +395,7 @@ def sample_patches(
     spatial_shape: Sequence[int],
     *,
     shape: str | Sequence[str] = "square",
-    half_width: tuple[float, float] = (0.05, 0.2),
+    half_width_frac: tuple[float, float] = (0.05, 0.2),
     center: tuple[float, float] = (0.1, 0.9),
     alpha: tuple[float, float] = (0.05, 0.95),
     border: int = 1,
@@ -405,6 +406,7 @@ def sample_patches(
     region_mode: str = "center",
     bank: Sequence[Any] | None = None,
     seed: int | np.random.Generator | None = None,
+    half_width: tuple[float, float] | None = None,
 ) -> PatchParams:
     """Draw patch boxes, shapes and alphas for a batch, as the original PII code does by default.
 
@@ -422,7 +424,8 @@ def sample_patches(
             a rectangle box), ``"blob"`` (a random smooth blob inside a rectangle box) or
             ``"bank"`` (one of the user's ``bank`` masks, at its own size); or a tuple of these,
             each patch then taking one of them uniformly (half-widths are then drawn per axis).
-        half_width: half-width range as fractions of the axis size (upper bound exclusive).
+        half_width_frac: half-width range as fractions of the axis size (upper bound exclusive);
+            the half-widths drawn from it, in pixels, are :attr:`PatchParams.half_widths`.
         center: centre range as fractions of the axis size (upper bound exclusive).
         alpha: (low, high) of the uniform alpha distribution, drawn per patch.
         border: image-edge pixels that no patch may cover (1 as the original; 0 allows patches
@@ -449,6 +452,7 @@ def sample_patches(
             box and placed with its box centre at the drawn centre (rotated and sheared like
             the others, by nearest pixel).
         seed: None, an int >= 0 or a ``numpy.random.Generator`` (drawn from in place).
+        half_width: the old name of ``half_width_frac``, still accepted with a ``FutureWarning``.
 
     The three fraction ranges are ``(low, high)`` pairs with ``0 <= low <= high <= 1``.
     Rotated and sheared shapes are rasterised exactly from their parameters (pixel centres
@@ -479,63 +483,107 @@ def sample_patches(
     """
     B = check_int("batch_size", batch_size, low=0)
     spatial_shape = check_shape("spatial_shape", spatial_shape, (2, 3), what="(H, W) or (D, H, W)")
-    shapes = _check_shapes(shape)
-    half_width = check_pair("half_width", half_width, 0.0, 1.0)
-    center = check_pair("center", center, 0.0, 1.0)
-    alpha = check_pair("alpha", alpha, 0.0, 1.0)
-    border = check_int("border", border, low=0)
-    if 2 * border >= min(spatial_shape):
-        raise ValueError(
-            f"border={border} leaves no room for a patch in spatial_shape {spatial_shape}: every "
-            f"axis must be longer than 2 * border = {2 * border}"
-        )
-    nd = len(spatial_shape)
-    counts_range = None if n_patches is None else _check_count_pair("n_patches", n_patches)
-    if rotation is not None:
-        rotation = check_pair("rotation", rotation, -360.0, 360.0)
-    if shear is not None:
-        shear = check_pair("shear", shear, -80.0, 80.0)
-    check_choice("region_mode", region_mode, REGION_MODES)
-    region_mask = None if region is None else _check_region(region, B, spatial_shape)
-    bank_masks = None
-    if "bank" in shapes:
-        if bank is None:
-            raise ValueError("shape='bank' needs bank=, a sequence of bool masks (the user shapes)")
-        bank_masks = _check_bank(bank, nd, spatial_shape, border)
-    elif bank is not None:
-        raise ValueError(f"bank= is only used with shape='bank' (or a tuple holding it); got shape={shape!r}")
-    seed = _check_seed(seed)
-    rng = _rng(seed)
-
-    # -- counts, then one row per patch
-    if counts_range is None:
-        counts = np.ones(B, np.int64)
-    elif counts_range[0] < counts_range[1]:
-        counts = rng.integers(counts_range[0], counts_range[1] + 1, size=B).astype(np.int64)
-    else:
-        counts = np.full(B, counts_range[0], np.int64)
-    N = int(counts.sum())
+    half_width_frac = renamed_keyword("half_width", "half_width_frac", half_width, half_width_frac, (0.05, 0.2))
+    o = _check_options(B, spatial_shape, shape, half_width_frac, center, alpha, border, n_patches, rotation,
+                       shear, region, region_mode, bank)
+    rng = _rng(_check_seed(seed))
+    counts = _draw_counts(rng, o["counts_range"], B)
+    N, nd = int(counts.sum()), len(spatial_shape)
     # -- the original's draws, in its order, over the rows
     centers = np.zeros((N, nd), np.int64)
-    if region_mask is None:
+    if o["region"] is None:
         for a, n in enumerate(spatial_shape):
-            lo, hi = _int_range(center, n, int)
+            lo, hi = _int_range(o["center"], n, int)
             centers[:, a] = rng.integers(lo, hi, size=N)
-    if shapes == ("square",):
-        lo, hi = _int_range(half_width, spatial_shape[0], round)
-        hw = rng.integers(lo, hi, size=N)
-        half_widths = np.repeat(hw[:, None], nd, axis=1).astype(np.int64)
-    else:
-        half_widths = np.empty((N, nd), np.int64)
-        for a, n in enumerate(spatial_shape):
-            lo, hi = _int_range(half_width, n, round)
-            half_widths[:, a] = rng.integers(lo, hi, size=N)
-    alphas = rng.uniform(alpha[0], alpha[1], size=N)
+    shapes = o["shapes"]
+    half_widths = _draw_half_widths(rng, N, spatial_shape, o["half_width_frac"], shapes == ("square",))
+    alphas = rng.uniform(o["alpha"][0], o["alpha"][1], size=N)
     blob_c = blob_r = None
     if "blob" in shapes:
         blob_c = rng.uniform(-0.5, 0.5, size=(N, _BLOB_BUMPS, nd))
         blob_r = rng.uniform(0.25, 0.5, size=(N, _BLOB_BUMPS))
     # -- the options' draws, each only when asked for
+    kinds, bank_index = _draw_kinds_and_bank(rng, N, shapes, half_widths, o["bank"])
+    k_ang = _raster.n_angles(nd)
+    rot = None if o["rotation"] is None else rng.uniform(o["rotation"][0], o["rotation"][1], size=(N, k_ang))
+    shr = None if o["shear"] is None else rng.uniform(o["shear"][0], o["shear"][1], size=(N, k_ang))
+    multi = o["counts_range"] is not None
+    params = PatchParams(
+        spatial_shape, shapes[0] if len(shapes) == 1 else shapes, centers, half_widths, alphas, o["border"],
+        blob_c, blob_r, sample=np.repeat(np.arange(B, dtype=np.int64), counts) if multi else None,
+        n_samples=B if multi else None, kinds=kinds, rotation=rot, shear=shr, bank=o["bank"],
+        bank_index=bank_index,
+    )
+    if o["region"] is not None:
+        params = _place_in_region(params, o["region"], o["center"], region_mode, rng)
+    return params
+
+
+def _check_options(B: int, spatial_shape: tuple[int, ...], shape, half_width_frac, center, alpha, border,
+                   n_patches, rotation, shear, region, region_mode, bank) -> dict:
+    """The options of :func:`sample_patches` checked (a ``TypeError`` or ``ValueError`` naming
+    the first bad one), as a dict of their checked values: ``shapes`` (a tuple of names),
+    ``half_width_frac``, ``center``, ``alpha``, ``border``, ``counts_range`` (None or a pair),
+    ``rotation``, ``shear``, ``region`` (None or a host bool mask) and ``bank`` (None or the
+    cropped masks). Draws nothing."""
+    shapes = _check_shapes(shape)
+    out = dict(
+        shapes=shapes, half_width_frac=check_pair("half_width_frac", half_width_frac, 0.0, 1.0),
+        center=check_pair("center", center, 0.0, 1.0), alpha=check_pair("alpha", alpha, 0.0, 1.0),
+        border=check_int("border", border, low=0),
+    )
+    border = out["border"]
+    if 2 * border >= min(spatial_shape):
+        raise ValueError(
+            f"border={border} leaves no room for a patch in spatial_shape {spatial_shape}: every "
+            f"axis must be longer than 2 * border = {2 * border}"
+        )
+    out["counts_range"] = None if n_patches is None else _check_count_pair("n_patches", n_patches)
+    out["rotation"] = None if rotation is None else check_pair("rotation", rotation, -360.0, 360.0)
+    out["shear"] = None if shear is None else check_pair("shear", shear, -80.0, 80.0)
+    check_choice("region_mode", region_mode, REGION_MODES)
+    out["region"] = None if region is None else _check_region(region, B, spatial_shape)
+    out["bank"] = None
+    if "bank" in shapes:
+        if bank is None:
+            raise ValueError("shape='bank' needs bank=, a sequence of bool masks (the user shapes)")
+        out["bank"] = _check_bank(bank, len(spatial_shape), spatial_shape, border)
+    elif bank is not None:
+        raise ValueError(f"bank= is only used with shape='bank' (or a tuple holding it); got shape={shape!r}")
+    return out
+
+
+def _draw_counts(rng: np.random.Generator, counts_range: tuple[int, int] | None, B: int) -> np.ndarray:
+    """(B,) int64 patches per sample: 1 each without ``n_patches``, else uniform in ``low..high``
+    inclusive (no draw when ``low == high``)."""
+    if counts_range is None:
+        return np.ones(B, np.int64)
+    if counts_range[0] < counts_range[1]:
+        return rng.integers(counts_range[0], counts_range[1] + 1, size=B).astype(np.int64)
+    return np.full(B, counts_range[0], np.int64)
+
+
+def _draw_half_widths(rng: np.random.Generator, N: int, spatial_shape: tuple[int, ...],
+                      half_width_frac: tuple[float, float], square: bool) -> np.ndarray:
+    """(N, ndim) int64 half-widths in pixels: squares (the original) one per row from the first
+    axis' size, every other shape one per axis from that axis' size."""
+    nd = len(spatial_shape)
+    if square:
+        lo, hi = _int_range(half_width_frac, spatial_shape[0], round)
+        hw = rng.integers(lo, hi, size=N)
+        return np.repeat(hw[:, None], nd, axis=1).astype(np.int64)
+    half_widths = np.empty((N, nd), np.int64)
+    for a, n in enumerate(spatial_shape):
+        lo, hi = _int_range(half_width_frac, n, round)
+        half_widths[:, a] = rng.integers(lo, hi, size=N)
+    return half_widths
+
+
+def _draw_kinds_and_bank(rng: np.random.Generator, N: int, shapes: tuple[str, ...], half_widths: np.ndarray,
+                         bank: tuple[np.ndarray, ...] | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(kinds, bank_index)``: each row's shape (with several shapes; None otherwise) and bank
+    mask (with a bank; None otherwise). ``half_widths`` is updated in place: a square row keeps its
+    first axis' half-width on every axis, a bank row gets ``ceil(s / 2)`` of its mask's shape."""
     kinds = None
     names = [shapes[0]] * N
     if len(shapes) > 1:
@@ -544,24 +592,12 @@ def sample_patches(
         square = np.asarray([n == "square" for n in names], bool)
         half_widths[square] = half_widths[square][:, :1]
     bank_index = None
-    if bank_masks is not None:
-        bank_index = rng.integers(len(bank_masks), size=N).astype(np.int64)
+    if bank is not None:
+        bank_index = rng.integers(len(bank), size=N).astype(np.int64)
         for r in range(N):
             if names[r] == "bank":
-                half_widths[r] = (np.asarray(bank_masks[bank_index[r]].shape) + 1) // 2
-    k_ang = _raster.n_angles(nd)
-    rot = None if rotation is None else rng.uniform(rotation[0], rotation[1], size=(N, k_ang))
-    shr = None if shear is None else rng.uniform(shear[0], shear[1], size=(N, k_ang))
-    multi = counts_range is not None
-    params = PatchParams(
-        spatial_shape, shapes[0] if len(shapes) == 1 else shapes, centers, half_widths, alphas, border, blob_c,
-        blob_r, sample=np.repeat(np.arange(B, dtype=np.int64), counts) if multi else None,
-        n_samples=B if multi else None, kinds=kinds, rotation=rot, shear=shr, bank=bank_masks,
-        bank_index=bank_index,
-    )
-    if region_mask is not None:
-        params = _place_in_region(params, region_mask, center, region_mode, rng)
-    return params
+                half_widths[r] = (np.asarray(bank[bank_index[r]].shape) + 1) // 2
+    return kinds, bank_index
 
 
 def _place_in_region(p: PatchParams, region: np.ndarray, center, mode: str, rng) -> PatchParams:

@@ -9,9 +9,11 @@ from .dataset import AnomalyDataset
 from .interpolation import (
     LABEL_KINDS,
     SHAPE_ALIASES,
+    PAIRINGS,
     SOURCE_MODES,
     ForeignPatchInterpolation,
     InterpolationParams,
+    PatchInterpolation,
     PoissonImageInterpolation,
 )
 from .pool import BATCH_OF_ONE_RULE, SourcePool, shifted_self
@@ -27,7 +29,9 @@ __all__ = [
     "step_generator",
     "ForeignPatchInterpolation",
     "InterpolationParams",
+    "PatchInterpolation",
     "PoissonImageInterpolation",
     "SHAPE_ALIASES",
+    "PAIRINGS",
     "SOURCE_MODES",
 ]

@@ -11,7 +11,8 @@ import torch
 from torch.utils.data import Dataset, get_worker_info
 
 from .._validate import check_choice, check_int, check_seed
-from .interpolation import PoissonImageInterpolation, _PatchInterpolation
+from ..sampling.draws import sample_other_index
+from .interpolation import PoissonImageInterpolation, PatchInterpolation
 from .pool import default_image as _default_image
 
 __all__ = ["AnomalyDataset"]
@@ -78,7 +79,7 @@ class AnomalyDataset(Dataset):
     def __init__(
         self,
         dataset: Any,
-        transform: _PatchInterpolation | None = None,
+        transform: PatchInterpolation | None = None,
         *,
         seed: int | None = None,
         get_image: Callable[[Any], Any] | None = None,
@@ -86,7 +87,7 @@ class AnomalyDataset(Dataset):
     ) -> None:
         if transform is None:
             transform = PoissonImageInterpolation()
-        if not isinstance(transform, _PatchInterpolation):
+        if not isinstance(transform, PatchInterpolation):
             raise TypeError(
                 "transform must be a PoissonImageInterpolation or ForeignPatchInterpolation; got "
                 f"{type(transform).__name__}"
@@ -162,7 +163,7 @@ class AnomalyDataset(Dataset):
             raise IndexError(f"index {index} out of range for a dataset of {n} images")
         index %= n
         g = self.generator()
-        other = (index + 1 + int(torch.randint(n - 1, (1,), generator=g).item())) % n
+        other = sample_other_index(index, n, g)
         image, source = self._image(index), self._image(other)
         self._check_rank(image, index)
         if image.shape != source.shape:

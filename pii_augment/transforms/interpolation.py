@@ -1,9 +1,10 @@
 """PII and FPI as torch modules: sample parameters once, then apply them deterministically.
 
-The modules hold no math of their own. :meth:`_PatchInterpolation.forward_parameters` calls the
-sampling layer (:func:`~pii_augment.sample_patches`, :func:`~pii_augment.sample_source_indices`)
-with a NumPy generator seeded from one 62-bit draw of a CPU ``torch.Generator`` (or of the
-module's own seed, or of torch's global RNG); :meth:`_PatchInterpolation.apply_transform` passes
+The modules hold no math of their own. :meth:`PatchInterpolation.forward_parameters` calls the
+sampling layer (:func:`~pii_augment.sample_patches`, :func:`~pii_augment.sample_source_indices`,
+:func:`~pii_augment.sampling.draws.sample_gate`) with a NumPy generator seeded from one 62-bit
+draw (:func:`~pii_augment.sampling.draws.sample_call_seed`) of a CPU ``torch.Generator`` (or of
+the module's own seed, or of torch's global RNG); the module itself draws nothing; :meth:`PatchInterpolation.apply_transform` passes
 the parameters to the functional layer (:func:`~pii_augment.ops.blend_with_label`: the blend of
 :func:`~pii_augment.poisson_interpolate` or :func:`~pii_augment.foreign_patch_interpolate` and the
 label of :func:`~pii_augment.anomaly_label`, in one call).
@@ -25,6 +26,7 @@ from a bank of the user's masks (``shape="bank"``, ``bank=``), and be placed ins
 from __future__ import annotations
 
 import copy
+import inspect
 from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
@@ -40,29 +42,38 @@ from .._validate import (
     check_real,
     check_seed,
     check_shape,
+    renamed_keyword,
+    warn_caller,
 )
 from ..ops import DEFAULT_TOL, blend_patches, blend_with_label
 from ..ops.backends import BACKENDS
 from ..ops.solver import MODES as _GRADIENTS
 from ..sampling import REGION_MODES, SHAPES, PatchParams, foreground, sample_patches, sample_source_indices
+from ..sampling.draws import sample_call_seed, sample_gate
 from ..sampling.patches import _check_count_pair
 from ..sampling.regions import as_host_bool
 from .pool import SourcePool, _is_pool, shifted_self
 
 __all__ = [
     "InterpolationParams",
+    "PatchInterpolation",
     "PoissonImageInterpolation",
     "ForeignPatchInterpolation",
+    "PAIRINGS",
     "SOURCE_MODES",
     "SHAPE_ALIASES",
     "LABEL_KINDS",
 ]
 
-#: ``source=`` values: where a sample's patch comes from when no explicit source is given.
-#: ``"batch"`` pairs the samples two by two and blends both ways, the pair sharing one patch and
-#: one alpha (the original's pairing; with an odd batch the last three form a cycle);
-#: ``"random"`` takes any other sample of the batch, with a patch of its own.
-SOURCE_MODES = {"batch": "swap", "random": "random"}
+#: ``pairing=`` values: which other sample of the batch a sample takes its patch from, when the
+#: call has no explicit ``source`` and the module no ``pool``. ``"batch"`` pairs the samples two
+#: by two and blends both ways, the pair sharing one patch and one alpha (the original's pairing;
+#: with an odd batch the last three form a cycle); ``"random"`` takes any other sample of the
+#: batch, with a patch of its own. The values are the ``mode=`` of
+#: :func:`~pii_augment.sample_source_indices`.
+PAIRINGS = {"batch": "swap", "random": "random"}
+#: The old name of :data:`PAIRINGS` (of the constructor's old ``source=`` keyword), kept for now.
+SOURCE_MODES = PAIRINGS
 
 #: ``label=`` values. ``"alpha"`` (the default): the soft label, the sample's alpha where the
 #: blend changed the image, for regression-style losses on soft targets (BCE with soft targets,
@@ -74,7 +85,6 @@ LABEL_KINDS = ("alpha", "mask")
 SHAPE_ALIASES = {"cube": "square", "cuboid": "rectangle", "ellipsoid": "ellipse"}
 
 _HALF_DTYPES = (torch.float16, torch.bfloat16)
-_SEED_HIGH = 2**62
 
 
 @dataclass(frozen=True)
@@ -93,7 +103,7 @@ class InterpolationParams:
         source_index: (B,) int64, the sample of the same batch each sample takes its patch from
             (never itself), or ``None`` when the call was given an explicit source, or took its
             sources from the pool or itself.
-        pool_draw: the draw from the module's ``source=`` pool (see
+        pool_draw: the draw from the module's ``pool=`` (see
             :class:`~pii_augment.transforms.pool.SourcePool`), else ``None``.
         self_source: the call had one sample and no other source: it blends with itself,
             shifted (:func:`~pii_augment.transforms.pool.shifted_self`).
@@ -241,11 +251,57 @@ def _check_module_bank(bank: Any) -> tuple[np.ndarray, ...]:
     return masks
 
 
-class _PatchInterpolation(nn.Module):
-    """Shared machinery of :class:`PoissonImageInterpolation` and :class:`ForeignPatchInterpolation`.
+def _pairing_of_old_source(source: Any, pairing: str, pool: Any) -> tuple[str, Any]:
+    """``(pairing, pool)`` of a constructor given the old ``source=`` keyword (None: not given):
+    a mode name is a ``pairing``, a bank, dataset or callable a ``pool``; a ``FutureWarning``
+    names the new keyword."""
+    if source is None:
+        return pairing, pool
+    new = "pool" if _is_pool(source) else "pairing"
+    if pool is not None or pairing != "batch":
+        raise TypeError(f"pass pairing= and pool= alone (source= is their old name); got source= with them")
+    warn_caller(f"source= (of the constructor) is renamed {new}=: pass {new}={source!r:.40} ({new}= "
+                f"takes the {'bank, dataset or callable' if new == 'pool' else 'mode name'}; source= will "
+                f"be removed)", FutureWarning)
+    return (pairing, source) if new == "pool" else (source, pool)
 
-    Subclasses implement ``_blend(dst, src, mask, alpha)`` with one functional call returning
-    ``(out, label)``.
+
+class PatchInterpolation(nn.Module):
+    """The base class of :class:`PoissonImageInterpolation` and :class:`ForeignPatchInterpolation`.
+
+    It holds everything the two modules share: the options of the patches and of the pairing,
+    the random stream (:meth:`forward_parameters`, :meth:`get_state`), the checks and the
+    replay of parameters (:meth:`apply_transform`, ``forward(params=...)``). What it is for:
+
+    - ``isinstance(aug, PatchInterpolation)``: "a PII or FPI module" (the check of
+      :class:`~pii_augment.AnomalyDataset`, the torchvision adapter and the Lightning recipe);
+    - subclassing: a new blend is a subclass implementing ``_blend(dst, src, mask, alpha,
+      check_finite=False, src_index=None)``, one functional call on float32/float64 batches
+      returning ``(out, label)`` (see :func:`~pii_augment.ops.blend_with_label`), sample b's
+      source being ``src[src_index[b]]`` when ``src_index`` is given. The patches, the gate,
+      the pairing and the label options come from this class unchanged.
+
+    It is not meant to be used alone: its own ``_blend`` raises ``NotImplementedError``. The
+    options are those of :class:`PoissonImageInterpolation` less ``gradient``, ``clip`` and
+    ``solver_tol``.
+
+    Shape:
+        - as :class:`PoissonImageInterpolation` (images, source, the outputs and the dtypes).
+
+    Example:
+        >>> import torch
+        >>> from pii_augment import ForeignPatchInterpolation, PatchInterpolation, PoissonImageInterpolation
+        >>> isinstance(PoissonImageInterpolation(), PatchInterpolation), isinstance(torch.nn.Identity(), PatchInterpolation)
+        (True, False)
+        >>> class CopyPaste(PatchInterpolation):  # a new blend: the patch pasted as it is
+        ...     def _blend(self, dst, src, mask, alpha, check_finite=False, src_index=None):
+        ...         src = src if src_index is None else src[torch.as_tensor(src_index)]
+        ...         m = mask[:, None].to(dst.dtype)
+        ...         return dst * (1 - m) + src * m, m
+        >>> x = torch.rand(4, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+        >>> out, label = CopyPaste(seed=0)(x)
+        >>> out.shape, label.shape, bool((label > 0).any())
+        (torch.Size([4, 1, 32, 32]), torch.Size([4, 1, 32, 32]), True)
     """
 
     def __init__(
@@ -254,11 +310,12 @@ class _PatchInterpolation(nn.Module):
         p: float = 1.0,
         alpha: tuple[float, float] = (0.05, 0.95),
         shape: str = "square",
-        half_width: tuple[float, float] = (0.05, 0.2),
+        half_width_frac: tuple[float, float] = (0.05, 0.2),
         center: tuple[float, float] = (0.1, 0.9),
         border: int = 1,
         tolerance: float | None = 1e-3,
-        source: str = "batch",
+        pairing: str = "batch",
+        pool: Any = None,
         seed: int | None = None,
         backend: str = "auto",
         spatial_dims: int | None = None,
@@ -269,8 +326,12 @@ class _PatchInterpolation(nn.Module):
         region_mode: str = "center",
         bank: Sequence[Any] | None = None,
         label: str = "alpha",
+        source: Any = None,
+        half_width: tuple[float, float] | None = None,
     ) -> None:
         super().__init__()
+        half_width_frac = renamed_keyword("half_width", "half_width_frac", half_width, half_width_frac, (0.05, 0.2))
+        pairing, pool = _pairing_of_old_source(source, pairing, pool)
         self.p = check_real("p", p, low=0.0, high=1.0)
         self.alpha = check_pair("alpha", alpha, 0.0, 1.0)
         self.shape = _check_module_shape(shape)
@@ -287,14 +348,14 @@ class _PatchInterpolation(nn.Module):
                 f"{'given' if bank is not None else 'None'}"
             )
         self.bank = None if bank is None else _check_module_bank(bank)
-        self.half_width = check_pair("half_width", half_width, 0.0, 1.0)
+        self.half_width_frac = check_pair("half_width_frac", half_width_frac, 0.0, 1.0)
         self.center = check_pair("center", center, 0.0, 1.0)
         self.border = check_int("border", border, low=0)
         if tolerance is not None:
             tolerance = check_real("tolerance", tolerance, low=0.0, low_open=True)
         self.tolerance = tolerance
-        self.pool = SourcePool(source) if _is_pool(source) else None
-        self.source = "pool" if self.pool is not None else check_choice("source", source, tuple(SOURCE_MODES))
+        self.pairing = check_choice("pairing", pairing, tuple(PAIRINGS))
+        self.pool = None if pool is None else SourcePool(pool)
         self.label = check_choice("label", label, LABEL_KINDS)
         self.seed = check_seed("seed", seed)
         self.backend = check_choice("backend", backend, BACKENDS)
@@ -306,11 +367,12 @@ class _PatchInterpolation(nn.Module):
 
     def extra_repr(self) -> str:
         text = (
-            f"p={self.p}, alpha={self.alpha}, shape={self.shape!r}, half_width={self.half_width}, "
+            f"p={self.p}, alpha={self.alpha}, shape={self.shape!r}, half_width_frac={self.half_width_frac}, "
             f"center={self.center}, border={self.border}, tolerance={self.tolerance}, "
-            f"source={self.pool if self.pool is not None else self.source!r}, seed={self.seed}, "
-            f"backend={self.backend!r}"
+            f"pairing={self.pairing!r}, seed={self.seed}, backend={self.backend!r}"
         )
+        if self.pool is not None:
+            text += f", pool={self.pool}"
         if self.label != "alpha":
             text += f", label={self.label!r}"
         for name in ("n_patches", "rotation", "shear"):
@@ -382,13 +444,7 @@ class _PatchInterpolation(nn.Module):
     def _call_seed(self, generator: Any) -> int:
         """One 62-bit integer seeding all the draws of a call (drawn on the host; ``generator``
         checked by the caller)."""
-        if generator is None:
-            if self._rng is not None:
-                return int(self._rng.integers(_SEED_HIGH))
-            return int(torch.randint(_SEED_HIGH, (1,)).item())
-        if isinstance(generator, torch.Generator):
-            return int(torch.randint(_SEED_HIGH, (1,), generator=generator).item())
-        return int(generator.integers(_SEED_HIGH))
+        return sample_call_seed(self._rng if generator is None else generator)
 
     def forward_parameters(
         self,
@@ -409,7 +465,7 @@ class _PatchInterpolation(nn.Module):
             explicit_source: the call has an explicit source batch, so no source index is drawn
                 and samples do not share patches.
             region: None or a bool mask, ``(B, *spatial)`` or ``spatial``, to place the patches
-                in (see :func:`~pii_augment.sample_patches`). With ``source="batch"`` the two
+                in (see :func:`~pii_augment.sample_patches`). With ``pairing="batch"`` the two
                 (or three) samples that share a patch place it in the intersection of their
                 regions. Draws are then made in the order gate, source index, patches.
 
@@ -433,18 +489,18 @@ class _PatchInterpolation(nn.Module):
                 raise ValueError(f"region must have shape (B, *spatial) = {(B,) + spatial} or {spatial}; got {region.shape}")
         rng = np.random.default_rng(self._call_seed(generator))
         options = dict(
-            shape=self.shape, half_width=self.half_width, center=self.center, alpha=self.alpha,
+            shape=self.shape, half_width_frac=self.half_width_frac, center=self.center, alpha=self.alpha,
             border=self.border, n_patches=self.n_patches, rotation=self.rotation, shear=self.shear,
             region_mode=self.region_mode, bank=self.bank,
         )
-        mode = SOURCE_MODES.get(self.source, "random")
+        mode = PAIRINGS[self.pairing]
         pairs = not explicit_source and B >= 2 and self.pool is None
         if region is None:  # the original's order of draws: patches, gate, source index
             patches = sample_patches(B, spatial, seed=rng, **options)
-            apply = rng.random(B) < self.p
+            apply = sample_gate(B, self.p, seed=rng)
             source_index = sample_source_indices(B, seed=rng, mode=mode) if pairs else None
         else:  # the source index first: samples sharing a patch place it in all their regions
-            apply = rng.random(B) < self.p
+            apply = sample_gate(B, self.p, seed=rng)
             source_index = sample_source_indices(B, seed=rng, mode=mode) if pairs else None
             if source_index is not None and mode == "swap" and region.ndim == len(spatial) + 1:
                 region = region & region[source_index] & region[source_index[source_index]]
@@ -576,7 +632,7 @@ class _PatchInterpolation(nn.Module):
             src, index = work, params.source_index
         elif params.pool_draw is not None:
             if self.pool is None:
-                raise ValueError("params were drawn from a source pool; this module has none (source=)")
+                raise ValueError("params were drawn from a source pool; this module has none (pool=)")
             src = self.pool.take(params.pool_draw, work)
             checked = checked and _check_finite(src, "source")
             source = src  # errors of the blend name the source
@@ -658,13 +714,23 @@ class _PatchInterpolation(nn.Module):
         return out, label
 
 
-class PoissonImageInterpolation(_PatchInterpolation):
+def _with_base_options(init: Any) -> inspect.Signature:
+    """The signature of a subclass' ``__init__(self, *, own options, **options)`` with the
+    ``**options`` spelled out as :class:`PatchInterpolation`'s keywords (for ``help()`` and
+    ``inspect.signature``; the options themselves are checked by the base class)."""
+    own = inspect.signature(init)
+    base = [q for n, q in inspect.signature(PatchInterpolation.__init__).parameters.items() if n != "self"]
+    kept = [q for q in own.parameters.values() if q.kind is not inspect.Parameter.VAR_KEYWORD]
+    return own.replace(parameters=kept + base)
+
+
+class PoissonImageInterpolation(PatchInterpolation):
     """Poisson Image Interpolation (Tan et al. 2021) as an augmentation: ``(augmented, label)``.
 
     Each sample gets, with probability ``p``, a random patch of a source image blended in by a
     Poisson solve (:func:`~pii_augment.poisson_interpolate`) and the label of
     :func:`~pii_augment.anomaly_label` (``alpha`` where the blend changed the image, 0
-    elsewhere). The source is another image of the same batch (``source="batch"``: pairs blended
+    elsewhere). The source is another image of the same batch (``pairing="batch"``: pairs blended
     both ways with one patch and alpha, as the original) or an explicit ``source`` batch. Defaults
     reproduce the original's patch distribution. Runs where the images live: CPU tensors through
     the Numba backend, CUDA tensors through the cupy backend, without a host copy of the images.
@@ -681,18 +747,21 @@ class PoissonImageInterpolation(_PatchInterpolation):
     Args:
         p: probability that a sample is augmented (others: output == input, label 0).
         alpha: (low, high) of the uniform interpolation factor, ``0 <= low <= high <= 1``
-            (``half_width`` and ``center`` too).
+            (``half_width_frac`` and ``center`` too).
         shape: patch shape, ``"square"`` (a cube in 3D; the original), ``"rectangle"``
             (``"cuboid"``), ``"ellipse"`` (``"ellipsoid"``) or ``"blob"``.
-        half_width: half-width range, fractions of the axis size (upper bound exclusive).
+        half_width_frac: half-width range, fractions of the axis size (upper bound exclusive);
+            the pixel half-widths drawn from it are ``PatchParams.half_widths``.
         center: patch centre range, fractions of the axis size (upper bound exclusive).
         border: image-edge pixels no patch covers (1 as the original); every spatial axis of the
             images must be longer than ``2 * border``.
         gradient: guidance, ``"pii"`` (the paper), ``"mixed"`` or ``"source"``.
         tolerance: label quantisation step (None: alpha on the whole patch).
-        source: ``"batch"`` (pairs, both ways), ``"random"`` (any other sample), or a pool the
-            patches come from instead: a tensor bank ``(N, C, *spatial)``, a Dataset of single
-            images or a callable ``fn(batch_shape, numpy_generator)`` (see
+        pairing: which other sample of the batch gives a sample its patch (see
+            :data:`PAIRINGS`): ``"batch"`` (pairs, both ways) or ``"random"`` (any other sample).
+        pool: None, or the images the patches come from instead of the batch: a tensor bank
+            ``(N, C, *spatial)``, a Dataset of single images or a callable
+            ``fn(batch_shape, numpy_generator)`` (see
             :class:`~pii_augment.transforms.pool.SourcePool`). A single sample or a batch of
             one without a pool or explicit source blends with itself rolled by half its size
             (:data:`~pii_augment.transforms.pool.BATCH_OF_ONE_RULE`).
@@ -721,6 +790,10 @@ class PoissonImageInterpolation(_PatchInterpolation):
             files) placed at random positions, at their own size.
         label: ``"alpha"`` (the soft label: alpha where the image changed) or ``"mask"`` (1
             there): see :data:`LABEL_KINDS` for which losses want which.
+        source: the old name of ``pairing`` (a mode name) and ``pool`` (a bank, dataset or
+            callable): still accepted, with a ``FutureWarning``. (``forward(x, source=...)`` is
+            the explicit source tensor of a call, unchanged.)
+        half_width: the old name of ``half_width_frac``: still accepted, with a ``FutureWarning``.
 
     Several anomalies per sample, rotated and sheared, inside the anatomy (Baugh et al. 2023)::
 
@@ -752,37 +825,9 @@ class PoissonImageInterpolation(_PatchInterpolation):
         True
     """
 
-    def __init__(
-        self,
-        *,
-        p: float = 1.0,
-        alpha: tuple[float, float] = (0.05, 0.95),
-        shape: str = "square",
-        half_width: tuple[float, float] = (0.05, 0.2),
-        center: tuple[float, float] = (0.1, 0.9),
-        border: int = 1,
-        gradient: str = "pii",
-        tolerance: float | None = 1e-3,
-        source: str = "batch",
-        seed: int | None = None,
-        backend: str = "auto",
-        spatial_dims: int | None = None,
-        clip: bool = True,
-        solver_tol: float = DEFAULT_TOL,
-        n_patches: tuple[int, int] | None = None,
-        rotation: tuple[float, float] | None = None,
-        shear: tuple[float, float] | None = None,
-        region: Any = None,
-        region_mode: str = "center",
-        bank: Sequence[Any] | None = None,
-        label: str = "alpha",
-    ) -> None:
-        super().__init__(
-            p=p, alpha=alpha, shape=shape, half_width=half_width, center=center, border=border,
-            tolerance=tolerance, source=source, seed=seed, backend=backend,
-            spatial_dims=spatial_dims, n_patches=n_patches, rotation=rotation, shear=shear,
-            region=region, region_mode=region_mode, bank=bank, label=label,
-        )
+    def __init__(self, *, gradient: str = "pii", clip: bool = True, solver_tol: float = DEFAULT_TOL,
+                 **options: Any) -> None:
+        super().__init__(**options)
         self.gradient = check_choice("gradient", gradient, tuple(_GRADIENTS))
         self.clip = check_bool("clip", clip)
         self.solver_tol = check_real("solver_tol", solver_tol, low=0.0, low_open=True)
@@ -798,7 +843,10 @@ class PoissonImageInterpolation(_PatchInterpolation):
         )
 
 
-class ForeignPatchInterpolation(_PatchInterpolation):
+PoissonImageInterpolation.__init__.__signature__ = _with_base_options(PoissonImageInterpolation.__init__)
+
+
+class ForeignPatchInterpolation(PatchInterpolation):
     """Foreign Patch Interpolation as an augmentation: ``(augmented, label)``.
 
     The linear forerunner of :class:`PoissonImageInterpolation`, with the same options (less
@@ -809,14 +857,8 @@ class ForeignPatchInterpolation(_PatchInterpolation):
     ``images`` (or ``source``).
 
     Shape:
-        - images: :math:`(B, C, H, W)` or :math:`(B, C, D, H, W)`, float, or a single
-          :math:`(C, H, W)` / :math:`(C, D, H, W)` image (its source: ``source``, the pool, or
-          itself shifted).
-        - source: None or the shape of ``images``.
-        - Output: ``augmented`` like ``images``; ``label`` :math:`(B, 1, *spatial)` (or
-          :math:`(1, *spatial)`), same dtype and device, both detached.
-        - dtypes: float32 and float64 are blended as they are; float16 and bfloat16 are computed
-          in float32 and cast back.
+        - as :class:`PoissonImageInterpolation`: images :math:`(B, C, *spatial)` or a single
+          :math:`(C, *spatial)`, ``source`` their shape, ``label`` :math:`(B, 1, *spatial)`.
 
     Example:
         >>> import torch

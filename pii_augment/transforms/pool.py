@@ -5,9 +5,9 @@ single sample, or a batch of one, has no other sample, so the modules follow one
 rule (:data:`BATCH_OF_ONE_RULE`):
 
 1. an explicit ``source`` given to the call is used;
-2. else the module's ``source=`` pool (a tensor bank, a Dataset or a callable: :class:`SourcePool`),
+2. else the module's ``pool=`` (a tensor bank, a Dataset or a callable: :class:`SourcePool`),
    one pool draw per sample;
-3. else, with a batch of at least two, another sample of the batch (``source="batch"`` /
+3. else, with a batch of at least two, another sample of the batch (``pairing="batch"`` /
    ``"random"``);
 4. else (one sample, no pool) the sample itself, rolled by half its size along every spatial
    axis (:func:`shifted_self`): the patch shows another part of the same image, never a crash.
@@ -20,6 +20,8 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+
+from ..sampling.draws import sample_call_seed, sample_pool_indices
 
 __all__ = ["BATCH_OF_ONE_RULE", "SourcePool", "default_image", "shifted_self"]
 
@@ -62,7 +64,7 @@ def shifted_self(x: torch.Tensor) -> torch.Tensor:
 
 
 def _is_pool(value: Any) -> bool:
-    """Whether a ``source=`` value is a pool (rather than a mode name)."""
+    """Whether a value of the modules' old ``source=`` keyword is a pool (rather than a mode name)."""
     if isinstance(value, (str, bytes)) or value is None:
         return False
     return isinstance(value, (torch.Tensor, np.ndarray)) or callable(value) or (
@@ -119,7 +121,7 @@ class SourcePool:
             self.kind, self.items = "callable", source
         else:
             raise TypeError(
-                f"source must be 'batch', 'random', a tensor bank, a Dataset or a callable; got "
+                f"a pool (pool=) must be a tensor bank, a Dataset or a callable; got "
                 f"{type(source).__name__}"
             )
 
@@ -133,8 +135,8 @@ class SourcePool:
     def draw(self, rng: np.random.Generator, batch_shape: tuple[int, ...]) -> Any:
         """One draw per sample: (B,) int64 indices, or a seed (int) for a callable."""
         if self.kind == "callable":
-            return int(rng.integers(2**62))
-        return rng.integers(len(self.items), size=int(batch_shape[0]))
+            return sample_call_seed(rng)
+        return sample_pool_indices(len(self.items), int(batch_shape[0]), seed=rng)
 
     def take(self, draw: Any, like: torch.Tensor) -> torch.Tensor:
         """The (B, C, *spatial) source of a batch ``like``, on its device and of its dtype."""

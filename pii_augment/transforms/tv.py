@@ -14,7 +14,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2._utils import is_pure_tensor
 
-from .interpolation import _PatchInterpolation
+from .interpolation import PatchInterpolation
 
 __all__ = ["AnomalyLabel", "AnomalyCollate", "TorchvisionTransform"]
 
@@ -22,8 +22,8 @@ __all__ = ["AnomalyLabel", "AnomalyCollate", "TorchvisionTransform"]
 LABEL_KEY = "anomaly_label"
 
 
-def _check_aug(aug: Any) -> _PatchInterpolation:
-    if not isinstance(aug, _PatchInterpolation):
+def _check_aug(aug: Any) -> PatchInterpolation:
+    if not isinstance(aug, PatchInterpolation):
         raise TypeError(
             "aug must be a PoissonImageInterpolation or ForeignPatchInterpolation; got "
             f"{type(aug).__name__}"
@@ -75,7 +75,7 @@ class TorchvisionTransform(v2.Transform):
     blend after collation with :class:`AnomalyCollate`).
 
     Per sample or per batch: a batch ``(B, C, H, W)`` swaps patches between its images; a single
-    ``(C, H, W)`` image takes its patch from the module's ``source=`` pool, or from itself
+    ``(C, H, W)`` image takes its patch from the module's ``pool=``, or from itself
     rolled by half (the module's documented rule), so a Dataset transform always makes an
     anomaly.
 
@@ -119,7 +119,7 @@ class TorchvisionTransform(v2.Transform):
 
     _transformed_types = (tv_tensors.Image, AnomalyLabel, is_pure_tensor)
 
-    def __init__(self, aug: _PatchInterpolation, *, label_key: str = LABEL_KEY) -> None:
+    def __init__(self, aug: PatchInterpolation, *, label_key: str = LABEL_KEY) -> None:
         super().__init__()
         self.aug = _check_aug(aug)
         if not isinstance(label_key, str):
@@ -204,7 +204,7 @@ class AnomalyCollate:
         ((4, 1, 32, 32), (4, 1, 32, 32))
     """
 
-    def __init__(self, aug: _PatchInterpolation, image: int | str | None = None, *,
+    def __init__(self, aug: PatchInterpolation, image: int | str | None = None, *,
                  label_key: str = LABEL_KEY, collate_fn: Callable[[list], Any] = default_collate) -> None:
         self.aug = _check_aug(aug)
         if image is not None and not isinstance(image, (int, str)):

@@ -107,20 +107,20 @@ def _independent(p, b):
 @pytest.mark.parametrize("spatial", [(48, 56), (18, 22, 26)])
 @pytest.mark.parametrize("shape", ["square", "rectangle", "ellipse"])
 def test_deformed_shapes_match_an_independent_rasterisation(spatial, shape):
-    p = pa.sample_patches(10, spatial, shape=shape, half_width=(0.1, 0.3), rotation=(-180, 180),
+    p = pa.sample_patches(10, spatial, shape=shape, half_width_frac=(0.1, 0.3), rotation=(-180, 180),
                           shear=(-35, 35), seed=6)
     m = p.masks()
     assert m.any(axis=tuple(range(1, m.ndim))).all()
     for b in range(10):
         ref, ambiguous = _independent(p, b)
         assert not ((m[b] != ref) & ~ambiguous).any(), b
-    assert not np.array_equal(m, pa.sample_patches(10, spatial, shape=shape, half_width=(0.1, 0.3), seed=6).masks())
+    assert not np.array_equal(m, pa.sample_patches(10, spatial, shape=shape, half_width_frac=(0.1, 0.3), seed=6).masks())
 
 
 def test_rotated_rectangles_match_matplotlib_polygons():
     from matplotlib.path import Path
 
-    p = pa.sample_patches(12, (60, 50), shape="rectangle", half_width=(0.1, 0.3), rotation=(-180, 180),
+    p = pa.sample_patches(12, (60, 50), shape="rectangle", half_width_frac=(0.1, 0.3), rotation=(-180, 180),
                           shear=(-30, 30), border=0, seed=7)
     m = p.masks()
     ys, xs = np.mgrid[0:60, 0:50] + 0.5
@@ -183,7 +183,7 @@ def _brain(spatial):
 @pytest.mark.parametrize("spatial", [(64, 64), (24, 28, 32)])
 def test_every_patch_inside_the_region(spatial):
     region = _brain(spatial)
-    p = pa.sample_patches(12, spatial, shape=("rectangle", "ellipse"), n_patches=(1, 3), half_width=(0.05, 0.15),
+    p = pa.sample_patches(12, spatial, shape=("rectangle", "ellipse"), n_patches=(1, 3), half_width_frac=(0.05, 0.15),
                           rotation=(-180, 180), shear=(-20, 20), region=region, region_mode="patch", seed=12)
     assert p.rows == int(p.counts.sum()) > 12
     for k in range(p.n_layers):  # every patch, not only the union
@@ -202,12 +202,12 @@ def test_region_fallback_finds_the_few_positions_that_fit(monkeypatch):
     monkeypatch.setattr(patches_mod, "_TRIES", 0)
     region = np.zeros((40, 40), bool)
     region[5:20, 5:36] = True
-    p = pa.sample_patches(10, (40, 40), shape="rectangle", half_width=(0.15, 0.16), region=region,
+    p = pa.sample_patches(10, (40, 40), shape="rectangle", half_width_frac=(0.15, 0.16), region=region,
                           region_mode="patch", center=(0.0, 1.0), seed=15)
     assert p.rows == 10 and not (p.masks() & ~region).any()
     tiny = np.zeros((40, 40), bool)
     tiny[10:13, 10:13] = True  # no 12 x 12 patch fits: left out
-    q = pa.sample_patches(3, (40, 40), shape="rectangle", half_width=(0.15, 0.16), region=tiny,
+    q = pa.sample_patches(3, (40, 40), shape="rectangle", half_width_frac=(0.15, 0.16), region=tiny,
                           region_mode="patch", seed=16)
     assert q.rows == 0 and not q.masks().any()
 

@@ -41,7 +41,7 @@ def test_masks_are_the_clipped_boxes_without_the_outer_ring():
 
 
 def test_border_zero_allows_the_edge():
-    p = pa.sample_patches(2000, (32, 32), seed=3, border=0, center=(0.0, 1.0), half_width=(0.1, 0.4))
+    p = pa.sample_patches(2000, (32, 32), seed=3, border=0, center=(0.0, 1.0), half_width_frac=(0.1, 0.4))
     assert p.masks()[:, 0].any()
 
 
@@ -172,7 +172,7 @@ def _digest(p) -> str:
 @pytest.mark.parametrize("as_generator", [False, True])
 def test_valid_arguments_draw_what_the_sampler_drew_before(case, as_generator):
     batch, spatial, shape, half_width, center, alpha, border, seed, digest = case
-    p = pa.sample_patches(batch, spatial, shape=shape, half_width=half_width, center=center, alpha=alpha,
+    p = pa.sample_patches(batch, spatial, shape=shape, half_width_frac=half_width, center=center, alpha=alpha,
                           border=border, seed=np.random.default_rng(seed) if as_generator else seed)
     assert _digest(p) == digest
     assert p.spatial_shape == spatial and p.border == border and p.shape == shape
@@ -203,7 +203,7 @@ _BAD_PAIRS = [(-0.1, 0.5), (0.2, 1.5), (0.6, 0.4), (float("nan"), 0.5), (0.1, fl
 _TYPE_ERRORS = (
     [("batch_size", v) for v in _NOT_INTS]
     + [("spatial_shape", v) for v in [32, "64", None, 2.5, {16, 24}, {"h": 16, "w": 16}, (16.0, 16), (16, "16")]]
-    + [(name, v) for name in ("half_width", "center", "alpha") for v in _NOT_PAIRS + _NOT_REAL_PAIRS]
+    + [(name, v) for name in ("half_width_frac", "center", "alpha") for v in _NOT_PAIRS + _NOT_REAL_PAIRS]
     + [("border", v) for v in [1.0, "1", True, None]]
     + [("seed", v) for v in [1.5, "0", True, [1, 2], np.random.SeedSequence(0), np.random.RandomState(0)]]
 )
@@ -212,7 +212,7 @@ _VALUE_ERRORS = (
     [("batch_size", v) for v in [-1, -100]]
     + [("spatial_shape", v) for v in [(8,), (4, 4, 4, 4), (), (0, 16), (16, -2), (8, 8, 0)]]
     + [("shape", v) for v in ["star", "Square", "", 3, None]]
-    + [(name, v) for name in ("half_width", "center", "alpha") for v in _BAD_PAIRS]
+    + [(name, v) for name in ("half_width_frac", "center", "alpha") for v in _BAD_PAIRS]
     + [("border", v) for v in [-1, -3, 8, 9, 100]]  # 2 * border >= 16 leaves no room
     + [("seed", v) for v in [-1, -(2**40)]]
 )
@@ -290,7 +290,7 @@ def test_any_non_int_batch_size_is_a_type_error(value):
 
 
 @settings(max_examples=60, deadline=None)
-@given(name=st.sampled_from(["half_width", "center", "alpha"]),
+@given(name=st.sampled_from(["half_width_frac", "center", "alpha"]),
        low=st.floats(-2, 2, allow_nan=False), high=st.floats(-2, 2, allow_nan=False))
 def test_any_pair_outside_the_unit_interval_or_reversed_is_a_value_error(name, low, high):
     ok = 0.0 <= low <= high <= 1.0

@@ -148,11 +148,11 @@ def test_2d_items_are_the_single_image_call(cls):
 @pytest.mark.parametrize("channels", [1, 3])
 def test_3d_items_are_blended_as_volumes(cls, channels):
     vols = _volumes(c=channels)
-    aug = cls(half_width=(0.2, 0.4))
+    aug = cls(half_width_frac=(0.2, 0.4))
     data = AnomalyDataset(vols, aug, seed=0)
     for i in range(3):
         other, g = _replay(data, i)
-        ref_aug = cls(half_width=(0.2, 0.4), spatial_dims=3)
+        ref_aug = cls(half_width_frac=(0.2, 0.4), spatial_dims=3)
         ref = ref_aug(vols[i], vols[other], generator=g)
         out, label = data[i]
         assert out.shape == (channels, 8, 16, 16) and label.shape == (1, 8, 16, 16)
@@ -160,9 +160,9 @@ def test_3d_items_are_blended_as_volumes(cls, channels):
         mask = torch.from_numpy(aug._params.masks()[0])  # a 3D patch
         assert mask.shape == (8, 16, 16) and bool(mask.any()) and not bool(mask.all(0).any())
         assert bool(((label[0] > 0) <= mask).all())
-    for forced in (AnomalyDataset(vols, cls(half_width=(0.2, 0.4)), seed=0, spatial_dims=3),
-                   AnomalyDataset(vols, cls(half_width=(0.2, 0.4), spatial_dims=3), seed=0)):
-        a, b = forced[1], AnomalyDataset(vols, cls(half_width=(0.2, 0.4)), seed=0)[1]
+    for forced in (AnomalyDataset(vols, cls(half_width_frac=(0.2, 0.4)), seed=0, spatial_dims=3),
+                   AnomalyDataset(vols, cls(half_width_frac=(0.2, 0.4), spatial_dims=3), seed=0)):
+        a, b = forced[1], AnomalyDataset(vols, cls(half_width_frac=(0.2, 0.4)), seed=0)[1]
         assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
 
 
@@ -171,7 +171,7 @@ def test_3d_items_through_a_dataloader(num_workers):
     vols = _volumes(8)
 
     def epoch():
-        data = AnomalyDataset(vols, ForeignPatchInterpolation(half_width=(0.2, 0.4)), seed=1)
+        data = AnomalyDataset(vols, ForeignPatchInterpolation(half_width_frac=(0.2, 0.4)), seed=1)
         loader = DataLoader(data, batch_size=4, num_workers=num_workers,
                             generator=torch.Generator().manual_seed(0))
         return [(x.clone(), y.clone()) for x, y in loader]
@@ -186,7 +186,7 @@ def test_3d_items_through_a_dataloader(num_workers):
         # The border ring of the volume (first and last slice included) is never covered.
         assert not bool(y1[:, :, 0].any()) and not bool(y1[:, :, -1].any())
     if num_workers == 0:  # the main process draws items in order: the batches are data[i]
-        data = AnomalyDataset(vols, ForeignPatchInterpolation(half_width=(0.2, 0.4)), seed=1)
+        data = AnomalyDataset(vols, ForeignPatchInterpolation(half_width_frac=(0.2, 0.4)), seed=1)
         items = [data[i] for i in range(8)]
         assert torch.equal(run1[1][0], torch.stack([x for x, _ in items[4:]]))
         assert torch.equal(run1[1][1], torch.stack([y for _, y in items[4:]]))

@@ -55,7 +55,7 @@ class TestCommon:
     def test_volumes(self, cls):
         x = torch.rand(4, 1, 12, 20, 24, generator=torch.Generator().manual_seed(0))
         for shape in ("cube", "cuboid", "ellipsoid"):
-            aug = cls(shape=shape, half_width=(0.2, 0.4), seed=1)
+            aug = cls(shape=shape, half_width_frac=(0.2, 0.4), seed=1)
             out, label = aug(x)
             assert out.shape == x.shape and label.shape == (4, 1, 12, 20, 24)
             masks = torch.from_numpy(aug._params.masks())
@@ -176,7 +176,7 @@ def test_batch_source_pairs_share_patch():
     assert (idx != np.arange(7)).all() and sorted(idx) == list(range(7))
     np.testing.assert_array_equal(p.patches.centers, p.patches.centers[idx])
     np.testing.assert_array_equal(p.alpha, p.alpha[idx])
-    r = PoissonImageInterpolation(source="random").forward_parameters((7, 1, 64, 64), seed=0)
+    r = PoissonImageInterpolation(pairing="random").forward_parameters((7, 1, 64, 64), seed=0)
     assert (r.source_index != np.arange(7)).all()
 
 
@@ -277,10 +277,10 @@ class TestBadInputs:
         [
             ({"p": 1.5}, "p must be a finite number in \\[0.0, 1.0\\]"),
             ({"shape": "star"}, "shape must be one of"),
-            ({"source": "other"}, "source must be one of"),
+            ({"pairing": "other"}, "pairing must be one of"),
             ({"gradient": "laplace"}, "gradient must be one of"),
             ({"alpha": (0.9, 0.1)}, "alpha must satisfy"),
-            ({"half_width": 0.1}, "half_width must be a"),
+            ({"half_width_frac": 0.1}, "half_width_frac must be a"),
             ({"tolerance": 0}, "tolerance must be a finite number > 0"),
             ({"spatial_dims": 4}, "spatial_dims must be"),
             ({"border": -1}, "border must be"),
@@ -319,7 +319,7 @@ _BAD_PAIRS = [(-0.1, 0.5), (0.2, 1.5), (0.6, 0.4), (float("nan"), 0.5)]
 
 _OPTION_TYPE_ERRORS = (
     [("p", v) for v in ["0.5", True, None, [0.5]]]
-    + [(n, v) for n in ("alpha", "half_width", "center") for v in _NOT_PAIRS]
+    + [(n, v) for n in ("alpha", "half_width_frac", "center") for v in _NOT_PAIRS]
     + [("border", v) for v in [1.0, "1", True, None]]
     + [("tolerance", v) for v in ["1e-3", True, [1e-3]]]
     + [("seed", v) for v in [1.5, "0", True, np.random.default_rng(0), torch.Generator()]]
@@ -327,9 +327,9 @@ _OPTION_TYPE_ERRORS = (
 )
 _OPTION_VALUE_ERRORS = (
     [("p", v) for v in [-0.1, 1.5, float("nan"), float("inf")]]
-    + [(n, v) for n in ("alpha", "half_width", "center") for v in _BAD_PAIRS]
+    + [(n, v) for n in ("alpha", "half_width_frac", "center") for v in _BAD_PAIRS]
     + [("shape", v) for v in ["star", "Square", 3, None]]
-    + [("source", v) for v in ["other", "", None]]
+    + [("pairing", v) for v in ["other", "", None]]
     + [("border", v) for v in [-1, -3]]
     + [("tolerance", v) for v in [0, -1e-3, float("nan"), float("inf")]]
     + [("seed", v) for v in [-1, -(2**40)]]
@@ -391,11 +391,11 @@ def test_backend_is_checked_in_the_constructor_not_at_the_first_forward():
 
 def test_valid_options_are_kept_normalised():
     aug = PoissonImageInterpolation(
-        p=np.float32(0.5), alpha=[0.1, 0.9], half_width=np.array([0.1, 0.2]), border=np.int64(2),
+        p=np.float32(0.5), alpha=[0.1, 0.9], half_width_frac=np.array([0.1, 0.2]), border=np.int64(2),
         tolerance=1, seed=np.int64(3), spatial_dims=np.int64(2), shape="cuboid", clip=np.bool_(False),
         solver_tol=1e-4,
     )
-    assert aug.p == 0.5 and aug.alpha == (0.1, 0.9) and aug.half_width == (0.1, 0.2)
+    assert aug.p == 0.5 and aug.alpha == (0.1, 0.9) and aug.half_width_frac == (0.1, 0.2)
     assert aug.border == 2 and type(aug.border) is int and aug.tolerance == 1.0 and aug.seed == 3
     assert aug.spatial_dims == 2 and aug.shape == "rectangle" and aug.clip is False
     assert PoissonImageInterpolation(tolerance=None).tolerance is None
@@ -559,7 +559,7 @@ def test_half_precision(cls, images, dtype, case):
     kw = dict(seed=3, p={"p=0.5": 0.5, "p=0": 0.0}.get(case, 1.0))
     if case == "volume":
         x = torch.rand(3, 1, 8, 12, 16, generator=torch.Generator().manual_seed(0)).to(dtype)
-        kw["half_width"] = (0.2, 0.4)
+        kw["half_width_frac"] = (0.2, 0.4)
     args = {"explicit": (x, x.flip(0)), "single": (x[0], x[1])}.get(case, (x,))
     aug = cls(**kw)
     out, label = aug(*args)

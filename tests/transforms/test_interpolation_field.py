@@ -26,7 +26,7 @@ def _heads(B=6, spatial=(40, 48), seed=0):
 def test_several_deformed_patches_inside_the_foreground_replay_bitwise(cls, backend):
     x, head = _heads()
     aug = cls(shape=("rectangle", "ellipse"), n_patches=(1, 4), rotation=(-180, 180), shear=(-20, 20),
-              half_width=(0.05, 0.15), region="otsu", region_mode="patch", seed=0, backend=backend)
+              half_width_frac=(0.05, 0.15), region="otsu", region_mode="patch", seed=0, backend=backend)
     out, label = aug(x)
     p = aug._params
     assert (p.patches.counts >= 1).all() and p.patches.rows > 6
@@ -64,7 +64,7 @@ def test_pairs_share_patches_inside_both_regions():
     region = np.zeros((4, 40, 48), bool)
     region[:, 5:35, 5:45] = True
     region[:, :, :20] &= np.arange(4)[:, None, None] % 2 == 0  # odd samples: only the right side
-    aug = PoissonImageInterpolation(n_patches=(2, 2), half_width=(0.05, 0.1), region_mode="patch", seed=5)
+    aug = PoissonImageInterpolation(n_patches=(2, 2), half_width_frac=(0.05, 0.1), region_mode="patch", seed=5)
     aug(x, region=torch.from_numpy(region))
     p = aug._params
     m = p.masks()

@@ -31,7 +31,7 @@ def test_pools_are_drawn_per_sample_and_replayed(kind):
     bank = _x((5, 1, 32, 32), seed=1)
     pool = {"bank": bank, "numpy": bank.numpy(), "dataset": _Items(bank),
             "callable": lambda shape, g: torch.from_numpy(g.random(shape, dtype=np.float32))}[kind]
-    aug = ForeignPatchInterpolation(source=pool, seed=0, alpha=(1.0, 1.0))
+    aug = ForeignPatchInterpolation(pool=pool, seed=0, alpha=(1.0, 1.0))
     x = _x()
     out, label = aug(x)
     p = aug._params
@@ -48,19 +48,21 @@ def test_pools_are_drawn_per_sample_and_replayed(kind):
 
 def test_pool_errors_name_the_argument():
     with pytest.raises(ValueError, match="source as a bank must be a non-empty float"):
-        PoissonImageInterpolation(source=torch.zeros(4, 32, 32, dtype=torch.uint8))
+        PoissonImageInterpolation(pool=torch.zeros(4, 32, 32, dtype=torch.uint8))
     with pytest.raises(ValueError, match="source dataset items must be single images of shape"):
-        PoissonImageInterpolation(source=_Items(_x((2, 1, 16, 16))))(_x())
+        PoissonImageInterpolation(pool=_Items(_x((2, 1, 16, 16))))(_x())
     with pytest.raises(ValueError, match="source pool gave shape"):
-        PoissonImageInterpolation(source=lambda shape, g: torch.zeros(1, 1, 8, 8))(_x())
-    with pytest.raises(ValueError, match="source must be one of"):
-        PoissonImageInterpolation(source="other")
+        PoissonImageInterpolation(pool=lambda shape, g: torch.zeros(1, 1, 8, 8))(_x())
+    with pytest.raises(ValueError, match="pairing must be one of"):
+        PoissonImageInterpolation(pairing="other")
+    with pytest.raises(TypeError, match="a pool .pool=. must be a tensor bank, a Dataset or a callable"):
+        PoissonImageInterpolation(pool=3)
 
 
 @pytest.mark.parametrize("mode", ["batch", "random"])
 def test_batch_of_one_rule(mode):
     x = _x((1, 2, 24, 32))
-    aug = PoissonImageInterpolation(source=mode, seed=0)
+    aug = PoissonImageInterpolation(pairing=mode, seed=0)
     out, label = aug(x)
     assert aug._params.self_source and bool((label > 0).any())
     ref, _ = PoissonImageInterpolation(seed=0)(x, shifted_self(x))

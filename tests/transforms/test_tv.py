@@ -73,12 +73,12 @@ def _sample(seed: int = 0) -> tv_tensors.Image:
 
 def test_single_sample_with_a_pool_and_without():
     bank = torch.rand(5, 3, 32, 40, generator=torch.Generator().manual_seed(1))
-    pipeline = v2.Compose([TorchvisionTransform(PoissonImageInterpolation(source=bank, seed=0)),
+    pipeline = v2.Compose([TorchvisionTransform(PoissonImageInterpolation(pool=bank, seed=0)),
                            v2.RandomHorizontalFlip(p=1.0)])
     image, label = pipeline(_sample())
     assert isinstance(image, tv_tensors.Image) and image.shape == (3, 32, 40) and label.shape == (1, 32, 40)
     assert bool((label > 0).any())
-    aug = PoissonImageInterpolation(source=bank, seed=0)
+    aug = PoissonImageInterpolation(pool=bank, seed=0)
     ref, ref_label = aug(_sample().as_subclass(torch.Tensor))
     assert aug._params.pool_draw is not None
     torch.testing.assert_close(image.as_subclass(torch.Tensor), ref.flip(-1))
