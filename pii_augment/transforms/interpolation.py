@@ -259,7 +259,7 @@ def _pairing_of_old_source(source: Any, pairing: str, pool: Any) -> tuple[str, A
         return pairing, pool
     new = "pool" if _is_pool(source) else "pairing"
     if pool is not None or pairing != "batch":
-        raise TypeError(f"pass pairing= and pool= alone (source= is their old name); got source= with them")
+        raise TypeError("pass pairing= and pool= alone (source= is their old name); got source= with them")
     warn_caller(f"source= (of the constructor) is renamed {new}=: pass {new}={source!r:.40} ({new}= "
                 f"takes the {'bank, dataset or callable' if new == 'pool' else 'mode name'}; source= will "
                 f"be removed)", FutureWarning)
