@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pii_augment.ops import solver
+import pytest
+
+from pii_augment.ops import _mg_system, _numba_kernels, solver
 from pii_augment.ops.codes import MODES, Cell, Guidance, SolvedBy, Verdict
 
 COMMON = Path(__file__).resolve().parents[2] / "kernels" / "common.cuh"
@@ -52,8 +54,23 @@ def test_the_parser_reads_the_header():
     assert consts["BLOCK"] == 256 and consts["UNKNOWN"] == 2
 
 
+@pytest.mark.parametrize("module", [_numba_kernels, _mg_system])
+def test_numba_constants_are_plain_ints_equal_to_the_enums(module):
+    # plain ints (not enum members): Numba freezes them as compile-time constants
+    names = {"ABSENT": Cell.ABSENT, "FIXED": Cell.FIXED, "UNKNOWN": Cell.UNKNOWN, "PII": Guidance.PII,
+             "MIXED": Guidance.MIXED, "SOURCE": Guidance.SOURCE, "DIVERGENCE": Guidance.DIVERGENCE,
+             "HARMONIC": Guidance.HARMONIC, "CONVERGED": Verdict.CONVERGED, "STALLED": Verdict.STALLED,
+             "NONFINITE": Verdict.NONFINITE, "AT_MAX_ITER": Verdict.MAX_ITER}
+    present = {n: m for n, m in names.items() if hasattr(module, n)}
+    assert present
+    for name, member in present.items():
+        value = getattr(module, name)
+        assert type(value) is int and value == member, name
+
+
 def test_public_tables_follow_the_enums():
     assert MODES == {"pii": 0, "mixed": 1, "source": 2} and solver.MODES is MODES
     assert all(type(v) is int for v in MODES.values())
     assert (solver.DIVERGENCE, solver.HARMONIC) == (Guidance.DIVERGENCE, Guidance.HARMONIC)
     assert type(solver.DIVERGENCE) is int and type(solver.HARMONIC) is int
+    assert _mg_system.STATUS == {"converged": 1, "stalled": 2, "nonfinite": 3, "max_iter": 4}

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 import pii_augment as pa
 from pii_augment.ops import _cuda
 from pii_augment.ops._backends import COMPOSITES, PRIMITIVES, get_backend
+from pii_augment.ops.codes import Cell, Guidance
 from pii_augment.ops.solver import prepare_crop, solve_crop
 
 FAST = settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -68,7 +69,7 @@ def test_every_primitive_has_kernels(emu):
 def test_crop_kernels_match_numba(emu, nb, setup):
     s = random_setup(*setup)
     B, C, pad, img = s["B"], s["C"], s["pad"], s["img"]
-    kind0 = s["rng"].integers(0, 3, (B,) + pad).astype(np.uint8)
+    kind0 = s["rng"].integers(0, len(Cell), (B,) + pad).astype(np.uint8)
     a1, a2 = run_both(nb, emu, "build_kind", s["mask"], s["off"], s["ext"], kind0)
     assert_same(a1, a2, "build_kind")
     kind = a1[3]
@@ -90,7 +91,7 @@ def test_stencil_kernels_match_numba(emu, nb, setup):
     alpha = s["rng"].uniform(0, 1, B)
     w = weights(s["rng"], B)
     u, rhs, out = s["field"](), s["field"](), s["field"]()
-    for mode in (0, 1, 2, 3, 4):
+    for mode in (int(m) for m in Guidance):
         a1, a2 = run_both(nb, emu, "guidance_rhs", u, rhs, kind, ext, alpha, mode, out)
         assert_same(a1, a2, f"guidance_rhs(mode={mode})")
     for color in (0, 1):
@@ -130,7 +131,7 @@ def test_transfer_kernels_match_numba(emu, nb, setup):
     s = kind_setup(nb, *setup)
     B, pad, kind, ext = s["B"], s["pad"], s["kind"], s["ext"]
     flags, cpad, cext = coarse_of(pad, ext, s["rng"])
-    kind_c0 = s["rng"].integers(0, 3, (B,) + cpad).astype(np.uint8)
+    kind_c0 = s["rng"].integers(0, len(Cell), (B,) + cpad).astype(np.uint8)
     a1, a2 = run_both(nb, emu, "coarsen_kind", kind, ext, flags, kind_c0, cext)
     assert_same(a1, a2, "coarsen_kind")
     kind_c = a1[3]
@@ -183,7 +184,7 @@ def test_driver_iterates_identically(emu, nb, method, ndim, dtype):
         s = bk.empty(d.shape, dtype)
         bk.gather_crop(np.ascontiguousarray(src if ndim == 3 else src[:, :, None]), crop.off_dev, crop.ext_dev, s)
         rhs = bk.empty(d.shape, dtype)
-        bk.guidance_rhs(d, s, crop.kind, crop.ext_dev, np.ascontiguousarray(alpha), 0, rhs)
+        bk.guidance_rhs(d, s, crop.kind, crop.ext_dev, np.ascontiguousarray(alpha), int(Guidance.PII), rhs)
         u = bk.zeros(d.shape, dtype)  # the correction
         info = solve_crop(bk, u, rhs, crop, method=method, tol=1e-6, check_every=1, max_iter=3000,
                           on_unconverged="ignore")
@@ -270,7 +271,7 @@ def test_bad_arguments_are_named(emu):
     with pytest.raises(TypeError, match="float32 or float64"):
         emu.residual(u.astype(np.float16), u.astype(np.float16), kind, ext, w, u.astype(np.float16))
     with pytest.raises(ValueError, match="mode"):
-        emu.guidance_rhs(u, u, kind, ext, np.ones(1), 5, u.copy())
+        emu.guidance_rhs(u, u, kind, ext, np.ones(1), len(Guidance), u.copy())
 
 
 def test_backend_selection():
