@@ -36,6 +36,7 @@ from ._numba_kernels import (
     PII,
     UNKNOWN,
     _axis_pair,
+    _guidance,
     _pair,
     _restrict_x,
     _restrict_weight,
@@ -515,9 +516,7 @@ def _update_flat(s, p, q, x, r, unk, acc):
 def _pair_pii(dp, dq, sp, sq, al):
     # _pair() of mode PII, the same operations
     dd = 1.0 * (dp - dq)
-    a = (1.0 - al) * (dp - dq)
-    s = al * (sp - sq)
-    return (a if abs(a) > abs(s) else s) - dd
+    return _guidance(1.0 - al, dp, dq, al, sp, sq, PII) - dd
 
 
 @njit(**_FLAT)

@@ -91,19 +91,29 @@ def gather_crop(full, off, ext, out):
 
 
 @njit(inline="always")
+def _guidance(wa, dp, dq, ws, sp, sq, mode):
+    """The guidance rule, the one place it is written for the Numba kernels: with the pair's
+    weighted destination difference ``a = wa (dp - dq)`` and weighted source difference
+    ``s = ws (sp - sq)``, ``a`` where ``|a| > |s|`` strictly, else ``s``; mode ``SOURCE``: always
+    ``s`` (``a`` is not computed). The precision is the operands': :func:`_pick` passes float64
+    weights (a and s in float64), :func:`pii_augment.ops._spectral._pick_t` weights of the image
+    dtype. The CUDA twin is ``pii::pick_guidance`` (kernels/common.cuh)."""
+    s = ws * (sp - sq)
+    if mode == SOURCE:
+        return s
+    a = wa * (dp - dq)
+    return a if abs(a) > abs(s) else s  # a select, not a branch (the choice is data-dependent)
+
+
+@njit(inline="always")
 def _pick(dp, dq, sp, sq, al, mode):
     """The guidance v_pq in float64 (differences in the field dtype, widened), as the CUDA twin.
 
-    mode PII: alpha-weighted mixed gradient, MIXED, SOURCE."""
-    if mode == SOURCE:
-        return 1.0 * (sp - sq)
+    mode PII: alpha-weighted mixed gradient (weights 1 - al on dst, al on src), MIXED and SOURCE:
+    weights 1; the choice is :func:`_guidance`'s."""
     if mode == PII:
-        a = (1.0 - al) * (dp - dq)
-        s = al * (sp - sq)
-    else:
-        a = 1.0 * (dp - dq)
-        s = 1.0 * (sp - sq)
-    return a if abs(a) > abs(s) else s  # a select, not a branch (the choice is data-dependent)
+        return _guidance(1.0 - al, dp, dq, al, sp, sq, PII)
+    return _guidance(1.0, dp, dq, 1.0, sp, sq, mode)
 
 
 @njit(inline="always")

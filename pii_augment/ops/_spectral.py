@@ -22,18 +22,15 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._numba_kernels import DIVERGENCE, HARMONIC, PII, SOURCE
+from ._numba_kernels import DIVERGENCE, HARMONIC, PII, _guidance
 
 
 @njit(inline="always")
 def _pick_t(dp, dq, sp, sq, wa, ws, mode):
-    """The guidance rule of :func:`pii_augment.ops._numba_kernels._pick` in the image dtype:
-    a = wa (dp - dq), s = ws (sp - sq), a where |a| > |s| strictly, else s (mode SOURCE: s)."""
-    s = ws * (sp - sq)
-    if mode == SOURCE:
-        return s
-    a = wa * (dp - dq)
-    return a if abs(a) > abs(s) else s
+    """:func:`pii_augment.ops._numba_kernels._pick` in the image dtype: a = wa (dp - dq),
+    s = ws (sp - sq) (the weights precomputed in the image dtype), chosen by the one guidance
+    rule, :func:`~pii_augment.ops._numba_kernels._guidance`."""
+    return _guidance(wa, dp, dq, ws, sp, sq, mode)
 
 
 @njit(inline="always")
