@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["pii_augment.ops.blend", "pii_augment.sampling.patches", "pii_augment._validate"]
+MODULES = ["pii_augment.ops.blend", "pii_augment.ops.codes", "pii_augment.sampling.patches", "pii_augment._validate"]
 
 
 @pytest.mark.parametrize("name", MODULES)
