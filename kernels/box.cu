@@ -19,7 +19,7 @@ template <typename T>
 __device__ __forceinline__ T box_rhs(const T* __restrict__ d, const T* __restrict__ g, long long p, long long sy,
                                      long long sz, int ndim, double al, int mode) {
     const T dp = d[p], sp = g[p];
-    double acc = mode == 3 ? (double)sp : 0.0;
+    double acc = mode == MODE_DIVERGENCE ? (double)sp : 0.0;
     acc += pair_term(dp, d[p - 1], sp, g[p - 1], al, mode);
     acc += pair_term(dp, d[p + 1], sp, g[p + 1], al, mode);
     acc += pair_term(dp, d[p - sy], sp, g[p - sy], al, mode);
@@ -80,11 +80,11 @@ __device__ void sine_transforms(T*& cur, T*& oth, T* const* tabs, int P, int M, 
 // with a system list (the second pass over boxes too large for the first), grid = its length,
 // block i taking system systems[i]. A system is solved when its sample's mask (from
 // prepare_systems: boxes, count) fills a box whose ring lies inside the image and whose spatial
-// sides sum to at most max_side_sum, and the box has at most cap cells; status[b, c] = 1 then, 2
-// for such a box with more than cap cells, 0 otherwise.
+// sides sum to at most max_side_sum, and the box has at most cap cells; status[b, c] = SOLVED_BOX
+// then, BOX_PENDING for such a box with more than cap cells, SOLVED_NONE otherwise.
 //
 // dst, out: (B, C, D, H, W), out holding a copy of dst; guide: the same shape (the source, the
-// divergence in mode 3, unread in mode 4); alpha: (B,) double; lo, hi: (B, C) clip range;
+// divergence in MODE_DIVERGENCE, unread in MODE_HARMONIC); alpha: (B,) double; lo, hi: (B, C) clip range;
 // residual: (B, C) double, ||r0 - A e|| / ||r0|| of the computed correction (r0 and A e in double).
 // Dynamic shared memory: the sine and eigenvalue tables (table_cap elements of T), BLOCK doubles
 // for the reductions, then, unless scratch is given, two work buffers of cap elements; with
@@ -111,7 +111,7 @@ __global__ void box_solve(const T* __restrict__ dst, const T* __restrict__ guide
     const int sides = M + N + (ndim == 3 ? P : 0);
     const bool is_box = count[b] > 0 && count[b] == vol && ring_inside && sides <= max_side_sum;
     if (!is_box || vol > cap) {  // uniform for the block: no thread reaches a barrier
-        if (t == 0) status[sys] = is_box ? 2 : 0;
+        if (t == 0) status[sys] = is_box ? pii::BOX_PENDING : pii::SOLVED_NONE;
         return;
     }
     // shared layout: tables | reduction scratch (double) | work buffers (unless scratch)
@@ -203,7 +203,7 @@ __global__ void box_solve(const T* __restrict__ dst, const T* __restrict__ guide
             rel = rr == 0.0 ? 0.0 : 1.0 / bb;  // r0 = 0 but A e != 0: +inf
         }
         residual[sys] = rel;
-        status[sys] = 1;
+        status[sys] = pii::SOLVED_BOX;
     }
 }
 PII_COOPERATIVE(box_solve)

@@ -53,6 +53,33 @@ namespace pii {
 typedef long long i64;
 typedef unsigned char u8;
 
+// The codes shared with the Python side, the enums of pii_augment/ops/codes.py (same names,
+// tests/ops/test_codes.py holds the values equal). Cell labels of the kind arrays (codes.Cell):
+// ABSENT: not part of the problem (outside the image or the crop; a stencil leaves it out),
+// FIXED: Dirichlet (outside the mask), UNKNOWN: inside the mask.
+constexpr u8 ABSENT = 0;
+constexpr u8 FIXED = 1;
+constexpr u8 UNKNOWN = 2;
+// Guidance modes, the kernels' `int mode` (codes.Guidance).
+constexpr int MODE_PII = 0;
+constexpr int MODE_MIXED = 1;
+constexpr int MODE_SOURCE = 2;
+constexpr int MODE_DIVERGENCE = 3;
+constexpr int MODE_HARMONIC = 4;
+// How the whole-system solve of one system ended (codes.Verdict; 0: still iterating).
+constexpr int CONVERGED = 1;
+constexpr int STALLED = 2;
+constexpr int NONFINITE = 3;
+constexpr int MAX_ITER = 4;
+// Who solved a system, the codes of the (B, C) int32 status tables (codes.SolvedBy): nobody yet,
+// the box solve, a box or a crop left for the second pass (in global memory), and the
+// whole-system multigrid (SOLVED_MG + its verdict).
+constexpr int SOLVED_NONE = 0;
+constexpr int SOLVED_BOX = 1;
+constexpr int BOX_PENDING = 2;
+constexpr int MG_PENDING = 3;
+constexpr int SOLVED_MG = 10;
+
 // This thread's (row, x); false when it lies beyond the launch's rows or width.
 __device__ __forceinline__ bool row_and_x(int rows, int width, int& row, int& x) {
     row = (int)(blockIdx.x * blockDim.y + threadIdx.y);
@@ -109,23 +136,25 @@ __device__ __forceinline__ void stencil_t(const T* __restrict__ u, const unsigne
                                           T& nb, T& diag) {
     T sx_ = T(0), sy_ = T(0), sz_ = T(0);
     diag = T(0);
-    if (x > 0 && kind[k - 1] != 0) { sx_ += u[f - 1]; diag += wx; }
-    if (x + 1 < ex && kind[k + 1] != 0) { sx_ += u[f + 1]; diag += wx; }
-    if (y > 0 && kind[k - sy] != 0) { sy_ += u[f - sy]; diag += wy; }
-    if (y + 1 < ey && kind[k + sy] != 0) { sy_ += u[f + sy]; diag += wy; }
-    if (z > 0 && kind[k - sz] != 0) { sz_ += u[f - sz]; diag += wz; }
-    if (z + 1 < ez && kind[k + sz] != 0) { sz_ += u[f + sz]; diag += wz; }
+    if (x > 0 && kind[k - 1] != ABSENT) { sx_ += u[f - 1]; diag += wx; }
+    if (x + 1 < ex && kind[k + 1] != ABSENT) { sx_ += u[f + 1]; diag += wx; }
+    if (y > 0 && kind[k - sy] != ABSENT) { sy_ += u[f - sy]; diag += wy; }
+    if (y + 1 < ey && kind[k + sy] != ABSENT) { sy_ += u[f + sy]; diag += wy; }
+    if (z > 0 && kind[k - sz] != ABSENT) { sz_ += u[f - sz]; diag += wz; }
+    if (z + 1 < ez && kind[k + sz] != ABSENT) { sz_ += u[f + sz]; diag += wz; }
     nb = (wx * sx_ + wy * sy_) + wz * sz_;
 }
 
-// v_pq for one neighbour pair; mode 0: PII (alpha-weighted mixed), 1: mixed, 2: source.
-// Differences are taken in T and widened to double, exactly as the Numba twin does.
+// v_pq for one neighbour pair; MODE_PII: alpha-weighted mixed, MODE_MIXED, MODE_SOURCE.
+// Differences are taken in T and widened to double, exactly as the Numba twin does. The rule (the
+// destination's a where |a| > |s| strictly, else the source's s; MODE_SOURCE: s) is the one of
+// _guidance in pii_augment/ops/_numba_kernels.py (its Numba callers _pick and _spectral._pick_t).
 template <typename T>
 __device__ __forceinline__ double pick_guidance(T dp, T dq, T sp, T sq, double al, int mode) {
     const T dd = dp - dq;
     const T ds = sp - sq;
-    if (mode == 2) return (double)ds;
-    if (mode == 0) {
+    if (mode == MODE_SOURCE) return (double)ds;
+    if (mode == MODE_PII) {
         const double a = (1.0 - al) * (double)dd;
         const double s = al * (double)ds;
         return absval(a) > absval(s) ? a : s;
@@ -133,18 +162,19 @@ __device__ __forceinline__ double pick_guidance(T dp, T dq, T sp, T sq, double a
     return (double)(absval(dd) > absval(ds) ? dd : ds);
 }
 
-// v_pq - (dp - dq), in double: the pair's term of the correction's right-hand side. Modes 3
-// (the divergence is given per pixel) and 4 (zero guidance) have no per-pair guidance.
+// v_pq - (dp - dq), in double: the pair's term of the correction's right-hand side.
+// MODE_DIVERGENCE (the divergence is given per pixel) and MODE_HARMONIC (zero guidance) have no
+// per-pair guidance.
 template <typename T>
 __device__ __forceinline__ double pair_term(T dp, T dq, T sp, T sq, double al, int mode) {
     const T dd = dp - dq;
-    if (mode >= 3) return -(double)dd;
+    if (mode >= MODE_DIVERGENCE) return -(double)dd;
     return pick_guidance(dp, dq, sp, sq, al, mode) - (double)dd;
 }
 
 // The right-hand side of the correction at unknown cell (z, y, x) of one crop: the sum over the
-// present neighbours q (kind != 0) of pair_term, in the order x-, x+, y-, y+, z-, z+, in double
-// (plus src_p in mode 3), rounded to T. f, k: the cell's offsets in the field and label arrays;
+// present neighbours q (kind != ABSENT) of pair_term, in the order x-, x+, y-, y+, z-, z+, in
+// double (plus src_p in MODE_DIVERGENCE), rounded to T. f, k: the cell's offsets in the field and label arrays;
 // fy, fz and ky, kz: their row and plane pitches; ez, ey, ex: the crop's extent.
 template <typename T>
 __device__ __forceinline__ T rhs_cell(const T* __restrict__ dst, const T* __restrict__ src,
@@ -152,13 +182,13 @@ __device__ __forceinline__ T rhs_cell(const T* __restrict__ dst, const T* __rest
                                       int x, long long ez, long long ey, long long ex, long long fy, long long fz,
                                       long long ky, long long kz, double al, int mode) {
     const T dp = dst[f], sp = src[f];
-    double acc = mode == 3 ? (double)sp : 0.0;
-    if (x > 0 && kind[k - 1] != 0) acc += pair_term(dp, dst[f - 1], sp, src[f - 1], al, mode);
-    if (x + 1 < ex && kind[k + 1] != 0) acc += pair_term(dp, dst[f + 1], sp, src[f + 1], al, mode);
-    if (y > 0 && kind[k - ky] != 0) acc += pair_term(dp, dst[f - fy], sp, src[f - fy], al, mode);
-    if (y + 1 < ey && kind[k + ky] != 0) acc += pair_term(dp, dst[f + fy], sp, src[f + fy], al, mode);
-    if (z > 0 && kind[k - kz] != 0) acc += pair_term(dp, dst[f - fz], sp, src[f - fz], al, mode);
-    if (z + 1 < ez && kind[k + kz] != 0) acc += pair_term(dp, dst[f + fz], sp, src[f + fz], al, mode);
+    double acc = mode == MODE_DIVERGENCE ? (double)sp : 0.0;
+    if (x > 0 && kind[k - 1] != ABSENT) acc += pair_term(dp, dst[f - 1], sp, src[f - 1], al, mode);
+    if (x + 1 < ex && kind[k + 1] != ABSENT) acc += pair_term(dp, dst[f + 1], sp, src[f + 1], al, mode);
+    if (y > 0 && kind[k - ky] != ABSENT) acc += pair_term(dp, dst[f - fy], sp, src[f - fy], al, mode);
+    if (y + 1 < ey && kind[k + ky] != ABSENT) acc += pair_term(dp, dst[f + fy], sp, src[f + fy], al, mode);
+    if (z > 0 && kind[k - kz] != ABSENT) acc += pair_term(dp, dst[f - fz], sp, src[f - fz], al, mode);
+    if (z + 1 < ez && kind[k + kz] != ABSENT) acc += pair_term(dp, dst[f + fz], sp, src[f + fz], al, mode);
     return (T)acc;
 }
 

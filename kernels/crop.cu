@@ -3,7 +3,8 @@
 // the same arguments in the same order, followed by the array shapes. One thread per crop cell.
 #include "common.cuh"
 
-// kind[b, z, y, x] = 2 (mask), 1 (in image, not mask), 0 (outside the image or the crop extent).
+// kind[b, z, y, x] = UNKNOWN (mask), FIXED (in image, not mask), ABSENT (outside the image or the
+// crop extent).
 // mask: (B, D, H, W) bool as bytes; off, ext: (B, 3) int64; kind: (B, Dp, Hp, Wp) uint8.
 // Launch: rows = B * Dp * Hp, width = Wp. T is unused (one module per field type).
 template <typename T>
@@ -17,10 +18,10 @@ __global__ void build_kind(const unsigned char* __restrict__ mask, const long lo
     const int z = t % Dp;
     const int b = t / Dp;
     const long long iz = off[3 * b] + z, iy = off[3 * b + 1] + y, ix = off[3 * b + 2] + x;
-    unsigned char k = 0;
+    unsigned char k = pii::ABSENT;
     if (z < ext[3 * b] && y < ext[3 * b + 1] && x < ext[3 * b + 2] && 0 <= iz && iz < D &&
         0 <= iy && iy < H && 0 <= ix && ix < W) {
-        k = mask[((b * (long long)D + iz) * H + iy) * W + ix] ? 2 : 1;
+        k = mask[((b * (long long)D + iz) * H + iy) * W + ix] ? pii::UNKNOWN : pii::FIXED;
     }
     kind[(long long)row * Wp + x] = k;
 }
@@ -54,7 +55,7 @@ __global__ void scatter_crop(const T* __restrict__ u, const unsigned char* __res
                              T* __restrict__ out, int B, int C, int D, int H, int W, int Dp, int Hp,
                              int Wp) {
     pii::CropCell q;
-    if (!pii::crop_cell(B, C, Dp, Hp, Wp, ext, q) || kind[q.k] != 2) return;
+    if (!pii::crop_cell(B, C, Dp, Hp, Wp, ext, q) || kind[q.k] != pii::UNKNOWN) return;
     const long long iz = off[3 * q.b] + q.z, iy = off[3 * q.b + 1] + q.y, ix = off[3 * q.b + 2] + q.x;
     const long long o = (((q.b * (long long)C + q.c) * D + iz) * H + iy) * W + ix;
     T v = out[o] + u[q.f];

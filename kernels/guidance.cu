@@ -5,11 +5,12 @@
 
 
 // Right-hand side of the correction e = f - dst on unknown cells: rhs_p = sum over present
-// neighbours q (kind_q != 0) of (v_pq - (dst_p - dst_q)), plus src_p in mode 3 (src then holds
-// the divergence per pixel), accumulated in double in the order x-, x+, y-, y+, z-, z+; 0 on the
-// other cells of the crop extent; cells beyond the extent are left alone.
+// neighbours q (kind_q != ABSENT) of (v_pq - (dst_p - dst_q)), plus src_p in MODE_DIVERGENCE (src
+// then holds the divergence per pixel), accumulated in double in the order x-, x+, y-, y+, z-, z+;
+// 0 on the other cells of the crop extent; cells beyond the extent are left alone.
 // dst, src, rhs: (B, C, Dp, Hp, Wp); kind: (B, Dp, Hp, Wp); ext: (B, 3); alpha: (B,) float64;
-// mode: 0 pii, 1 mixed, 2 source, 3 divergence, 4 harmonic. Launch: rows = B * C * Dp * Hp, width = Wp.
+// mode: one of MODE_PII, MODE_MIXED, MODE_SOURCE, MODE_DIVERGENCE, MODE_HARMONIC (common.cuh).
+// Launch: rows = B * C * Dp * Hp, width = Wp.
 template <typename T>
 __global__ void guidance_rhs(const T* __restrict__ dst, const T* __restrict__ src,
                              const unsigned char* __restrict__ kind, const long long* __restrict__ ext,
@@ -17,7 +18,7 @@ __global__ void guidance_rhs(const T* __restrict__ dst, const T* __restrict__ sr
                              int B, int C, int Dp, int Hp, int Wp) {
     pii::CropCell q;
     if (!pii::crop_cell(B, C, Dp, Hp, Wp, ext, q)) return;
-    if (kind[q.k] != 2) {
+    if (kind[q.k] != pii::UNKNOWN) {
         rhs[q.f] = T(0);
         return;
     }

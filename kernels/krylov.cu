@@ -1,7 +1,7 @@
 // Per-system vector operations of the conjugate-gradient driver: dot_unknowns (as two kernels,
 // see below), axpy_unknowns, xpby_unknowns. CUDA twins of the Numba functions of the same names
 // (pii_augment/ops/_numba_kernels.py): same arguments in the same order, followed by the shapes.
-// All act on the unknown cells (kind == 2) of each system (b, c) only.
+// All act on the unknown cells (kind == UNKNOWN) of each system (b, c) only.
 #include "common.cuh"
 
 // dot_unknowns, stage 1 of 2 (deterministic, no atomics): partial[row] = sum of x * y over the
@@ -21,7 +21,7 @@ __global__ void dot_unknowns_rows(const T* __restrict__ x, const T* __restrict__
         const T* xrow = x + (long long)row * Wp;
         const T* yrow = y + (long long)row * Wp;
         for (long long i = 0; i < ex; ++i) {
-            if (krow[i] == 2) s += (double)xrow[i] * (double)yrow[i];
+            if (krow[i] == pii::UNKNOWN) s += (double)xrow[i] * (double)yrow[i];
         }
     }
     partial[row] = s;
@@ -51,7 +51,7 @@ __global__ void axpy_unknowns(const double* __restrict__ a, const T* __restrict_
     pii::CropCell q;
     if (!pii::crop_cell(B, C, Dp, Hp, Wp, ext, q)) return;
     const double s = a[q.b * C + q.c];
-    if (s == 0.0 || kind[q.k] != 2) return;
+    if (s == 0.0 || kind[q.k] != pii::UNKNOWN) return;
     y[q.f] = (T)((double)y[q.f] + s * (double)x[q.f]);
 }
 
@@ -62,6 +62,6 @@ __global__ void xpby_unknowns(const T* __restrict__ x, const double* __restrict_
                               const unsigned char* __restrict__ kind, const long long* __restrict__ ext,
                               int B, int C, int Dp, int Hp, int Wp) {
     pii::CropCell q;
-    if (!pii::crop_cell(B, C, Dp, Hp, Wp, ext, q) || kind[q.k] != 2) return;
+    if (!pii::crop_cell(B, C, Dp, Hp, Wp, ext, q) || kind[q.k] != pii::UNKNOWN) return;
     y[q.f] = (T)((double)x[q.f] + beta[q.b * C + q.c] * (double)y[q.f]);
 }

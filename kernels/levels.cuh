@@ -50,8 +50,8 @@ __device__ __forceinline__ double at(const T* __restrict__ e, int Hc, int Wc, in
 
 namespace pii {
 
-// Coarse label of coarse cell (Z, Y, X) by erosion: fixed if any present child is fixed, else
-// unknown if any child is unknown, else 0. kind_f: one sample's fine labels.
+// Coarse label of coarse cell (Z, Y, X) by erosion: FIXED if any present child is fixed, else
+// UNKNOWN if any child is unknown, else ABSENT. kind_f: one sample's fine labels.
 __device__ __forceinline__ unsigned char coarsen_cell(const unsigned char* __restrict__ kind_f, long long Hf,
                                                       long long Wf, long long efz, long long efy, long long efx,
                                                       int Z, int Y, int X, int fz, int fy, int fx) {
@@ -66,15 +66,15 @@ __device__ __forceinline__ unsigned char coarsen_cell(const unsigned char* __res
                 const int x = (X << fx) + dx;
                 if (x >= efx) continue;
                 const unsigned char kf = kind_f[((long long)z * Hf + y) * Wf + x];
-                if (kf == 1) {
+                if (kf == FIXED) {
                     has1 = true;
-                } else if (kf == 2) {
+                } else if (kf == UNKNOWN) {
                     has2 = true;
                 }
             }
         }
     }
-    return has1 ? 1 : (has2 ? 2 : 0);
+    return has1 ? FIXED : (has2 ? UNKNOWN : ABSENT);
 }
 
 // The restricted right-hand side at coarse unknown (Z, Y, X): the transpose of prolong_cell,

@@ -67,7 +67,7 @@ __device__ void mg_smooth(T* e, const T* rhs, const unsigned char* kind, const l
             const int colour = half == 0 ? first : 1 - first;
             for (long long cell = threadIdx.x; cell < n; cell += BLOCK) {
                 const int x = (int)(cell % ex), y = (int)((cell / ex) % ey), z = (int)(cell / (ex * ey));
-                if (((x + y + z) & 1) != colour || kind[cell] != 2) continue;
+                if (((x + y + z) & 1) != colour || kind[cell] != UNKNOWN) continue;
                 T nb, diag;
                 stencil_t(e, kind, cell, cell, z, y, x, ext[0], ey, ex, ex, ex * ey, (T)w[0], (T)w[1], (T)w[2], nb, diag);
                 if (diag > T(0)) e[cell] = (rhs[cell] + nb) / diag;
@@ -84,7 +84,7 @@ __device__ void mg_residual(const T* u, const T* rhs, const unsigned char* kind,
     const long long n = cells(ext);
     const long long ey = ext[1], ex = ext[2];
     for (long long cell = threadIdx.x; cell < n; cell += BLOCK) {
-        if (kind[cell] != 2) {
+        if (kind[cell] != UNKNOWN) {
             out[cell] = T(0);
             continue;
         }
@@ -101,7 +101,7 @@ template <typename T>
 __device__ double mg_dot(const T* x, const T* y, const unsigned char* kind, long long n, double* red) {
     double acc = 0.0;
     for (long long cell = threadIdx.x; cell < n; cell += BLOCK) {
-        if (kind[cell] == 2) acc += (double)x[cell] * (double)y[cell];
+        if (kind[cell] == UNKNOWN) acc += (double)x[cell] * (double)y[cell];
     }
     return block_sum(acc, red);
 }
@@ -116,11 +116,11 @@ __device__ __forceinline__ double mg_relative(double rr, double rr0) {
 
 // One block of pii::BLOCK threads per system: grid = B * C (block i: system i), or the length of
 // `systems` (block i: system systems[i], the second pass). A system is solved here when its
-// sample's mask is non-empty and the exact box solve did not take it (status != 1), and its
+// sample's mask is non-empty and the exact box solve did not take it (status != SOLVED_BOX), and its
 // workspace (labels, e, rhs and res of every level, and p: about 21 bytes per crop cell in float32,
-// 37 in float64) fits in `capacity` bytes; status[b, c] is set to 3 when it does not (it then goes
-// to the second pass), else to 10 + the twin's status (11 converged, 12 stalled, 13 non-finite, 14
-// stopped at max_iter); residual[b, c] and iters[b, c] get the relative residual and the PCG
+// 37 in float64) fits in `capacity` bytes; status[b, c] is set to MG_PENDING when it does not (it
+// then goes to the second pass), else to SOLVED_MG + the twin's verdict (11 CONVERGED, 12 STALLED,
+// 13 NONFINITE, 14 MAX_ITER); residual[b, c] and iters[b, c] get the relative residual and the PCG
 // iterations. The solution e goes to x_buf (capacity_cells T per block, global memory) and out
 // (holding dst) gets clip(dst + e) on the mask. The workspace is the launch's dynamic shared memory,
 // or, with scratch (global, capacity bytes per block), that slice of it: the same kernel for crops
@@ -145,7 +145,10 @@ __global__ void mg_solve(const T* __restrict__ dst, const T* __restrict__ guide,
     const int t = (int)threadIdx.x;
     if (sys >= B * C) return;
     const int b = sys / C;
-    if (count[b] == 0 || (systems == nullptr && (status[sys] == 1 || status[sys] == 2))) return;  // empty, or a box
+    if (count[b] == 0 ||
+        (systems == nullptr && (status[sys] == pii::SOLVED_BOX || status[sys] == pii::BOX_PENDING))) {
+        return;  // empty, or a box
+    }
     const long long* bx = boxes + 6LL * b;
     const int hz = ndim == 3 ? 1 : 0;
     const long long oz = bx[0] - hz, oy = bx[1] - 1, ox = bx[2] - 1;  // crop origin in the image
@@ -155,7 +158,7 @@ __global__ void mg_solve(const T* __restrict__ dst, const T* __restrict__ guide,
     const int item = (int)sizeof(T);
     const long long n0 = h.off[1], n_all = h.off[h.L];
     if (pii::mg_workspace_bytes(h, item) > capacity || n0 > capacity_cells) {  // uniform for the block
-        if (t == 0) status[sys] = 3;
+        if (t == 0) status[sys] = pii::MG_PENDING;
         return;
     }
     unsigned char* ws = scratch != nullptr ? scratch + (long long)blockIdx.x * capacity : smem;
@@ -178,8 +181,10 @@ __global__ void mg_solve(const T* __restrict__ dst, const T* __restrict__ guide,
     for (long long cell = t; cell < n0; cell += pii::BLOCK) {
         const long long cx = cell % ex, cy = (cell / ex) % ey, cz = cell / (ex * ey);
         const long long iz = oz + cz, iy = oy + cy, ix = ox + cx;
-        unsigned char k = 0;
-        if (0 <= iz && iz < D && 0 <= iy && iy < H && 0 <= ix && ix < W) k = m[iz * HW + iy * W + ix] ? 2 : 1;
+        unsigned char k = pii::ABSENT;
+        if (0 <= iz && iz < D && 0 <= iy && iy < H && 0 <= ix && ix < W) {
+            k = m[iz * HW + iy * W + ix] ? pii::UNKNOWN : pii::FIXED;
+        }
         kinds[cell] = k;
         x[cell] = T(0);
         p[cell] = T(0);
@@ -187,7 +192,7 @@ __global__ void mg_solve(const T* __restrict__ dst, const T* __restrict__ guide,
     __syncthreads();
     for (long long cell = t; cell < n0; cell += pii::BLOCK) {
         T v = T(0);
-        if (kinds[cell] == 2) {
+        if (kinds[cell] == pii::UNKNOWN) {
             const int cx = (int)(cell % ex), cy = (int)((cell / ex) % ey), cz = (int)(cell / (ex * ey));
             v = pii::rhs_cell(d, g, kinds, (oz + cz) * HW + (oy + cy) * W + (ox + cx), cell, cz, cy, cx, ez, ey, ex,
                               (long long)W, HW, ex, ex * ey, al, mode);
@@ -212,11 +217,11 @@ __global__ void mg_solve(const T* __restrict__ dst, const T* __restrict__ guide,
     const unsigned char* kind0 = kinds;
     const double rr0 = pii::mg_dot(r, r, kind0, n0, red);
     double rel = pii::mg_relative(rr0, rr0);
-    int st = 4, it = 0;
+    int st = pii::MAX_ITER, it = 0;
     if (rel <= tol) {
-        st = 1;
+        st = pii::CONVERGED;
     } else if (!(rel - rel == 0.0)) {
-        st = 3;
+        st = pii::NONFINITE;
     } else {
         double last = pii::mg_relative(1.0, 0.0);  // +inf
         double rz = 0.0;
@@ -241,7 +246,7 @@ __global__ void mg_solve(const T* __restrict__ dst, const T* __restrict__ guide,
                     const unsigned char* kc = kinds + h.off[k + 1];
                     T* rc = rhss + h.off[k + 1];
                     for (long long cell = t; cell < pii::cells(ec); cell += pii::BLOCK) {
-                        if (kc[cell] != 2) {
+                        if (kc[cell] != pii::UNKNOWN) {
                             rc[cell] = T(0);
                             continue;
                         }
@@ -262,7 +267,7 @@ __global__ void mg_solve(const T* __restrict__ dst, const T* __restrict__ guide,
                     const long long* ec = h.ext[k + 1];
                     const T* ecv = es + h.off[k + 1];
                     for (long long cell = t; cell < pii::cells(ef); cell += pii::BLOCK) {
-                        if (kk[cell] != 2) continue;
+                        if (kk[cell] != pii::UNKNOWN) continue;
                         const int xx = (int)(cell % ef[2]), yy = (int)((cell / ef[2]) % ef[1]),
                                   zz = (int)(cell / (ef[2] * ef[1]));
                         ek[cell] = pii::prolong_cell(ecv, ec[1], ec[2], ec[0], ec[1], ec[2], zz, yy, xx, h.flags[k][0],
@@ -278,7 +283,7 @@ __global__ void mg_solve(const T* __restrict__ dst, const T* __restrict__ guide,
             } else {
                 const double beta = rz > 0 ? rz_new / rz : 0.0;
                 for (long long cell = t; cell < n0; cell += pii::BLOCK) {
-                    if (kind0[cell] == 2) p[cell] = (T)((double)z[cell] + beta * (double)p[cell]);
+                    if (kind0[cell] == pii::UNKNOWN) p[cell] = (T)((double)z[cell] + beta * (double)p[cell]);
                 }
             }
             rz = rz_new;
@@ -288,7 +293,7 @@ __global__ void mg_solve(const T* __restrict__ dst, const T* __restrict__ guide,
             const double alpha_k = -pq > 0 ? rz / (-pq) : 0.0;
             if (alpha_k != 0.0) {
                 for (long long cell = t; cell < n0; cell += pii::BLOCK) {
-                    if (kind0[cell] != 2) continue;
+                    if (kind0[cell] != pii::UNKNOWN) continue;
                     x[cell] = (T)((double)x[cell] + alpha_k * (double)p[cell]);
                     r[cell] = (T)((double)r[cell] + alpha_k * (double)q[cell]);
                 }
@@ -300,7 +305,7 @@ __global__ void mg_solve(const T* __restrict__ dst, const T* __restrict__ guide,
             if (said_ok || !(est - est == 0.0) || it == max_iter) {
                 // the true residual r0 - A x, with r0 recomputed from the images (as stored before)
                 for (long long cell = t; cell < n0; cell += pii::BLOCK) {
-                    if (kind0[cell] != 2) {
+                    if (kind0[cell] != pii::UNKNOWN) {
                         q[cell] = T(0);
                         continue;
                     }
@@ -316,15 +321,15 @@ __global__ void mg_solve(const T* __restrict__ dst, const T* __restrict__ guide,
                 const double tr = pii::mg_relative(pii::mg_dot(q, q, kind0, n0, red), rr0);
                 rel = tr;
                 if (tr <= tol) {
-                    st = 1;
+                    st = pii::CONVERGED;
                     break;
                 }
                 if (!(tr - tr == 0.0)) {
-                    st = 3;
+                    st = pii::NONFINITE;
                     break;
                 }
                 if (said_ok && tr > stall_ratio * last) {
-                    st = 2;
+                    st = pii::STALLED;
                     break;
                 }
                 last = tr;
@@ -335,7 +340,7 @@ __global__ void mg_solve(const T* __restrict__ dst, const T* __restrict__ guide,
     const T l = lo[sys], hv = hi[sys];
     T* o = out + base;
     for (long long cell = t; cell < n0; cell += pii::BLOCK) {
-        if (kind0[cell] != 2) continue;
+        if (kind0[cell] != pii::UNKNOWN) continue;
         const long long cx = cell % ex, cy = (cell / ex) % ey, cz = cell / (ex * ey);
         const long long img = (oz + cz) * HW + (oy + cy) * W + (ox + cx);
         T v = o[img] + x[cell];
@@ -344,7 +349,7 @@ __global__ void mg_solve(const T* __restrict__ dst, const T* __restrict__ guide,
     }
     if (t == 0) {
         residual[sys] = rel;
-        status[sys] = 10 + st;
+        status[sys] = pii::SOLVED_MG + st;
         iters[sys] = it;
     }
 }

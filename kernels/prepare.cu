@@ -9,7 +9,7 @@
 // - flags[b, c]: bit 0 set when dst holds NaN or Inf, bit 1 when guide does (has_guide only);
 // - the block of channel 0 also writes the sample's mask bounding box, boxes[b] = (z0, y0, x0,
 //   z1, y1, x1) with exclusive upper bounds (zeros for an empty mask), and its pixel count;
-// - status[b, c] = 0 and residual[b, c] = 0 (the box solve, if any, fills them in).
+// - status[b, c] = SOLVED_NONE and residual[b, c] = 0 (the box solve, if any, fills them in).
 // dst, out, guide: (B, C, N) with N = D * H * W; mask: (B, N) bytes; lo, hi: (B, C); flags:
 // (B, C) int32; boxes: (B, 6) int64; count: (B,) int64; status: (B, C) int32; residual: (B, C) double. Every thread visits the cells
 // t, t + BLOCK, ...; the reductions are fixed trees, so nothing depends on the thread order.
@@ -89,7 +89,7 @@ __global__ void prepare_systems(const T* __restrict__ dst, const T* __restrict__
         lo[sys] = l;
         hi[sys] = h;
         flags[sys] = s_flag[0];
-        status[sys] = 0;
+        status[sys] = pii::SOLVED_NONE;
         residual[sys] = 0.0;
         if (boxes_here) {
             long long* bx = boxes + 6LL * b;

@@ -13,7 +13,7 @@ __global__ void residual(const T* __restrict__ u, const T* __restrict__ rhs,
                          int B, int C, int Dp, int Hp, int Wp) {
     pii::CropCell q;
     if (!pii::crop_cell(B, C, Dp, Hp, Wp, ext, q)) return;
-    if (kind[q.k] != 2) {
+    if (kind[q.k] != pii::UNKNOWN) {
         r[q.f] = T(0);
         return;
     }

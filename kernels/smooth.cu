@@ -5,7 +5,7 @@
 
 namespace pii {
 
-// Weighted neighbour sum of u over present neighbours (kind != 0) and its diagonal, in double;
+// Weighted neighbour sum of u over present neighbours (kind != ABSENT) and its diagonal, in double;
 // the order of the terms (x-, x+, y-, y+, z-, z+) matches the Numba jacobi_sweep twin.
 template <typename T>
 __device__ __forceinline__ void gather_neighbours(const T* __restrict__ u, const unsigned char* __restrict__ kind,
@@ -13,12 +13,12 @@ __device__ __forceinline__ void gather_neighbours(const T* __restrict__ u, const
                                                   long long ez, long long ey, long long ex,
                                                   long long sy, long long sz, double wz, double wy,
                                                   double wx, double& acc, double& diag) {
-    if (x > 0 && kind[k - 1] != 0) { diag += wx; acc += wx * (double)u[f - 1]; }
-    if (x + 1 < ex && kind[k + 1] != 0) { diag += wx; acc += wx * (double)u[f + 1]; }
-    if (y > 0 && kind[k - sy] != 0) { diag += wy; acc += wy * (double)u[f - sy]; }
-    if (y + 1 < ey && kind[k + sy] != 0) { diag += wy; acc += wy * (double)u[f + sy]; }
-    if (z > 0 && kind[k - sz] != 0) { diag += wz; acc += wz * (double)u[f - sz]; }
-    if (z + 1 < ez && kind[k + sz] != 0) { diag += wz; acc += wz * (double)u[f + sz]; }
+    if (x > 0 && kind[k - 1] != ABSENT) { diag += wx; acc += wx * (double)u[f - 1]; }
+    if (x + 1 < ex && kind[k + 1] != ABSENT) { diag += wx; acc += wx * (double)u[f + 1]; }
+    if (y > 0 && kind[k - sy] != ABSENT) { diag += wy; acc += wy * (double)u[f - sy]; }
+    if (y + 1 < ey && kind[k + sy] != ABSENT) { diag += wy; acc += wy * (double)u[f + sy]; }
+    if (z > 0 && kind[k - sz] != ABSENT) { diag += wz; acc += wz * (double)u[f - sz]; }
+    if (z + 1 < ez && kind[k + sz] != ABSENT) { diag += wz; acc += wz * (double)u[f + sz]; }
 }
 
 }  // namespace pii
@@ -38,7 +38,7 @@ __global__ void rbgs_sweep(T* __restrict__ u, const T* __restrict__ rhs,
     const long long ez = ext[3 * b], ey = ext[3 * b + 1], ex = ext[3 * b + 2];
     if (z >= ez || y >= ey || x >= ex) return;
     const long long k = ((long long)(b * Dp + z) * Hp + y) * Wp + x;
-    if (kind[k] != 2) return;
+    if (kind[k] != pii::UNKNOWN) return;
     const long long f = (long long)row * Wp + x;
     T nb, diag;
     pii::stencil_t(u, kind, f, k, z, y, x, ez, ey, ex, (long long)Wp, (long long)Hp * Wp,
@@ -56,7 +56,7 @@ __global__ void jacobi_sweep(const T* __restrict__ u, const T* __restrict__ rhs,
     pii::CropCell q;
     if (!pii::crop_cell(B, C, Dp, Hp, Wp, ext, q)) return;
     const T up = u[q.f];
-    if (kind[q.k] != 2) {
+    if (kind[q.k] != pii::UNKNOWN) {
         u_out[q.f] = up;
         return;
     }

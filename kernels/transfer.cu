@@ -7,8 +7,8 @@
 #include "levels.cuh"
 
 
-// Coarse labels by erosion: fixed if any present child is fixed, else unknown if any child is
-// unknown, else 0 (also 0 beyond the coarse extent). kind_f: (B, Df, Hf, Wf); kind_c:
+// Coarse labels by erosion: FIXED if any present child is fixed, else UNKNOWN if any child is
+// unknown, else ABSENT (also beyond the coarse extent). kind_f: (B, Df, Hf, Wf); kind_c:
 // (B, Dc, Hc, Wc). Launch: rows = B * Dc * Hc, width = Wc. T is unused.
 template <typename T>
 __global__ void coarsen_kind(const unsigned char* __restrict__ kind_f, const long long* __restrict__ ext_f,
@@ -26,7 +26,7 @@ __global__ void coarsen_kind(const unsigned char* __restrict__ kind_f, const lon
         (Z < ext_c[3 * b] && Y < ext_c[3 * b + 1] && X < ext_c[3 * b + 2])
             ? pii::coarsen_cell(kind_f + (long long)b * Df * Hf * Wf, Hf, Wf, ext_f[3 * b], ext_f[3 * b + 1],
                                 ext_f[3 * b + 2], Z, Y, X, fz, fy, fx)
-            : (unsigned char)0;
+            : pii::ABSENT;
     kind_c[(long long)row * Wc + X] = k;
 }
 
@@ -44,7 +44,7 @@ __global__ void restrict(const T* __restrict__ r_f, const long long* __restrict_
     const long long ecz = ext_c[3 * b], ecy = ext_c[3 * b + 1], ecx = ext_c[3 * b + 2];
     if (Z >= ecz || Y >= ecy || X >= ecx) return;
     const long long fc = (long long)row * Wc + X;
-    if (kind_c[((long long)(b * Dc + Z) * Hc + Y) * Wc + X] != 2) {
+    if (kind_c[((long long)(b * Dc + Z) * Hc + Y) * Wc + X] != pii::UNKNOWN) {
         rhs_c[fc] = T(0);
         return;
     }
@@ -70,7 +70,7 @@ __global__ void prolong_add(const T* __restrict__ e_c, const unsigned char* __re
     if (!pii::row_and_x(B * C * Df * Hf, Wf, row, x)) return;
     pii::split_row(row, C, Df, Hf, b, c, z, y);
     if (z >= ext_f[3 * b] || y >= ext_f[3 * b + 1] || x >= ext_f[3 * b + 2]) return;
-    if (kind_f[((long long)(b * Df + z) * Hf + y) * Wf + x] != 2) return;
+    if (kind_f[((long long)(b * Df + z) * Hf + y) * Wf + x] != pii::UNKNOWN) return;
     if (ext_c[3 * b] == 0 || ext_c[3 * b + 1] == 0 || ext_c[3 * b + 2] == 0) return;
     const long long f = (long long)row * Wf + x;
     u_f[f] = pii::prolong_cell(e_c + (b * (long long)C + c) * Dc * Hc * Wc, Hc, Wc, ext_c[3 * b], ext_c[3 * b + 1],

@@ -10,6 +10,7 @@ from numba import njit
 
 from pii_augment.ops._mg_system import _first_verdict, _ratio, _relative, _tree_sum, _verdict, hierarchy
 from pii_augment.ops._numba_kernels import (
+    UNKNOWN,
     axpy_unknowns,
     coarsen_kind,
     prolong_add,
@@ -32,7 +33,7 @@ def dot_tree(x, y, kind):
     kf = kind.ravel()
     acc = np.zeros(256)
     for i in range(xf.shape[0]):
-        if kf[i] == 2:
+        if kf[i] == UNKNOWN:
             acc[i & 255] += 1.0 * xf[i] * yf[i]
     return _tree_sum(acc)
 
@@ -53,7 +54,7 @@ def _kview(buf, off, ext):
 def solve_system(kind0, r0, x, tol, max_iter, nu1, nu2, coarsest, max_levels, stall_ratio):
     """Solve A x = r0 (x = 0 on fixed cells) for one system by PCG with a V-cycle.
 
-    kind0: (1, D, H, W) uint8 crop labels (0 none, 1 fixed, 2 unknown); r0: (1, 1, D, H, W), the
+    kind0: (1, D, H, W) uint8 crop labels (:class:`~pii_augment.ops.codes.Cell`); r0: (1, 1, D, H, W), the
     right-hand side of the correction (``guidance_rhs``); x: same, zeros in, the solution out.
     Returns (relative residual, status, iterations); see the module docstring for the status.
     """

@@ -7,8 +7,9 @@ import importlib
 
 import pytest
 
-MODULES = ["pii_augment.ops.blend", "pii_augment.sampling.patches", "pii_augment._validate", "pii_augment.ops.backends",
-           "pii_augment.ops.backends.base", "pii_augment.ops.backends.signatures", "pii_augment.ops.backends.parity"]
+MODULES = ["pii_augment.ops.blend", "pii_augment.ops.codes", "pii_augment.sampling.patches", "pii_augment._validate",
+           "pii_augment.ops.backends", "pii_augment.ops.backends.base", "pii_augment.ops.backends.signatures",
+           "pii_augment.ops.backends.parity"]
 
 
 @pytest.mark.parametrize("name", MODULES)

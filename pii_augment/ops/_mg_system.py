@@ -17,8 +17,9 @@ cells are divided). ``tests/generic_twin.py`` writes the same solve with the bat
 primitives; ``tests/ops/test_mg_system.py`` holds the flat solve and the CUDA kernel to it, byte
 for byte.
 
-Status codes (``STATUS``): 1 converged, 2 stalled at the rounding floor, 3 non-finite, 4 stopped
-at ``max_iter``; 0 is "not solved here" (see ``mg_solve_samples``).
+Status codes (``STATUS``, :class:`~pii_augment.ops.codes.Verdict`): 1 converged, 2 stalled at the
+rounding floor, 3 non-finite, 4 stopped at ``max_iter``; 0 is "not solved here" (see
+``mg_solve_samples``).
 """
 
 from __future__ import annotations
@@ -29,14 +30,26 @@ import numpy as np
 from numba import njit
 
 from ._numba_kernels import (
+    ABSENT,
+    DIVERGENCE,
+    FIXED,
+    PII,
+    UNKNOWN,
     _axis_pair,
+    _guidance,
     _pair,
     _restrict_x,
     _restrict_weight,
     build_kind,
 )
+from .codes import Verdict
 
-STATUS = {"converged": 1, "stalled": 2, "nonfinite": 3, "max_iter": 4}
+STATUS = {v.name.lower(): int(v) for v in Verdict}
+
+# The verdicts as plain ints for the compiled code (0: go on), as _numba_kernels' codes
+# (AT_MAX_ITER: Verdict.MAX_ITER, named apart from solver.MAX_ITER, the iteration limits).
+CONVERGED, STALLED, NONFINITE = int(Verdict.CONVERGED), int(Verdict.STALLED), int(Verdict.NONFINITE)
+AT_MAX_ITER = int(Verdict.MAX_ITER)
 
 #: nu1, nu2 (red-black sweeps down and up), coarsest (a sample stops coarsening when its largest
 #: extent is at most this), max_levels, stall ratio: the settings of every whole-system solve.
@@ -86,26 +99,26 @@ def _ratio(a, b):
 
 @njit(inline="always")
 def _first_verdict(rr0, tol):
-    # (relative residual, status) before any iteration: converged (1), non-finite (3) or 0 (iterate)
+    # (relative residual, status) before any iteration: CONVERGED, NONFINITE or 0 (iterate)
     rel = _relative(rr0, rr0)  # 1, 0 or NaN
     if rel <= tol:
-        return rel, 1
+        return rel, CONVERGED
     if not np.isfinite(rel):
-        return rel, 3
+        return rel, NONFINITE
     return rel, 0
 
 
 @njit(inline="always")
 def _verdict(true, said_ok, tol, last, stall_ratio):
-    # the status after a check of the true residual: converged (1), non-finite (3), stalled at the
-    # rounding floor (2: the recursive residual said done, the true one did not fall enough since
-    # the last check) or 0 (go on)
+    # the status after a check of the true residual: CONVERGED, NONFINITE, STALLED at the rounding
+    # floor (the recursive residual said done, the true one did not fall enough since the last
+    # check) or 0 (go on)
     if true <= tol:
-        return 1
+        return CONVERGED
     if not np.isfinite(true):
-        return 3
+        return NONFINITE
     if said_ok and true > stall_ratio * last:
-        return 2
+        return STALLED
     return 0
 
 
@@ -160,7 +173,7 @@ def mg_solve_samples(dst, guide, gidx, mask, alpha, mode, samples, box_lo, box_h
 # --- The same solve on flat arrays (2D and 3D) ----------------------------------------------------
 #
 # A system's level k is one flat array: level 0 the crop itself (D x H x W, a halo of non-unknown
-# cells around the mask's box), every coarser level its crop with a ring of absent cells (kind 0,
+# cells around the mask's box), every coarser level its crop with a ring of absent cells (ABSENT,
 # value 0) around it (in z too, in 3D) and odd strides, so that on every level each unknown has
 # its neighbours in the array. The stencil loops run over the rows and planes that hold unknowns
 # as one flat range (cells on the ring or the halo are computed and thrown away), which the
@@ -221,17 +234,17 @@ def _level_setup(kind, g, three, wz, wy, wx, diag, inv, unk, m0, m1):
             c1 = m1[b:b + S]
             par = (z + y + g[_PZ]) & 1
             for x in range(S):  # the diagonal, added in the order of _stencil (three loops, no branches)
-                d = zero + (wx if kw[x] != 0 else zero)
-                d = d + (wx if ke[x] != 0 else zero)
-                d = d + (wy if kn[x] != 0 else zero)
-                dg[x] = d + (wy if ks[x] != 0 else zero)
+                d = zero + (wx if kw[x] != ABSENT else zero)
+                d = d + (wx if ke[x] != ABSENT else zero)
+                d = d + (wy if kn[x] != ABSENT else zero)
+                dg[x] = d + (wy if ks[x] != ABSENT else zero)
             if three:
                 for x in range(S):
-                    d = dg[x] + (wz if kd[x] != 0 else zero)
-                    dg[x] = d + (wz if ku[x] != 0 else zero)
+                    d = dg[x] + (wz if kd[x] != ABSENT else zero)
+                    dg[x] = d + (wz if ku[x] != ABSENT else zero)
             for x in range(S):
                 d = dg[x]
-                u = kc[x] == 2
+                u = kc[x] == UNKNOWN
                 sm = u & (d > zero)
                 dg[x] = d if u else zero
                 iv[x] = 1 / d if sm else zero
@@ -259,7 +272,7 @@ def _division_cells(diag, m, g, three, wz, wy, wx, out):
 
 @njit(**_FLAT)
 def _coarsen_flat(kf, gf, ezf, eyf, exf, fz, fy, fx, kc, gc, ezc, eyc, exc, three):
-    # coarsen_kind() between levels: unknown iff an unknown child and no fixed child (kind 0
+    # coarsen_kind() between levels: unknown iff an unknown child and no fixed child (ABSENT
     # ignored). In 2D, coarse cells with four children inside the fine extent take a branch-free path.
     Sf, Pf, pzf, pf = gf[_S], gf[_P], gf[_PZ], gf[_PAD]
     Sc, Pc, pzc = gc[_S], gc[_P], gc[_PZ]
@@ -275,9 +288,9 @@ def _coarsen_flat(kf, gf, ezf, eyf, exf, fz, fy, fx, kc, gc, ezc, eyc, exc, thre
                 r1 = kf[(2 * Y + 1 + pf) * Sf + pf:(2 * Y + 1 + pf) * Sf + pf + 2 * full_x]
                 for X in range(full_x):
                     a, b_, c, d = r0[2 * X], r0[2 * X + 1], r1[2 * X], r1[2 * X + 1]
-                    has1 = (a == 1) | (b_ == 1) | (c == 1) | (d == 1)
-                    has2 = (a == 2) | (b_ == 2) | (c == 2) | (d == 2)
-                    out[X] = 1 if has1 else (2 if has2 else 0)
+                    has1 = (a == FIXED) | (b_ == FIXED) | (c == FIXED) | (d == FIXED)
+                    has2 = (a == UNKNOWN) | (b_ == UNKNOWN) | (c == UNKNOWN) | (d == UNKNOWN)
+                    out[X] = FIXED if has1 else (UNKNOWN if has2 else ABSENT)
                 lo = full_x
             for X in range(lo, exc):
                 has1 = False
@@ -295,11 +308,11 @@ def _coarsen_flat(kf, gf, ezf, eyf, exf, fz, fy, fx, kc, gc, ezc, eyc, exc, thre
                             if x >= exf:
                                 continue
                             k = kf[(z + pzf) * Pf + (y + pf) * Sf + x + pf]
-                            if k == 1:
+                            if k == FIXED:
                                 has1 = True
-                            elif k == 2:
+                            elif k == UNKNOWN:
                                 has2 = True
-                out[X] = 1 if has1 else (2 if has2 else 0)
+                out[X] = FIXED if has1 else (UNKNOWN if has2 else ABSENT)
 
 
 @njit(inline="always")
@@ -409,10 +422,10 @@ def _restrict_flat(r_f, gf, ezf, eyf, exf, kind_c, gc, ezc, eyc, exc, fz, fy, fx
             kc = kind_c[b:b + exc]
             for X in range(1, hi):  # restrict()'s first case, without branches
                 v = (0.25 * acc[2 * X - 1] + 0.75 * acc[2 * X] + 0.75 * acc[2 * X + 1] + 0.25 * acc[2 * X + 2]) * scale
-                out[X] = v if kc[X] == 2 else 0.0
+                out[X] = v if kc[X] == UNKNOWN else 0.0
             for X in range(exc):
                 if not 1 <= X < hi:
-                    out[X] = _restrict_x(acc, X, fx, exc, exf) * scale if kc[X] == 2 else 0
+                    out[X] = _restrict_x(acc, X, fx, exc, exf) * scale if kc[X] == UNKNOWN else 0
 
 
 @njit(**_FLAT)
@@ -501,11 +514,9 @@ def _update_flat(s, p, q, x, r, unk, acc):
 
 @njit(inline="always")
 def _pair_pii(dp, dq, sp, sq, al):
-    # _pair() of mode 0 (PII), the same operations
+    # _pair() of mode PII, the same operations
     dd = 1.0 * (dp - dq)
-    a = (1.0 - al) * (dp - dq)
-    s = al * (sp - sq)
-    return (a if abs(a) > abs(s) else s) - dd
+    return _guidance(1.0 - al, dp, dq, al, sp, sq, PII) - dd
 
 
 @njit(**_FLAT)
@@ -525,24 +536,24 @@ def guidance_rhs_flat(d, g, kind, D, H, W, al, mode, rhs):
     dd, du, gd, gu = d[st - zs:st - zs + n], d[st + zs:st + zs + n], g[st - zs:st - zs + n], g[st + zs:st + zs + n]
     kd, ku = kind[st - zs:st - zs + n], kind[st + zs:st + zs + n]
     out = rhs[st:st + n]
-    if mode == 0 and not three:  # the common case, without the mode's branches
+    if mode == PII and not three:  # the common case, without the mode's branches
         for i in range(n):
-            acc = 0.0 + (_pair_pii(dc[i], dw[i], gc[i], gw[i], al) if kw[i] != 0 else 0.0)
-            acc += _pair_pii(dc[i], de[i], gc[i], ge[i], al) if ke[i] != 0 else 0.0
-            acc += _pair_pii(dc[i], dn[i], gc[i], gn[i], al) if kn[i] != 0 else 0.0
-            acc += _pair_pii(dc[i], ds[i], gc[i], gs[i], al) if ks[i] != 0 else 0.0
-            out[i] = acc if kc[i] == 2 else 0.0
+            acc = 0.0 + (_pair_pii(dc[i], dw[i], gc[i], gw[i], al) if kw[i] != ABSENT else 0.0)
+            acc += _pair_pii(dc[i], de[i], gc[i], ge[i], al) if ke[i] != ABSENT else 0.0
+            acc += _pair_pii(dc[i], dn[i], gc[i], gn[i], al) if kn[i] != ABSENT else 0.0
+            acc += _pair_pii(dc[i], ds[i], gc[i], gs[i], al) if ks[i] != ABSENT else 0.0
+            out[i] = acc if kc[i] == UNKNOWN else 0.0
         return
     for i in range(n):
-        acc = 1.0 * gc[i] if mode == 3 else 0.0
-        acc += _pair(dc[i], dw[i], gc[i], gw[i], al, mode) if kw[i] != 0 else 0.0
-        acc += _pair(dc[i], de[i], gc[i], ge[i], al, mode) if ke[i] != 0 else 0.0
-        acc += _pair(dc[i], dn[i], gc[i], gn[i], al, mode) if kn[i] != 0 else 0.0
-        acc += _pair(dc[i], ds[i], gc[i], gs[i], al, mode) if ks[i] != 0 else 0.0
+        acc = 1.0 * gc[i] if mode == DIVERGENCE else 0.0
+        acc += _pair(dc[i], dw[i], gc[i], gw[i], al, mode) if kw[i] != ABSENT else 0.0
+        acc += _pair(dc[i], de[i], gc[i], ge[i], al, mode) if ke[i] != ABSENT else 0.0
+        acc += _pair(dc[i], dn[i], gc[i], gn[i], al, mode) if kn[i] != ABSENT else 0.0
+        acc += _pair(dc[i], ds[i], gc[i], gs[i], al, mode) if ks[i] != ABSENT else 0.0
         if three:
-            acc += _pair(dc[i], dd[i], gc[i], gd[i], al, mode) if kd[i] != 0 else 0.0
-            acc += _pair(dc[i], du[i], gc[i], gu[i], al, mode) if ku[i] != 0 else 0.0
-        out[i] = acc if kc[i] == 2 else 0.0
+            acc += _pair(dc[i], dd[i], gc[i], gd[i], al, mode) if kd[i] != ABSENT else 0.0
+            acc += _pair(dc[i], du[i], gc[i], gu[i], al, mode) if ku[i] != ABSENT else 0.0
+        out[i] = acc if kc[i] == UNKNOWN else 0.0
 
 
 @njit(**_FLAT)
@@ -691,7 +702,7 @@ def solve_flat(kind0, r0, x, D, H, W, tol, max_iter, nu1, nu2, coarsest, max_lev
             if status:
                 break
             last = rel
-    return rel, status if status else 4, it
+    return rel, status if status else AT_MAX_ITER, it
 
 
 @njit(**_FLAT)
@@ -720,16 +731,16 @@ def _solve_sample_flat(dst, guide, gb, mask, b, C, al, mode, off, ext, clip_lo, 
                     ix = ox + x
                     if 0 <= ix < Wi:
                         dc[j + x] = dst[b, c, iz, iy, ix]
-                        if mode <= 3:
+                        if mode <= DIVERGENCE:  # HARMONIC reads no guidance
                             gc[j + x] = guide[gb, c, iz, iy, ix]
-        guidance_rhs_flat(dc, gc if mode <= 3 else dc, kf, D, H, W, al, mode, rhs)
+        guidance_rhs_flat(dc, gc if mode <= DIVERGENCE else dc, kf, D, H, W, al, mode, rhs)
         xs = np.zeros(n, dst.dtype)
         rel, st, it = solve_flat(kf, rhs, xs, D, H, W, tol, max_iter, nu1, nu2, coarsest, max_levels, stall_ratio)
         for z in range(D):
             for y in range(H):
                 j = (z * H + y) * W
                 for x in range(W):
-                    if kf[j + x] != 2:
+                    if kf[j + x] != UNKNOWN:
                         continue
                     v = out[b, c, oz + z, oy + y, ox + x] + xs[j + x]
                     if do_clip:

@@ -6,8 +6,9 @@ the multigrid driver in :mod:`pii_augment.ops.solver` calls either through a bac
 Array conventions (all C-contiguous):
 
 - field arrays ``u, rhs, r``: ``(B, C, D, H, W)`` float32/float64 (2D problems have ``D == 1``);
-- ``kind``: ``(B, D, H, W)`` uint8 per pixel of the padded crop: 0 = not part of the problem
-  (outside the image or outside this sample's crop), 1 = fixed (Dirichlet value), 2 = unknown;
+- ``kind``: ``(B, D, H, W)`` uint8 per pixel of the padded crop (:class:`~pii_augment.ops.codes.Cell`):
+  ``ABSENT`` (0) = not part of the problem (outside the image or outside this sample's crop),
+  ``FIXED`` (1) = fixed (Dirichlet value), ``UNKNOWN`` (2) = unknown;
 - ``ext``: ``(B, 3)`` int64, the extent of each sample's crop along (z, y, x); cells beyond it
   are never read or written (except by the kernels that explicitly clear them);
 - ``off``: ``(B, 3)`` int64, image coordinates of crop cell (0, 0, 0) (may be negative);
@@ -19,7 +20,7 @@ Array conventions (all C-contiguous):
 The solver works on the *correction* ``e = f - dst`` (zero on fixed cells): the right-hand side is
 the residual of ``f = dst`` and the output is ``dst + e``, so nothing depends on the images' offset.
 
-The operator on unknown cell p is ``A(u)_p = sum_axis w_a sum_{q = p +- e_a, kind_q >= 1} (u_p - u_q)``
+The operator on unknown cell p is ``A(u)_p = sum_axis w_a sum_{q = p +- e_a, kind_q != ABSENT} (u_p - u_q)``
 (with ``w`` the sample's row of the weight table).
 Each function is serial and releases the GIL: the host backend runs the driver on chunks of the
 batch in parallel threads (see :mod:`pii_augment.ops.backends`). Loops run over the rows
@@ -32,7 +33,16 @@ from __future__ import annotations
 import numpy as np  # noqa: F401
 from numba import njit
 
+from .codes import Cell, Guidance
+
 _OPTS = dict(cache=True, nogil=True)
+
+# The codes of :mod:`pii_augment.ops.codes` as plain module-level ints, which Numba freezes as
+# compile-time constants (the machine code is that of the bare numbers; no enum member is ever
+# passed to a compiled function). The other Numba modules import them from here.
+ABSENT, FIXED, UNKNOWN = int(Cell.ABSENT), int(Cell.FIXED), int(Cell.UNKNOWN)
+PII, MIXED, SOURCE = int(Guidance.PII), int(Guidance.MIXED), int(Guidance.SOURCE)
+DIVERGENCE, HARMONIC = int(Guidance.DIVERGENCE), int(Guidance.HARMONIC)
 
 
 @njit(**_OPTS)
@@ -51,9 +61,9 @@ def build_kind(mask, off, ext, kind):
                 row_ok = z < ext[b, 0] and y < ext[b, 1] and 0 <= iz < D and 0 <= iy < H
                 for x in range(Wp):
                     ix = off[b, 2] + x
-                    k = 0
+                    k = ABSENT
                     if row_ok and x < ext[b, 2] and 0 <= ix < W:
-                        k = 2 if mask[b, iz, iy, ix] else 1
+                        k = UNKNOWN if mask[b, iz, iy, ix] else FIXED
                     kind[b, z, y, x] = k
 
 
@@ -81,27 +91,37 @@ def gather_crop(full, off, ext, out):
 
 
 @njit(inline="always")
-def _pick(dp, dq, sp, sq, al, mode):
-    """The guidance v_pq in float64 (differences in the field dtype, widened), as the CUDA twin.
-
-    mode 0: PII (alpha-weighted mixed gradient), 1: mixed, 2: source."""
-    if mode == 2:
-        return 1.0 * (sp - sq)
-    if mode == 0:
-        a = (1.0 - al) * (dp - dq)
-        s = al * (sp - sq)
-    else:
-        a = 1.0 * (dp - dq)
-        s = 1.0 * (sp - sq)
+def _guidance(wa, dp, dq, ws, sp, sq, mode):
+    """The guidance rule, the one place it is written for the Numba kernels: with the pair's
+    weighted destination difference ``a = wa (dp - dq)`` and weighted source difference
+    ``s = ws (sp - sq)``, ``a`` where ``|a| > |s|`` strictly, else ``s``; mode ``SOURCE``: always
+    ``s`` (``a`` is not computed). The precision is the operands': :func:`_pick` passes float64
+    weights (a and s in float64), :func:`pii_augment.ops._spectral._pick_t` weights of the image
+    dtype. The CUDA twin is ``pii::pick_guidance`` (kernels/common.cuh)."""
+    s = ws * (sp - sq)
+    if mode == SOURCE:
+        return s
+    a = wa * (dp - dq)
     return a if abs(a) > abs(s) else s  # a select, not a branch (the choice is data-dependent)
 
 
 @njit(inline="always")
+def _pick(dp, dq, sp, sq, al, mode):
+    """The guidance v_pq in float64 (differences in the field dtype, widened), as the CUDA twin.
+
+    mode PII: alpha-weighted mixed gradient (weights 1 - al on dst, al on src), MIXED and SOURCE:
+    weights 1; the choice is :func:`_guidance`'s."""
+    if mode == PII:
+        return _guidance(1.0 - al, dp, dq, al, sp, sq, PII)
+    return _guidance(1.0, dp, dq, 1.0, sp, sq, mode)
+
+
+@njit(inline="always")
 def _pair(dp, dq, sp, sq, al, mode):
-    # v_pq - (dp - dq): the pair's term of the correction's right-hand side (modes 3 and 4 have
-    # no per-pair guidance)
+    # v_pq - (dp - dq): the pair's term of the correction's right-hand side (modes DIVERGENCE and
+    # HARMONIC have no per-pair guidance)
     dd = 1.0 * (dp - dq)
-    if mode >= 3:
+    if mode >= DIVERGENCE:
         return -dd
     return _pick(dp, dq, sp, sq, al, mode) - dd
 
@@ -112,8 +132,9 @@ def guidance_rhs(dst, src, kind, ext, alpha, mode, rhs):
 
     rhs_p = sum over in-image neighbours q of (v_pq - (dst_p - dst_q)), the residual of f = dst,
     accumulated in float64 in the order x-, x+, y-, y+, z-, z+ (as the CUDA twin). Guidance by
-    ``mode``: 0 pii, 1 mixed, 2 source (v from dst and src, see DESIGN.md); 3: ``src`` holds the
-    divergence per pixel, rhs_p = src_p - sum_q (dst_p - dst_q); 4: zero guidance (harmonic fill).
+    ``mode`` (:class:`~pii_augment.ops.codes.Guidance`): PII, MIXED, SOURCE (v from dst and src,
+    see DESIGN.md); DIVERGENCE: ``src`` holds the divergence per pixel, rhs_p = src_p - sum_q
+    (dst_p - dst_q); HARMONIC: zero guidance (harmonic fill).
     dst, src, rhs: (B, C, Dp, Hp, Wp) crops; alpha: (B,) float64.
     """
     B, C, Dp, Hp, Wp = rhs.shape
@@ -126,23 +147,23 @@ def guidance_rhs(dst, src, kind, ext, alpha, mode, rhs):
                         continue
                     al = alpha[b]
                     for x in range(ex):
-                        if kind[b, z, y, x] != 2:
+                        if kind[b, z, y, x] != UNKNOWN:
                             rhs[b, c, z, y, x] = 0
                             continue
                         dp = dst[b, c, z, y, x]
                         sp = src[b, c, z, y, x]
-                        acc = 1.0 * sp if mode == 3 else 0.0
-                        if x > 0 and kind[b, z, y, x - 1] != 0:
+                        acc = 1.0 * sp if mode == DIVERGENCE else 0.0
+                        if x > 0 and kind[b, z, y, x - 1] != ABSENT:
                             acc += _pair(dp, dst[b, c, z, y, x - 1], sp, src[b, c, z, y, x - 1], al, mode)
-                        if x + 1 < ex and kind[b, z, y, x + 1] != 0:
+                        if x + 1 < ex and kind[b, z, y, x + 1] != ABSENT:
                             acc += _pair(dp, dst[b, c, z, y, x + 1], sp, src[b, c, z, y, x + 1], al, mode)
-                        if y > 0 and kind[b, z, y - 1, x] != 0:
+                        if y > 0 and kind[b, z, y - 1, x] != ABSENT:
                             acc += _pair(dp, dst[b, c, z, y - 1, x], sp, src[b, c, z, y - 1, x], al, mode)
-                        if y + 1 < ey and kind[b, z, y + 1, x] != 0:
+                        if y + 1 < ey and kind[b, z, y + 1, x] != ABSENT:
                             acc += _pair(dp, dst[b, c, z, y + 1, x], sp, src[b, c, z, y + 1, x], al, mode)
-                        if z > 0 and kind[b, z - 1, y, x] != 0:
+                        if z > 0 and kind[b, z - 1, y, x] != ABSENT:
                             acc += _pair(dp, dst[b, c, z - 1, y, x], sp, src[b, c, z - 1, y, x], al, mode)
-                        if z + 1 < ez and kind[b, z + 1, y, x] != 0:
+                        if z + 1 < ez and kind[b, z + 1, y, x] != ABSENT:
                             acc += _pair(dp, dst[b, c, z + 1, y, x], sp, src[b, c, z + 1, y, x], al, mode)
                         rhs[b, c, z, y, x] = acc
 
@@ -150,7 +171,7 @@ def guidance_rhs(dst, src, kind, ext, alpha, mode, rhs):
 @njit(inline="always")
 def _row_is_interior(kind, b, z, y, ez, ey, ex):
     """True when every unknown of row (b, z, y) has all its axis neighbours present: the rows
-    around it exist and hold no kind-0 cell, and its first and last cells are not unknown.
+    around it exist and hold no ABSENT cell, and its first and last cells are not unknown.
     Such rows take the branch-free (vectorisable) path; the result is the same as the generic one.
     """
     if y == 0 or y + 1 >= ey or ex < 3:
@@ -158,7 +179,7 @@ def _row_is_interior(kind, b, z, y, ez, ey, ex):
     if ez > 1 and (z == 0 or z + 1 >= ez):
         return False
     kr = kind[b, z, y]
-    if kr[0] == 2 or kr[ex - 1] == 2:
+    if kr[0] == UNKNOWN or kr[ex - 1] == UNKNOWN:
         return False
     kn = kind[b, z, y - 1]
     ks = kind[b, z, y + 1]
@@ -170,7 +191,7 @@ def _row_is_interior(kind, b, z, y, ez, ey, ex):
         ku = kind[b, z + 1, y]
         for x in range(ex):
             lowest = min(lowest, min(kd[x], ku[x]))
-    return lowest > 0
+    return lowest > ABSENT
 
 
 @njit(inline="always")
@@ -181,22 +202,22 @@ def _stencil(u, kind, b, c, z, y, x, ez, ey, ex, wz, wy, wx, zero):
     sy = zero
     sz = zero
     diag = zero
-    if x > 0 and kind[b, z, y, x - 1] != 0:
+    if x > 0 and kind[b, z, y, x - 1] != ABSENT:
         sx += u[b, c, z, y, x - 1]
         diag += wx
-    if x + 1 < ex and kind[b, z, y, x + 1] != 0:
+    if x + 1 < ex and kind[b, z, y, x + 1] != ABSENT:
         sx += u[b, c, z, y, x + 1]
         diag += wx
-    if y > 0 and kind[b, z, y - 1, x] != 0:
+    if y > 0 and kind[b, z, y - 1, x] != ABSENT:
         sy += u[b, c, z, y - 1, x]
         diag += wy
-    if y + 1 < ey and kind[b, z, y + 1, x] != 0:
+    if y + 1 < ey and kind[b, z, y + 1, x] != ABSENT:
         sy += u[b, c, z, y + 1, x]
         diag += wy
-    if z > 0 and kind[b, z - 1, y, x] != 0:
+    if z > 0 and kind[b, z - 1, y, x] != ABSENT:
         sz += u[b, c, z - 1, y, x]
         diag += wz
-    if z + 1 < ez and kind[b, z + 1, y, x] != 0:
+    if z + 1 < ez and kind[b, z + 1, y, x] != ABSENT:
         sz += u[b, c, z + 1, y, x]
         diag += wz
     return (wx * sx + wy * sy) + wz * sz, diag
@@ -225,16 +246,16 @@ def _rbgs_row(u, rhs, kind, b, c, z, y, ez, ey, ex, wz, wy, wx, zero, color, tmp
             for j in range(cnt):
                 x = first + 2 * j
                 v = (rr[x] + ((wx * (row[x - 1] + row[x + 1]) + wy * (rn[x] + rs[x])) + wz * (rd[x] + ru[x]))) / diag
-                row[x] = v if kr[x] == 2 else row[x]
+                row[x] = v if kr[x] == UNKNOWN else row[x]
         else:
             diag = (wx + wx) + (wy + wy)
             for j in range(cnt):
                 x = first + 2 * j
                 v = (rr[x] + (wx * (row[x - 1] + row[x + 1]) + wy * (rn[x] + rs[x]))) / diag
-                row[x] = v if kr[x] == 2 else row[x]
+                row[x] = v if kr[x] == UNKNOWN else row[x]
         return
     for x in range(par, ex, 2):
-        if kind[b, z, y, x] != 2:
+        if kind[b, z, y, x] != UNKNOWN:
             continue
         nb, diag = _stencil(u, kind, b, c, z, y, x, ez, ey, ex, wz, wy, wx, zero)
         if diag > zero:
@@ -276,27 +297,27 @@ def jacobi_sweep(u, rhs, kind, ext, w, omega, u_out):
                         continue
                     for x in range(ex):
                         up = u[b, c, z, y, x]
-                        if kind[b, z, y, x] != 2:
+                        if kind[b, z, y, x] != UNKNOWN:
                             u_out[b, c, z, y, x] = up
                             continue
                         diag = 0.0
                         acc = 1.0 * rhs[b, c, z, y, x]
-                        if x > 0 and kind[b, z, y, x - 1] != 0:
+                        if x > 0 and kind[b, z, y, x - 1] != ABSENT:
                             diag += wx
                             acc += wx * u[b, c, z, y, x - 1]
-                        if x + 1 < ex and kind[b, z, y, x + 1] != 0:
+                        if x + 1 < ex and kind[b, z, y, x + 1] != ABSENT:
                             diag += wx
                             acc += wx * u[b, c, z, y, x + 1]
-                        if y > 0 and kind[b, z, y - 1, x] != 0:
+                        if y > 0 and kind[b, z, y - 1, x] != ABSENT:
                             diag += wy
                             acc += wy * u[b, c, z, y - 1, x]
-                        if y + 1 < ey and kind[b, z, y + 1, x] != 0:
+                        if y + 1 < ey and kind[b, z, y + 1, x] != ABSENT:
                             diag += wy
                             acc += wy * u[b, c, z, y + 1, x]
-                        if z > 0 and kind[b, z - 1, y, x] != 0:
+                        if z > 0 and kind[b, z - 1, y, x] != ABSENT:
                             diag += wz
                             acc += wz * u[b, c, z - 1, y, x]
-                        if z + 1 < ez and kind[b, z + 1, y, x] != 0:
+                        if z + 1 < ez and kind[b, z + 1, y, x] != ABSENT:
                             diag += wz
                             acc += wz * u[b, c, z + 1, y, x]
                         if diag > 0.0:
@@ -341,15 +362,15 @@ def residual(u, rhs, kind, ext, w, r):
                             for i in range(m):
                                 v = rr[i] - (diag * uc[i] - ((wx * (uw[i] + ue[i]) + wy * (un[i] + us[i]))
                                                              + wz * (ud[i] + uu[i])))
-                                ro[i] = v if kr[i] == 2 else zero
+                                ro[i] = v if kr[i] == UNKNOWN else zero
                         else:
                             diag = (wx + wx) + (wy + wy)
                             for i in range(m):
                                 v = rr[i] - (diag * uc[i] - (wx * (uw[i] + ue[i]) + wy * (un[i] + us[i])))
-                                ro[i] = v if kr[i] == 2 else zero
+                                ro[i] = v if kr[i] == UNKNOWN else zero
                         continue
                     for x in range(ex):
-                        if kind[b, z, y, x] != 2:
+                        if kind[b, z, y, x] != UNKNOWN:
                             r[b, c, z, y, x] = zero
                             continue
                         nb, diag = _stencil(u, kind, b, c, z, y, x, ez, ey, ex, wz, wy, wx, zero)
@@ -360,7 +381,7 @@ def residual(u, rhs, kind, ext, w, r):
 def coarsen_kind(kind_f, ext_f, flags, kind_c, ext_c):
     """Coarse cell labels by erosion: unknown iff it has an unknown child and no fixed child.
 
-    Children outside the image/crop (kind 0) are ignored, so Neumann edges stay Neumann and
+    Children outside the image/crop (ABSENT) are ignored, so Neumann edges stay Neumann and
     every fixed fine cell keeps a fixed parent (no coarse problem loses its Dirichlet boundary).
     """
     B, Dc, Hc, Wc = kind_c.shape
@@ -370,7 +391,7 @@ def coarsen_kind(kind_f, ext_f, flags, kind_c, ext_c):
             for Y in range(Hc):
                 row_ok = Z < ext_c[b, 0] and Y < ext_c[b, 1]
                 for X in range(Wc):
-                    k = 0
+                    k = ABSENT
                     if row_ok and X < ext_c[b, 2]:
                         has1 = False
                         has2 = False
@@ -387,14 +408,14 @@ def coarsen_kind(kind_f, ext_f, flags, kind_c, ext_c):
                                     if x >= ext_f[b, 2]:
                                         continue
                                     kf = kind_f[b, z, y, x]
-                                    if kf == 1:
+                                    if kf == FIXED:
                                         has1 = True
-                                    elif kf == 2:
+                                    elif kf == UNKNOWN:
                                         has2 = True
                         if has1:
-                            k = 1
+                            k = FIXED
                         elif has2:
-                            k = 2
+                            k = UNKNOWN
                     kind_c[b, Z, Y, X] = k
 
 
@@ -474,7 +495,7 @@ def restrict(r_f, ext_f, kind_c, ext_c, flags, rhs_c):
                     out = rhs_c[b, c, Z, Y]
                     kc = kind_c[b, Z, Y]
                     for X in range(nxc):
-                        out[X] = _restrict_x(acc, X, fx, nxc, exf) * scale if kc[X] == 2 else 0
+                        out[X] = _restrict_x(acc, X, fx, nxc, exf) * scale if kc[X] == UNKNOWN else 0
 
 
 @njit(**_OPTS)
@@ -512,7 +533,7 @@ def prolong_add(e_c, kind_c, ext_c, kind_f, ext_f, flags, u_f):
                     uf = u_f[b, c, z, y]
                     kf = kind_f[b, z, y]
                     for x in range(ext_f[b, 2]):
-                        if kf[x] != 2:
+                        if kf[x] != UNKNOWN:
                             continue
                         x0, x1, wx0, wx1 = _axis_pair(x, fx, nxc)
                         uf[x] += wx0 * ec[x0] + wx1 * ec[x1]
@@ -531,7 +552,7 @@ def dot_unknowns(x, y, kind, ext, out):
                     yr = y[b, c, z, yy]
                     kr = kind[b, z, yy]
                     for xx in range(ext[b, 2]):
-                        s += 1.0 * xr[xx] * yr[xx] if kr[xx] == 2 else 0.0
+                        s += 1.0 * xr[xx] * yr[xx] if kr[xx] == UNKNOWN else 0.0
             out[b, c] = s
 
 
@@ -554,7 +575,7 @@ def axpy_unknowns(a, x, y, kind, ext):
                     yr = y[b, c, z, yy]
                     kr = kind[b, z, yy]
                     for xx in range(ext[b, 2]):
-                        yr[xx] = yr[xx] + s * xr[xx] if kr[xx] == 2 else yr[xx]
+                        yr[xx] = yr[xx] + s * xr[xx] if kr[xx] == UNKNOWN else yr[xx]
 
 
 @njit(**_OPTS)
@@ -572,7 +593,7 @@ def xpby_unknowns(x, beta, y, kind, ext):
                     yr = y[b, c, z, yy]
                     kr = kind[b, z, yy]
                     for xx in range(ext[b, 2]):
-                        yr[xx] = xr[xx] + s * yr[xx] if kr[xx] == 2 else yr[xx]
+                        yr[xx] = xr[xx] + s * yr[xx] if kr[xx] == UNKNOWN else yr[xx]
 
 
 @njit(**_OPTS)
@@ -592,7 +613,7 @@ def scatter_crop(u, kind, off, ext, lo, hi, do_clip, out):
                     iz = off[b, 0] + z
                     iy = off[b, 1] + y
                     for x in range(ext[b, 2]):
-                        if kind[b, z, y, x] != 2:
+                        if kind[b, z, y, x] != UNKNOWN:
                             continue
                         ix = off[b, 2] + x
                         v = out[b, c, iz, iy, ix] + u[b, c, z, y, x]

@@ -22,18 +22,15 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .solver import DIVERGENCE, HARMONIC
+from ._numba_kernels import DIVERGENCE, HARMONIC, PII, _guidance
 
 
 @njit(inline="always")
 def _pick_t(dp, dq, sp, sq, wa, ws, mode):
-    """The guidance rule of :func:`pii_augment.ops._numba_kernels._pick` in the image dtype:
-    a = wa (dp - dq), s = ws (sp - sq), a where |a| > |s| strictly, else s (mode 2: s)."""
-    s = ws * (sp - sq)
-    if mode == 2:
-        return s
-    a = wa * (dp - dq)
-    return a if abs(a) > abs(s) else s
+    """:func:`pii_augment.ops._numba_kernels._pick` in the image dtype: a = wa (dp - dq),
+    s = ws (sp - sq) (the weights precomputed in the image dtype), chosen by the one guidance
+    rule, :func:`~pii_augment.ops._numba_kernels._guidance`."""
+    return _guidance(wa, dp, dq, ws, sp, sq, mode)
 
 
 @njit(inline="always")
@@ -259,7 +256,7 @@ def spectral_box_solve(dst, guide, gidx, alpha, mode, idx, lo, hi, ndim, clip_lo
     """Solve every sample ``idx[i]`` (a box mask [lo, hi)) exactly and write it into ``out``.
 
     dst, out: (B, C, D, H, W), ``out`` holding a copy of dst; guide: (G, C, D, H, W), sample b's
-    guidance in ``guide[gidx[b]]``: the source images (guidance modes 0 pii, 1 mixed, 2 source),
+    guidance in ``guide[gidx[b]]``: the source images (guidance modes PII, MIXED, SOURCE),
     the divergence per pixel (mode ``DIVERGENCE``) or unread (``HARMONIC``, zero guidance); gidx:
     (B,) int64; alpha: (B,) float64; clip_lo, clip_hi: (B, C); residual: (B, C) float64,
     receives ``||r0 - A e|| / ||r0||`` of the computed correction e (0 when r0 = 0; NaN when
@@ -301,8 +298,8 @@ def solve_box(dst, guide, gb, alpha_b, mode, b, lo_b, hi_b, ndim, clip_lo, clip_
     ep = np.zeros((P + 2, M + 2, N + 2), work.dtype)
     # guidance weights in the image dtype: a = wa (d_p - d_q), s = ws (s_p - s_q)
     wv = np.empty(2, dst.dtype)
-    wv[0] = 1.0 - alpha_b if mode == 0 else 1.0
-    wv[1] = alpha_b if mode == 0 else 1.0
+    wv[0] = 1.0 - alpha_b if mode == PII else 1.0
+    wv[1] = alpha_b if mode == PII else 1.0
     wa, ws = wv[0], wv[1]
     for c in range(C):
         d = dst[b, c]

@@ -25,6 +25,7 @@ from .._arrays import (
 from .._validate import check_bool, check_choice, check_int, check_real
 from .backends import BACKENDS, BOX, MG, get_backend, map_chunks
 from ._mg_system import crop_extent, levels_of
+from .codes import Verdict
 from .solver import (
     DIVERGENCE,
     HARMONIC,
@@ -207,8 +208,8 @@ def _record_solved(info: SolveInfo, rep, boxed: np.ndarray, whole: np.ndarray, n
             info.stalled[done] = ~info.converged[done] & np.isfinite(res)
         else:
             code = rep.status[done] - MG
-            info.converged[done] = code == 1
-            info.stalled[done] = code == 2
+            info.converged[done] = code == Verdict.CONVERGED
+            info.stalled[done] = code == Verdict.STALLED
             info.iterations = max(info.iterations, int(rep.iters[done].max()))
             shapes = [crop_extent(rep.box_lo[b], rep.box_hi[b], ndim) for b in np.flatnonzero(whole)]
             info.levels = max(info.levels, max(levels_of(e) for e in shapes))

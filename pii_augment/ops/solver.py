@@ -49,14 +49,15 @@ from typing import Any
 import numpy as np
 
 from .._validate import check_choice, check_real, warn_caller
+from .codes import MODES, Guidance  # noqa: F401 (MODES: read as solver.MODES by blend and transforms)
 
 __all__ = ["SolveInfo", "ConvergenceError", "ConvergenceWarning", "solve_crop", "build_hierarchy", "CropProblem"]
 
-#: Guidance codes of the kernels: the three gradients of DESIGN.md, then ``DIVERGENCE`` (the
-#: divergence is given per pixel, :func:`pii_augment.solve_poisson` with ``rhs``) and
-#: ``HARMONIC`` (zero guidance, ``solve_poisson`` without ``rhs``).
-MODES = {"pii": 0, "mixed": 1, "source": 2}
-DIVERGENCE, HARMONIC = 3, 4
+#: Guidance codes of the kernels (:class:`~pii_augment.ops.codes.Guidance`, as plain ints): the
+#: three gradients of DESIGN.md by name (``MODES``), then ``DIVERGENCE`` (the divergence is given
+#: per pixel, :func:`pii_augment.solve_poisson` with ``rhs``) and ``HARMONIC`` (zero guidance,
+#: ``solve_poisson`` without ``rhs``).
+DIVERGENCE, HARMONIC = int(Guidance.DIVERGENCE), int(Guidance.HARMONIC)
 METHODS = ("multigrid", "vcycle", "jacobi")
 
 #: A system whose true relative residual, checked twice, fell by less than this factor is stalled

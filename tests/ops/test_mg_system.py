@@ -15,6 +15,7 @@ import pii_augment as pa
 from pii_augment.ops.backends import get_backend
 from pii_augment.ops import _numba_kernels as nk
 from pii_augment.ops._mg_system import _geometry, _level_setup, guidance_rhs_flat, hierarchy, solve_flat
+from pii_augment.ops.codes import Cell, Guidance
 from pii_augment.ops.solver import build_hierarchy, prepare_crop
 
 EMU = "cuda-emulated"
@@ -93,11 +94,11 @@ def test_dot_tree_is_a_fixed_order_sum():
     rng = np.random.default_rng(0)
     x = rng.standard_normal(1000)
     y = rng.standard_normal(1000)
-    kind = np.full(1000, 2, np.uint8)
-    kind[::7] = 1
+    kind = np.full(1000, Cell.UNKNOWN, np.uint8)
+    kind[::7] = Cell.FIXED
     partial = np.zeros(256)
     for i in range(1000):
-        if kind[i] == 2:
+        if kind[i] == Cell.UNKNOWN:
             partial[i % 256] += x[i] * y[i]
     s = 128
     while s:
@@ -131,7 +132,7 @@ def _crop_of(dst, src, mask, b, c, alpha, mode):
 
 @FAST
 @given(st.integers(0, 2**31 - 1), st.sampled_from([2, 3]), st.sampled_from([np.float32, np.float64]),
-       st.lists(st.sampled_from(SHAPES), min_size=1, max_size=3), st.integers(0, 4))
+       st.lists(st.sampled_from(SHAPES), min_size=1, max_size=3), st.sampled_from([int(m) for m in Guidance]))
 def test_flat_solve_gives_the_bytes_of_the_generic_solve(seed, ndim, dtype, kinds, mode):
     """solve_flat / guidance_rhs_flat (flat, branch-free, multiplying by 1 / diag where that is
     exact) against solve_system / guidance_rhs (the generic primitives), 2D and 3D: the same bytes,
@@ -143,7 +144,7 @@ def test_flat_solve_gives_the_bytes_of_the_generic_solve(seed, ndim, dtype, kind
             kind, dc, gc, rhs, ext = _crop_of(dst, src, mask, b, c, alpha, mode)
             D, H, W = (int(e) for e in ext[0])
             flat_rhs = np.zeros(D * H * W, dtype)
-            guidance_rhs_flat(dc.ravel(), (gc if mode <= 3 else dc).ravel(), kind.ravel(), D, H, W, alpha[b], mode,
+            guidance_rhs_flat(dc.ravel(), (gc if mode <= Guidance.DIVERGENCE else dc).ravel(), kind.ravel(), D, H, W, alpha[b], mode,
                               flat_rhs)
             assert np.array_equal(flat_rhs, rhs.ravel())
             x = np.zeros_like(rhs)
@@ -163,7 +164,7 @@ def test_masks_on_the_image_edge_take_the_division():
     mask = np.zeros((1, 20, 31), bool)
     mask[0, 0:9, 4:20] = True  # touches the top edge
     mask[0, 3, 7] = False
-    kind, dc, gc, rhs, ext = _crop_of(dst, src, mask, 0, 0, np.array([0.4]), 0)
+    kind, dc, gc, rhs, ext = _crop_of(dst, src, mask, 0, 0, np.array([0.4]), int(Guidance.PII))
     D, H, W = (int(e) for e in ext[0])
     n = D * H * W
     g, _ = _geometry(hierarchy(np.array([D, H, W]), 2, 16)[0], D, H, W)

@@ -24,6 +24,8 @@ from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
 
+from ..codes import SolvedBy
+
 
 #: Kernel names every backend implements, in the argument order of the Numba twins.
 PRIMITIVES = (
@@ -120,9 +122,10 @@ class BatchReport:
     (z, y, x), zeros for an empty mask; ``filled``: (B,) bool, the mask is non-empty and fills its
     box; ``dst_bad``: (B, C) bool, the system's destination holds NaN or Inf; ``guide_bad``:
     bool, the guidance array (src or rhs) holds NaN or Inf (only looked at when checked);
-    ``status``: (B, C) int, who solved the system: 0 nobody (yet), :data:`BOX` the exact box
-    solve, ``MG + s`` the whole-system multigrid (``s`` one of ``_mg_system.STATUS``: 1
-    converged, 2 stalled, 3 non-finite, 4 stopped at max_iter); ``residual``: (B, C) float64,
+    ``status``: (B, C) int, who solved the system (:class:`~pii_augment.ops.codes.SolvedBy`):
+    ``NONE`` nobody (yet), :data:`BOX` the exact box solve, ``MG + v`` the whole-system multigrid
+    with its :class:`~pii_augment.ops.codes.Verdict` ``v`` (converged, stalled, non-finite,
+    stopped at max_iter); ``residual``: (B, C) float64,
     the relative residual of the solve that wrote it; ``iters``: (B, C) its PCG iterations.
     """
 
@@ -140,9 +143,9 @@ class BatchReport:
         return (self.box_hi > self.box_lo).all(axis=1)
 
 
-#: Codes of :attr:`BatchReport.status` (the device tables use the same: 2 and 3 mark systems left
-#: for a second pass of the box and the multigrid solve).
-BOX, MG = 1, 10
+#: Codes of :attr:`BatchReport.status`, as plain ints (they are passed to Numba); the device tables
+#: also use ``SolvedBy.BOX_PENDING`` and ``MG_PENDING`` for systems left to a second pass.
+BOX, MG = int(SolvedBy.BOX), int(SolvedBy.MG)
 
 
 @runtime_checkable

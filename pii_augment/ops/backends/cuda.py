@@ -28,6 +28,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..codes import SolvedBy
 from .base import BOX, MG, BackendBase, BatchReport
 from .signatures import DOT_UNKNOWNS, ROW_MAPPED, Param, bind
 from .sources import _ctype, kernel_signatures
@@ -343,7 +344,7 @@ class CudaKernelBackend(BackendBase):
     def solve_boxes(self, state: "_DeviceState", d5, g5, alpha, mode, clip, ndim) -> None:
         """The first ``box_solve`` pass over every system, on chip, within ``box_smem_budget``.
 
-        Boxes larger than that pass can hold are marked (status 2) and solved in :meth:`report`,
+        Boxes larger than that pass can hold are marked (``SolvedBy.BOX_PENDING``) and solved in :meth:`report`,
         after the synchronisation that tells their sizes."""
         item = np.dtype(d5.dtype).itemsize
         fixed = -(-self._table_cap(d5.shape, ndim) * item // 8) * 8 + 8 * _BLOCK
@@ -358,7 +359,7 @@ class CudaKernelBackend(BackendBase):
                     gidx=None) -> None:
         """The first ``mg_solve`` pass over every system that is not empty and not a solved box,
         each in one thread block, its workspace on chip within :meth:`shared_limit`. Crops too
-        large for it are marked (status 3) and solved in :meth:`report`, in global memory."""
+        large for it are marked (``SolvedBy.MG_PENDING``) and solved in :meth:`report`, in global memory."""
         B, C, D, H, W = d5.shape
         item = np.dtype(d5.dtype).itemsize
         largest = (D + 2 if ndim == 3 else 1, H + 2, W + 2)  # a crop is its box and a one-cell halo
@@ -395,8 +396,8 @@ class CudaKernelBackend(BackendBase):
         :meth:`solve_boxes` and :meth:`solve_masks` (second passes over boxes or crops too large
         for the first, and a second read, only when there are such)."""
         t = state.rep.read()
-        pending_box = t["status"] == 2
-        pending_mg = t["status"] == 3
+        pending_box = t["status"] == SolvedBy.BOX_PENDING
+        pending_mg = t["status"] == SolvedBy.MG_PENDING
         if (pending_box.any() and state.box_args is not None) or (pending_mg.any() and state.mg_args is not None):
             boxes = t["boxes"]
             if pending_box.any():

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from .. import _numba_kernels as _k
+from ..codes import Cell, Guidance
 
 
 def random_setup(seed: int, ndim: int, dtype, channels: int = 2, max_side: int = 12) -> dict[str, Any]:
@@ -96,10 +97,10 @@ def primitive_calls(seed: int, ndim: int, dtype, max_side: int = 12) -> list[tup
     kind_c = np.empty((B,) + cpad, np.uint8)
     _k.coarsen_kind(kind, ext, flags, kind_c, cext)
     calls = [
-        ("build_kind", (s["mask"], off, ext, rng.integers(0, 3, (B,) + pad).astype(np.uint8))),
+        ("build_kind", (s["mask"], off, ext, rng.integers(0, len(Cell), (B,) + pad).astype(np.uint8))),
         ("gather_crop", (full, off, ext, out)),
         *[("scatter_crop", (u, kind, off, ext, lo, hi, clip, full)) for clip in (True, False)],
-        *[("guidance_rhs", (u, rhs, kind, ext, alpha, mode, out)) for mode in range(5)],
+        *[("guidance_rhs", (u, rhs, kind, ext, alpha, int(mode), out)) for mode in Guidance],
         *[("rbgs_sweep", (u, rhs, kind, ext, w, color)) for color in (0, 1)],
         *[("smooth", (u, rhs, kind, ext, w, 2, reverse)) for reverse in (False, True)],
         ("jacobi_sweep", (u, rhs, kind, ext, w, 0.8, out)),
@@ -107,7 +108,7 @@ def primitive_calls(seed: int, ndim: int, dtype, max_side: int = 12) -> list[tup
         ("dot_unknowns", (u, rhs, kind, ext, np.full((B, C), 7.0))),
         ("axpy_unknowns", (coef, u, rhs, kind, ext)),
         ("xpby_unknowns", (u, coef, rhs, kind, ext)),
-        ("coarsen_kind", (kind, ext, flags, rng.integers(0, 3, (B,) + cpad).astype(np.uint8), cext)),
+        ("coarsen_kind", (kind, ext, flags, rng.integers(0, len(Cell), (B,) + cpad).astype(np.uint8), cext)),
         ("restrict", (s["field"](), ext, kind_c, cext, flags, s["field"](cpad))),
         ("prolong_add", (s["field"](cpad), kind_c, cext, kind, ext, flags, s["field"]())),
     ]

@@ -24,6 +24,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from ..codes import Guidance
+
 #: C types of the kernels' parameters and their numpy types (``T``: the launch's field type).
 C_TYPES = {
     "unsigned char": np.dtype(np.uint8),
@@ -125,9 +127,9 @@ _I64, _F64, _U8 = np.dtype(np.int64), np.dtype(np.float64), np.dtype(np.uint8)
 
 
 def _mode(kernel: str, v: Any) -> int:
-    if int(v) not in (0, 1, 2, 3, 4):
-        raise ValueError(f"{kernel}: mode must be 0 (pii), 1 (mixed), 2 (source), 3 (divergence) or 4 "
-                         f"(harmonic); got {v!r}")
+    if int(v) not in set(Guidance):
+        names = ", ".join(f"{int(g)} ({g.name.lower()})" for g in Guidance)
+        raise ValueError(f"{kernel}: mode must be one of {names}; got {v!r}")
     return int(v)
 
 

@@ -21,6 +21,7 @@ import pii_augment as pa
 from pii_augment.ops.backends import cuda as _cuda_mod, emulated as _emulated, sources as _sources
 from pii_augment.ops.backends import COMPOSITES, PRIMITIVES, get_backend
 from pii_augment.ops.backends.parity import primitive_calls
+from pii_augment.ops.codes import Guidance
 from pii_augment.ops.solver import prepare_crop, solve_crop
 
 FAST = settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -122,7 +123,7 @@ def test_driver_iterates_identically(emu, nb, method, ndim, dtype):
         s = bk.empty(d.shape, dtype)
         bk.gather_crop(np.ascontiguousarray(src if ndim == 3 else src[:, :, None]), crop.off_dev, crop.ext_dev, s)
         rhs = bk.empty(d.shape, dtype)
-        bk.guidance_rhs(d, s, crop.kind, crop.ext_dev, np.ascontiguousarray(alpha), 0, rhs)
+        bk.guidance_rhs(d, s, crop.kind, crop.ext_dev, np.ascontiguousarray(alpha), int(Guidance.PII), rhs)
         u = bk.zeros(d.shape, dtype)  # the correction
         info = solve_crop(bk, u, rhs, crop, method=method, tol=1e-6, check_every=1, max_iter=3000,
                           on_unconverged="ignore")
@@ -209,7 +210,7 @@ def test_bad_arguments_are_named(emu):
     with pytest.raises(TypeError, match="float32 or float64"):
         emu.residual(u.astype(np.float16), u.astype(np.float16), kind, ext, w, u.astype(np.float16))
     with pytest.raises(ValueError, match="mode"):
-        emu.guidance_rhs(u, u, kind, ext, np.ones(1), 5, u.copy())
+        emu.guidance_rhs(u, u, kind, ext, np.ones(1), len(Guidance), u.copy())
 
 
 def test_backend_selection():

@@ -18,6 +18,7 @@ import pytest
 import pii_augment as pa
 from pii_augment.ops.backends import cuda as _cuda_mod, emulated as _emulated
 from pii_augment.ops.backends.emulated import SHARED_LIMIT_DEFAULT, SHARED_LIMIT_ENV, SHUFFLE_ENV
+from pii_augment.ops.codes import Cell
 
 KERNELS_CU = Path(__file__).with_name("block_emulation_kernels.cu")
 CTYPE = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
@@ -202,7 +203,7 @@ def test_backend_launch_errors_are_runtime_errors_naming_the_kernel():
 
     emu = get_backend("cuda-emulated", np.zeros(1))
     pad = (1, 4, 4)
-    kind = np.full((1,) + pad, 2, np.uint8)
+    kind = np.full((1,) + pad, Cell.UNKNOWN, np.uint8)
     ext = np.array([pad], np.int64)
     u = np.random.default_rng(0).standard_normal((1, 1) + pad).astype(np.float32)
     w = np.ones((1, 3))

@@ -38,7 +38,7 @@ _MODULES = ("base", "host", "parity", "signatures", "sources", "cuda", "device",
 #: What each module of pii_augment/ops/backends may import from its siblings.
 _ALLOWED = {
     "base": set(),
-    "signatures": set(),
+    "signatures": set(),  # (and ..codes)
     "parity": set(),
     "sources": {"signatures"},
     "host": {"base"},
