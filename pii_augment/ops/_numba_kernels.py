@@ -45,6 +45,20 @@ PII, MIXED, SOURCE = int(Guidance.PII), int(Guidance.MIXED), int(Guidance.SOURCE
 DIVERGENCE, HARMONIC = int(Guidance.DIVERGENCE), int(Guidance.HARMONIC)
 
 
+@njit(inline="always")
+def _crop_row(ri, ext, C, Dp, Hp):
+    """``(b, c, z, y, ez, ey, ex)`` of row ``ri`` of a (B, C, Dp, Hp) crop (rows in C order) and
+    sample b's extent: the row mapping of the CUDA twins (``pii::crop_cell`` in
+    kernels/common.cuh), one row per iteration of a kernel's loop; the row is inside the extent
+    when ``z < ez and y < ey``."""
+    y = ri % Hp
+    q = ri // Hp
+    z = q % Dp
+    q = q // Dp
+    b = q // C
+    return b, q - b * C, z, y, ext[b, 0], ext[b, 1], ext[b, 2]
+
+
 @njit(**_OPTS)
 def build_kind(mask, off, ext, kind):
     """Label the padded crop cells from the full-image mask.
@@ -53,18 +67,17 @@ def build_kind(mask, off, ext, kind):
     """
     B, Dp, Hp, Wp = kind.shape
     D, H, W = mask.shape[1], mask.shape[2], mask.shape[3]
-    for b in range(B):
-        for z in range(Dp):
-            for y in range(Hp):
-                iz = off[b, 0] + z
-                iy = off[b, 1] + y
-                row_ok = z < ext[b, 0] and y < ext[b, 1] and 0 <= iz < D and 0 <= iy < H
-                for x in range(Wp):
-                    ix = off[b, 2] + x
-                    k = ABSENT
-                    if row_ok and x < ext[b, 2] and 0 <= ix < W:
-                        k = UNKNOWN if mask[b, iz, iy, ix] else FIXED
-                    kind[b, z, y, x] = k
+    for ri in range(B * Dp * Hp):
+        b, _, z, y, ez, ey, ex = _crop_row(ri, ext, 1, Dp, Hp)
+        iz = off[b, 0] + z
+        iy = off[b, 1] + y
+        row_ok = z < ez and y < ey and 0 <= iz < D and 0 <= iy < H
+        for x in range(Wp):
+            ix = off[b, 2] + x
+            k = ABSENT
+            if row_ok and x < ex and 0 <= ix < W:
+                k = UNKNOWN if mask[b, iz, iy, ix] else FIXED
+            kind[b, z, y, x] = k
 
 
 @njit(**_OPTS)
@@ -75,19 +88,14 @@ def gather_crop(full, off, ext, out):
     """
     B, C, Dp, Hp, Wp = out.shape
     D, H, W = full.shape[2], full.shape[3], full.shape[4]
-    for b in range(B):
-        for c in range(C):
-            for z in range(Dp):
-                for y in range(Hp):
-                    iz = off[b, 0] + z
-                    iy = off[b, 1] + y
-                    row_ok = z < ext[b, 0] and y < ext[b, 1] and 0 <= iz < D and 0 <= iy < H
-                    for x in range(Wp):
-                        ix = off[b, 2] + x
-                        if row_ok and x < ext[b, 2] and 0 <= ix < W:
-                            out[b, c, z, y, x] = full[b, c, iz, iy, ix]
-                        else:
-                            out[b, c, z, y, x] = 0
+    for ri in range(B * C * Dp * Hp):
+        b, c, z, y, ez, ey, ex = _crop_row(ri, ext, C, Dp, Hp)
+        iz = off[b, 0] + z
+        iy = off[b, 1] + y
+        row_ok = z < ez and y < ey and 0 <= iz < D and 0 <= iy < H
+        for x in range(Wp):
+            ix = off[b, 2] + x
+            out[b, c, z, y, x] = full[b, c, iz, iy, ix] if row_ok and x < ex and 0 <= ix < W else 0
 
 
 @njit(inline="always")
@@ -138,34 +146,31 @@ def guidance_rhs(dst, src, kind, ext, alpha, mode, rhs):
     dst, src, rhs: (B, C, Dp, Hp, Wp) crops; alpha: (B,) float64.
     """
     B, C, Dp, Hp, Wp = rhs.shape
-    for b in range(B):
-        for c in range(C):
-            for z in range(Dp):
-                for y in range(Hp):
-                    ez, ey, ex = ext[b, 0], ext[b, 1], ext[b, 2]
-                    if z >= ez or y >= ey:
-                        continue
-                    al = alpha[b]
-                    for x in range(ex):
-                        if kind[b, z, y, x] != UNKNOWN:
-                            rhs[b, c, z, y, x] = 0
-                            continue
-                        dp = dst[b, c, z, y, x]
-                        sp = src[b, c, z, y, x]
-                        acc = 1.0 * sp if mode == DIVERGENCE else 0.0
-                        if x > 0 and kind[b, z, y, x - 1] != ABSENT:
-                            acc += _pair(dp, dst[b, c, z, y, x - 1], sp, src[b, c, z, y, x - 1], al, mode)
-                        if x + 1 < ex and kind[b, z, y, x + 1] != ABSENT:
-                            acc += _pair(dp, dst[b, c, z, y, x + 1], sp, src[b, c, z, y, x + 1], al, mode)
-                        if y > 0 and kind[b, z, y - 1, x] != ABSENT:
-                            acc += _pair(dp, dst[b, c, z, y - 1, x], sp, src[b, c, z, y - 1, x], al, mode)
-                        if y + 1 < ey and kind[b, z, y + 1, x] != ABSENT:
-                            acc += _pair(dp, dst[b, c, z, y + 1, x], sp, src[b, c, z, y + 1, x], al, mode)
-                        if z > 0 and kind[b, z - 1, y, x] != ABSENT:
-                            acc += _pair(dp, dst[b, c, z - 1, y, x], sp, src[b, c, z - 1, y, x], al, mode)
-                        if z + 1 < ez and kind[b, z + 1, y, x] != ABSENT:
-                            acc += _pair(dp, dst[b, c, z + 1, y, x], sp, src[b, c, z + 1, y, x], al, mode)
-                        rhs[b, c, z, y, x] = acc
+    for ri in range(B * C * Dp * Hp):
+        b, c, z, y, ez, ey, ex = _crop_row(ri, ext, C, Dp, Hp)
+        if z >= ez or y >= ey:
+            continue
+        al = alpha[b]
+        for x in range(ex):
+            if kind[b, z, y, x] != UNKNOWN:
+                rhs[b, c, z, y, x] = 0
+                continue
+            dp = dst[b, c, z, y, x]
+            sp = src[b, c, z, y, x]
+            acc = 1.0 * sp if mode == DIVERGENCE else 0.0
+            if x > 0 and kind[b, z, y, x - 1] != ABSENT:
+                acc += _pair(dp, dst[b, c, z, y, x - 1], sp, src[b, c, z, y, x - 1], al, mode)
+            if x + 1 < ex and kind[b, z, y, x + 1] != ABSENT:
+                acc += _pair(dp, dst[b, c, z, y, x + 1], sp, src[b, c, z, y, x + 1], al, mode)
+            if y > 0 and kind[b, z, y - 1, x] != ABSENT:
+                acc += _pair(dp, dst[b, c, z, y - 1, x], sp, src[b, c, z, y - 1, x], al, mode)
+            if y + 1 < ey and kind[b, z, y + 1, x] != ABSENT:
+                acc += _pair(dp, dst[b, c, z, y + 1, x], sp, src[b, c, z, y + 1, x], al, mode)
+            if z > 0 and kind[b, z - 1, y, x] != ABSENT:
+                acc += _pair(dp, dst[b, c, z - 1, y, x], sp, src[b, c, z - 1, y, x], al, mode)
+            if z + 1 < ez and kind[b, z + 1, y, x] != ABSENT:
+                acc += _pair(dp, dst[b, c, z + 1, y, x], sp, src[b, c, z + 1, y, x], al, mode)
+            rhs[b, c, z, y, x] = acc
 
 
 @njit(inline="always")
@@ -287,43 +292,40 @@ def rbgs_sweep(u, rhs, kind, ext, w, color):
 def jacobi_sweep(u, rhs, kind, ext, w, omega, u_out):
     """One weighted Jacobi sweep from ``u`` into ``u_out`` (non-unknown cells are copied)."""
     B, C, Dp, Hp, Wp = u.shape
-    for b in range(B):
+    for ri in range(B * C * Dp * Hp):
+        b, c, z, y, ez, ey, ex = _crop_row(ri, ext, C, Dp, Hp)
+        if z >= ez or y >= ey:
+            continue
         wz, wy, wx = w[b, 0], w[b, 1], w[b, 2]
-        for c in range(C):
-            for z in range(Dp):
-                for y in range(Hp):
-                    ez, ey, ex = ext[b, 0], ext[b, 1], ext[b, 2]
-                    if z >= ez or y >= ey:
-                        continue
-                    for x in range(ex):
-                        up = u[b, c, z, y, x]
-                        if kind[b, z, y, x] != UNKNOWN:
-                            u_out[b, c, z, y, x] = up
-                            continue
-                        diag = 0.0
-                        acc = 1.0 * rhs[b, c, z, y, x]
-                        if x > 0 and kind[b, z, y, x - 1] != ABSENT:
-                            diag += wx
-                            acc += wx * u[b, c, z, y, x - 1]
-                        if x + 1 < ex and kind[b, z, y, x + 1] != ABSENT:
-                            diag += wx
-                            acc += wx * u[b, c, z, y, x + 1]
-                        if y > 0 and kind[b, z, y - 1, x] != ABSENT:
-                            diag += wy
-                            acc += wy * u[b, c, z, y - 1, x]
-                        if y + 1 < ey and kind[b, z, y + 1, x] != ABSENT:
-                            diag += wy
-                            acc += wy * u[b, c, z, y + 1, x]
-                        if z > 0 and kind[b, z - 1, y, x] != ABSENT:
-                            diag += wz
-                            acc += wz * u[b, c, z - 1, y, x]
-                        if z + 1 < ez and kind[b, z + 1, y, x] != ABSENT:
-                            diag += wz
-                            acc += wz * u[b, c, z + 1, y, x]
-                        if diag > 0.0:
-                            u_out[b, c, z, y, x] = (1.0 - omega) * up + omega * (acc / diag)
-                        else:
-                            u_out[b, c, z, y, x] = up
+        for x in range(ex):
+            up = u[b, c, z, y, x]
+            if kind[b, z, y, x] != UNKNOWN:
+                u_out[b, c, z, y, x] = up
+                continue
+            diag = 0.0
+            acc = 1.0 * rhs[b, c, z, y, x]
+            if x > 0 and kind[b, z, y, x - 1] != ABSENT:
+                diag += wx
+                acc += wx * u[b, c, z, y, x - 1]
+            if x + 1 < ex and kind[b, z, y, x + 1] != ABSENT:
+                diag += wx
+                acc += wx * u[b, c, z, y, x + 1]
+            if y > 0 and kind[b, z, y - 1, x] != ABSENT:
+                diag += wy
+                acc += wy * u[b, c, z, y - 1, x]
+            if y + 1 < ey and kind[b, z, y + 1, x] != ABSENT:
+                diag += wy
+                acc += wy * u[b, c, z, y + 1, x]
+            if z > 0 and kind[b, z - 1, y, x] != ABSENT:
+                diag += wz
+                acc += wz * u[b, c, z - 1, y, x]
+            if z + 1 < ez and kind[b, z + 1, y, x] != ABSENT:
+                diag += wz
+                acc += wz * u[b, c, z + 1, y, x]
+            if diag > 0.0:
+                u_out[b, c, z, y, x] = (1.0 - omega) * up + omega * (acc / diag)
+            else:
+                u_out[b, c, z, y, x] = up
 
 
 @njit(**_OPTS)
@@ -334,47 +336,44 @@ def residual(u, rhs, kind, ext, w, r):
     """
     B, C, Dp, Hp, Wp = u.shape
     wt = w.astype(u.dtype)
-    for b in range(B):
+    for ri in range(B * C * Dp * Hp):
+        b, c, z, y, ez, ey, ex = _crop_row(ri, ext, C, Dp, Hp)
+        if z >= ez or y >= ey:
+            continue
         wz, wy, wx = wt[b, 0], wt[b, 1], wt[b, 2]
         zero = wx - wx
-        for c in range(C):
-            for z in range(Dp):
-                for y in range(Hp):
-                    ez, ey, ex = ext[b, 0], ext[b, 1], ext[b, 2]
-                    if z >= ez or y >= ey:
-                        continue
-                    if _row_is_interior(kind, b, z, y, ez, ey, ex):
-                        m = ex - 2
-                        uc = u[b, c, z, y, 1:ex - 1]
-                        uw = u[b, c, z, y, 0:m]
-                        ue = u[b, c, z, y, 2:ex]
-                        un = u[b, c, z, y - 1, 1:ex - 1]
-                        us = u[b, c, z, y + 1, 1:ex - 1]
-                        rr = rhs[b, c, z, y, 1:ex - 1]
-                        kr = kind[b, z, y, 1:ex - 1]
-                        ro = r[b, c, z, y, 1:ex - 1]
-                        r[b, c, z, y, 0] = zero
-                        r[b, c, z, y, ex - 1] = zero
-                        if ez > 1:
-                            ud = u[b, c, z - 1, y, 1:ex - 1]
-                            uu = u[b, c, z + 1, y, 1:ex - 1]
-                            diag = ((wx + wx) + (wy + wy)) + (wz + wz)
-                            for i in range(m):
-                                v = rr[i] - (diag * uc[i] - ((wx * (uw[i] + ue[i]) + wy * (un[i] + us[i]))
-                                                             + wz * (ud[i] + uu[i])))
-                                ro[i] = v if kr[i] == UNKNOWN else zero
-                        else:
-                            diag = (wx + wx) + (wy + wy)
-                            for i in range(m):
-                                v = rr[i] - (diag * uc[i] - (wx * (uw[i] + ue[i]) + wy * (un[i] + us[i])))
-                                ro[i] = v if kr[i] == UNKNOWN else zero
-                        continue
-                    for x in range(ex):
-                        if kind[b, z, y, x] != UNKNOWN:
-                            r[b, c, z, y, x] = zero
-                            continue
-                        nb, diag = _stencil(u, kind, b, c, z, y, x, ez, ey, ex, wz, wy, wx, zero)
-                        r[b, c, z, y, x] = rhs[b, c, z, y, x] - (diag * u[b, c, z, y, x] - nb)
+        if _row_is_interior(kind, b, z, y, ez, ey, ex):
+            m = ex - 2
+            uc = u[b, c, z, y, 1:ex - 1]
+            uw = u[b, c, z, y, 0:m]
+            ue = u[b, c, z, y, 2:ex]
+            un = u[b, c, z, y - 1, 1:ex - 1]
+            us = u[b, c, z, y + 1, 1:ex - 1]
+            rr = rhs[b, c, z, y, 1:ex - 1]
+            kr = kind[b, z, y, 1:ex - 1]
+            ro = r[b, c, z, y, 1:ex - 1]
+            r[b, c, z, y, 0] = zero
+            r[b, c, z, y, ex - 1] = zero
+            if ez > 1:
+                ud = u[b, c, z - 1, y, 1:ex - 1]
+                uu = u[b, c, z + 1, y, 1:ex - 1]
+                diag = ((wx + wx) + (wy + wy)) + (wz + wz)
+                for i in range(m):
+                    v = rr[i] - (diag * uc[i] - ((wx * (uw[i] + ue[i]) + wy * (un[i] + us[i]))
+                                                 + wz * (ud[i] + uu[i])))
+                    ro[i] = v if kr[i] == UNKNOWN else zero
+            else:
+                diag = (wx + wx) + (wy + wy)
+                for i in range(m):
+                    v = rr[i] - (diag * uc[i] - (wx * (uw[i] + ue[i]) + wy * (un[i] + us[i])))
+                    ro[i] = v if kr[i] == UNKNOWN else zero
+            continue
+        for x in range(ex):
+            if kind[b, z, y, x] != UNKNOWN:
+                r[b, c, z, y, x] = zero
+                continue
+            nb, diag = _stencil(u, kind, b, c, z, y, x, ez, ey, ex, wz, wy, wx, zero)
+            r[b, c, z, y, x] = rhs[b, c, z, y, x] - (diag * u[b, c, z, y, x] - nb)
 
 
 @njit(**_OPTS)
@@ -385,38 +384,27 @@ def coarsen_kind(kind_f, ext_f, flags, kind_c, ext_c):
     every fixed fine cell keeps a fixed parent (no coarse problem loses its Dirichlet boundary).
     """
     B, Dc, Hc, Wc = kind_c.shape
-    for b in range(B):
+    for ri in range(B * Dc * Hc):
+        b, _, Z, Y, ezc, eyc, exc = _crop_row(ri, ext_c, 1, Dc, Hc)
         fz, fy, fx = flags[b, 0], flags[b, 1], flags[b, 2]
-        for Z in range(Dc):
-            for Y in range(Hc):
-                row_ok = Z < ext_c[b, 0] and Y < ext_c[b, 1]
-                for X in range(Wc):
-                    k = ABSENT
-                    if row_ok and X < ext_c[b, 2]:
-                        has1 = False
-                        has2 = False
-                        for dz in range(1 + fz):
-                            z = (Z << fz) + dz
-                            if z >= ext_f[b, 0]:
-                                continue
-                            for dy in range(1 + fy):
-                                y = (Y << fy) + dy
-                                if y >= ext_f[b, 1]:
-                                    continue
-                                for dx in range(1 + fx):
-                                    x = (X << fx) + dx
-                                    if x >= ext_f[b, 2]:
-                                        continue
-                                    kf = kind_f[b, z, y, x]
-                                    if kf == FIXED:
-                                        has1 = True
-                                    elif kf == UNKNOWN:
-                                        has2 = True
-                        if has1:
-                            k = FIXED
-                        elif has2:
-                            k = UNKNOWN
-                    kind_c[b, Z, Y, X] = k
+        for X in range(Wc):
+            k = ABSENT
+            if Z < ezc and Y < eyc and X < exc:
+                has1 = False
+                has2 = False
+                for t in range((1 + fz) * (1 + fy) * (1 + fx)):  # the children (dz, dy, dx), x fastest
+                    z = (Z << fz) + (t >> (fy + fx))
+                    y = (Y << fy) + ((t >> fx) & fy)
+                    x = (X << fx) + (t & fx)
+                    if z < ext_f[b, 0] and y < ext_f[b, 1] and x < ext_f[b, 2]:
+                        kf = kind_f[b, z, y, x]
+                        has1 = has1 or kf == FIXED
+                        has2 = has2 or kf == UNKNOWN
+                if has1:
+                    k = FIXED
+                elif has2:
+                    k = UNKNOWN
+            kind_c[b, Z, Y, X] = k
 
 
 @njit(inline="always")
@@ -470,32 +458,30 @@ def restrict(r_f, ext_f, kind_c, ext_c, flags, rhs_c):
     B, C, Dc, Hc, Wc = rhs_c.shape
     Wf = r_f.shape[4]
     acc = np.empty(Wf)
-    for b in range(B):
+    for ri in range(B * C * Dc * Hc):
+        b, c, Z, Y, ezc, eyc, nxc = _crop_row(ri, ext_c, C, Dc, Hc)
+        if Z >= ezc or Y >= eyc:
+            continue
         fz, fy, fx = flags[b, 0], flags[b, 1], flags[b, 2]
         scale = 1.0 / (1 << (fz + fy + fx))
-        for c in range(C):
-            for Z in range(Dc):
-                for Y in range(Hc):
-                    if Z >= ext_c[b, 0] or Y >= ext_c[b, 1]:
-                        continue
-                    exf = ext_f[b, 2]
-                    nxc = ext_c[b, 2]
-                    acc[:exf] = 0.0
-                    for z in range(max((Z << fz) - fz, 0), min((Z << fz) + 1 + 2 * fz, ext_f[b, 0])):
-                        wz_ = _restrict_weight(Z, z, fz, ext_c[b, 0])
-                        if wz_ == 0.0:
-                            continue
-                        for y in range(max((Y << fy) - fy, 0), min((Y << fy) + 1 + 2 * fy, ext_f[b, 1])):
-                            wzy = wz_ * _restrict_weight(Y, y, fy, ext_c[b, 1])
-                            if wzy == 0.0:
-                                continue
-                            row = r_f[b, c, z, y]
-                            for x in range(exf):
-                                acc[x] += wzy * row[x]
-                    out = rhs_c[b, c, Z, Y]
-                    kc = kind_c[b, Z, Y]
-                    for X in range(nxc):
-                        out[X] = _restrict_x(acc, X, fx, nxc, exf) * scale if kc[X] == UNKNOWN else 0
+        exf = ext_f[b, 2]
+        nxc = ext_c[b, 2]
+        acc[:exf] = 0.0
+        for z in range(max((Z << fz) - fz, 0), min((Z << fz) + 1 + 2 * fz, ext_f[b, 0])):
+            wz_ = _restrict_weight(Z, z, fz, ext_c[b, 0])
+            if wz_ == 0.0:
+                continue
+            for y in range(max((Y << fy) - fy, 0), min((Y << fy) + 1 + 2 * fy, ext_f[b, 1])):
+                wzy = wz_ * _restrict_weight(Y, y, fy, ext_c[b, 1])
+                if wzy == 0.0:
+                    continue
+                row = r_f[b, c, z, y]
+                for x in range(exf):
+                    acc[x] += wzy * row[x]
+        out = rhs_c[b, c, Z, Y]
+        kc = kind_c[b, Z, Y]
+        for X in range(nxc):
+            out[X] = _restrict_x(acc, X, fx, nxc, exf) * scale if kc[X] == UNKNOWN else 0
 
 
 @njit(**_OPTS)
@@ -510,33 +496,29 @@ def prolong_add(e_c, kind_c, ext_c, kind_f, ext_f, flags, u_f):
     B, C, Df, Hf, Wf = u_f.shape
     Wc = e_c.shape[4]
     ec = np.empty(Wc)
-    for b in range(B):
-        fz, fy, fx = flags[b, 0], flags[b, 1], flags[b, 2]
-        if ext_c[b, 0] == 0 or ext_c[b, 1] == 0 or ext_c[b, 2] == 0:
+    for ri in range(B * C * Df * Hf):
+        b, c, z, y, ezf, eyf, exf = _crop_row(ri, ext_f, C, Df, Hf)
+        if z >= ezf or y >= eyf or ext_c[b, 0] == 0 or ext_c[b, 1] == 0 or ext_c[b, 2] == 0:
             continue
-        for c in range(C):
-            for z in range(Df):
-                for y in range(Hf):
-                    if z >= ext_f[b, 0] or y >= ext_f[b, 1]:
-                        continue
-                    nxc = ext_c[b, 2]
-                    z0, z1, wz0, wz1 = _axis_pair(z, fz, ext_c[b, 0])
-                    y0, y1, wy0, wy1 = _axis_pair(y, fy, ext_c[b, 1])
-                    # the coarse row interpolated in z and y, then along x
-                    a00 = e_c[b, c, z0, y0]
-                    a01 = e_c[b, c, z0, y1]
-                    a10 = e_c[b, c, z1, y0]
-                    a11 = e_c[b, c, z1, y1]
-                    w00, w01, w10, w11 = wz0 * wy0, wz0 * wy1, wz1 * wy0, wz1 * wy1
-                    for X in range(nxc):
-                        ec[X] = (w00 * a00[X] + w01 * a01[X]) + (w10 * a10[X] + w11 * a11[X])
-                    uf = u_f[b, c, z, y]
-                    kf = kind_f[b, z, y]
-                    for x in range(ext_f[b, 2]):
-                        if kf[x] != UNKNOWN:
-                            continue
-                        x0, x1, wx0, wx1 = _axis_pair(x, fx, nxc)
-                        uf[x] += wx0 * ec[x0] + wx1 * ec[x1]
+        fz, fy, fx = flags[b, 0], flags[b, 1], flags[b, 2]
+        nxc = ext_c[b, 2]
+        z0, z1, wz0, wz1 = _axis_pair(z, fz, ext_c[b, 0])
+        y0, y1, wy0, wy1 = _axis_pair(y, fy, ext_c[b, 1])
+        # the coarse row interpolated in z and y, then along x
+        a00 = e_c[b, c, z0, y0]
+        a01 = e_c[b, c, z0, y1]
+        a10 = e_c[b, c, z1, y0]
+        a11 = e_c[b, c, z1, y1]
+        w00, w01, w10, w11 = wz0 * wy0, wz0 * wy1, wz1 * wy0, wz1 * wy1
+        for X in range(nxc):
+            ec[X] = (w00 * a00[X] + w01 * a01[X]) + (w10 * a10[X] + w11 * a11[X])
+        uf = u_f[b, c, z, y]
+        kf = kind_f[b, z, y]
+        for x in range(ext_f[b, 2]):
+            if kf[x] != UNKNOWN:
+                continue
+            x0, x1, wx0, wx1 = _axis_pair(x, fx, nxc)
+            uf[x] += wx0 * ec[x0] + wx1 * ec[x1]
 
 
 @njit(**_OPTS)
@@ -556,44 +538,39 @@ def dot_unknowns(x, y, kind, ext, out):
             out[b, c] = s
 
 
+@njit(inline="always")
+def _combine_unknowns(x, coef, y, kind, ext, axpy):
+    # on the unknown cells of every system (b, c): y += coef[b, c] x (axpy; systems with coef 0
+    # are left alone) or y = x + coef[b, c] y
+    B, C, Dp, Hp, Wp = x.shape
+    for ri in range(B * C * Dp * Hp):
+        b, c, z, yy, ez, ey, ex = _crop_row(ri, ext, C, Dp, Hp)
+        s = coef[b, c]
+        if z >= ez or yy >= ey or (axpy and s == 0):
+            continue
+        xr = x[b, c, z, yy]
+        yr = y[b, c, z, yy]
+        kr = kind[b, z, yy]
+        if axpy:
+            for xx in range(ext[b, 2]):
+                yr[xx] = yr[xx] + s * xr[xx] if kr[xx] == UNKNOWN else yr[xx]
+        else:
+            for xx in range(ext[b, 2]):
+                yr[xx] = xr[xx] + s * yr[xx] if kr[xx] == UNKNOWN else yr[xx]
+
+
 @njit(**_OPTS)
 def axpy_unknowns(a, x, y, kind, ext):
     """y += a[b, c] * x on the unknown cells of every system (b, c); a: (B, C) float64.
 
     Systems with a == 0 are left alone (frozen systems of the driver cost nothing here)."""
-    B, C, Dp, Hp, Wp = x.shape
-    for b in range(B):
-        for c in range(C):
-            if a[b, c] == 0:
-                continue
-            for z in range(Dp):
-                for yy in range(Hp):
-                    if z >= ext[b, 0] or yy >= ext[b, 1]:
-                        continue
-                    s = a[b, c]
-                    xr = x[b, c, z, yy]
-                    yr = y[b, c, z, yy]
-                    kr = kind[b, z, yy]
-                    for xx in range(ext[b, 2]):
-                        yr[xx] = yr[xx] + s * xr[xx] if kr[xx] == UNKNOWN else yr[xx]
+    _combine_unknowns(x, a, y, kind, ext, True)
 
 
 @njit(**_OPTS)
 def xpby_unknowns(x, beta, y, kind, ext):
     """y = x + beta[b, c] * y on the unknown cells of every system (b, c); beta: (B, C) float64."""
-    B, C, Dp, Hp, Wp = x.shape
-    for b in range(B):
-        for c in range(C):
-            for z in range(Dp):
-                for yy in range(Hp):
-                    if z >= ext[b, 0] or yy >= ext[b, 1]:
-                        continue
-                    s = beta[b, c]
-                    xr = x[b, c, z, yy]
-                    yr = y[b, c, z, yy]
-                    kr = kind[b, z, yy]
-                    for xx in range(ext[b, 2]):
-                        yr[xx] = xr[xx] + s * yr[xx] if kr[xx] == UNKNOWN else yr[xx]
+    _combine_unknowns(x, beta, y, kind, ext, False)
 
 
 @njit(**_OPTS)
@@ -604,25 +581,23 @@ def scatter_crop(u, kind, off, ext, lo, hi, do_clip, out):
     rounded once, to the image dtype); lo, hi: (B, C) clip bounds.
     """
     B, C, Dp, Hp, Wp = u.shape
-    for b in range(B):
-        for c in range(C):
-            for z in range(Dp):
-                for y in range(Hp):
-                    if z >= ext[b, 0] or y >= ext[b, 1]:
-                        continue
-                    iz = off[b, 0] + z
-                    iy = off[b, 1] + y
-                    for x in range(ext[b, 2]):
-                        if kind[b, z, y, x] != UNKNOWN:
-                            continue
-                        ix = off[b, 2] + x
-                        v = out[b, c, iz, iy, ix] + u[b, c, z, y, x]
-                        if do_clip:
-                            if v < lo[b, c]:
-                                v = lo[b, c]
-                            elif v > hi[b, c]:
-                                v = hi[b, c]
-                        out[b, c, iz, iy, ix] = v
+    for ri in range(B * C * Dp * Hp):
+        b, c, z, y, ez, ey, ex = _crop_row(ri, ext, C, Dp, Hp)
+        if z >= ez or y >= ey:
+            continue
+        iz = off[b, 0] + z
+        iy = off[b, 1] + y
+        for x in range(ext[b, 2]):
+            if kind[b, z, y, x] != UNKNOWN:
+                continue
+            ix = off[b, 2] + x
+            v = out[b, c, iz, iy, ix] + u[b, c, z, y, x]
+            if do_clip:
+                if v < lo[b, c]:
+                    v = lo[b, c]
+                elif v > hi[b, c]:
+                    v = hi[b, c]
+            out[b, c, iz, iy, ix] = v
 
 
 @njit(**_OPTS)
