@@ -140,7 +140,7 @@ def _row_mapped(kernel: str):
     row = ROW_MAPPED[kernel]
 
     def primitive(self, *args):
-        ctype, launch, rows, width = bind(kernel, row, kernel_signatures()[kernel], args)
+        ctype, launch, rows, width = bind(kernel, row, self.kernel_params(kernel), args)
         self._run(kernel, ctype, rows, width, launch)
 
     primitive.__name__ = kernel
@@ -180,6 +180,14 @@ class CudaKernelBackend(BackendBase):
     # -- memory and launches: the only things subclasses change ---------------------------------
     def _launch(self, kernel: str, ctype: str, grid, block, args: Sequence[Any], shared_bytes: int = 0) -> None:
         raise NotImplementedError
+
+    def kernel_params(self, kernel: str) -> tuple:
+        """The parameters of ``kernel`` read from the sources (:func:`~pii_augment.ops.backends.sources.kernel_signatures`,
+        read once per backend: finding the sources costs a file-system lookup)."""
+        sigs = self.__dict__.get("_kernel_signatures")
+        if sigs is None:
+            sigs = self.__dict__.setdefault("_kernel_signatures", kernel_signatures())
+        return sigs[kernel]
 
     def shared_limit(self) -> int:
         """The most dynamic shared memory one block may use (bytes): the H100/H200 opt-in limit."""
@@ -286,7 +294,7 @@ class CudaKernelBackend(BackendBase):
         Two deterministic launches (row sums, then one thread per system summing its rows in
         order); the result equals the Numba twin's up to the float64 summation order.
         """
-        rows_sig = kernel_signatures()["dot_unknowns_rows"]
+        rows_sig = self.kernel_params("dot_unknowns_rows")
         params = rows_sig[:4] + (Param("out", "double", True),) + rows_sig[5:]
         ctype, args, rows, _ = bind("dot_unknowns", DOT_UNKNOWNS, params, (x, y, kind, ext, out))
         if rows == 0:

@@ -14,7 +14,7 @@ import numpy as np
 
 from .cuda import CudaKernelBackend
 from .signatures import check_launch
-from .sources import cuda_source, kernel_signatures, name_expressions
+from .sources import cuda_source, name_expressions
 
 #: Options of the NVRTC build. ``--fmad=false`` keeps a*b+c as two roundings, as on the CPU, so
 #: the GPU computes the same iterates as the Numba and emulated backends (the kernels are memory
@@ -109,7 +109,7 @@ class CupyBackend(CudaKernelBackend):
         if fn is None:
             fn = self.module(ctype).get_function(f"{kernel}<{ctype}>")
             self._functions[key] = fn
-        check_launch(kernel, ctype, kernel_signatures()[kernel], args)
+        check_launch(kernel, ctype, self.kernel_params(kernel), args)
         if shared_bytes > 48 * 1024 and fn.max_dynamic_shared_size_bytes < shared_bytes:
             fn.max_dynamic_shared_size_bytes = int(shared_bytes)  # opt in beyond the default 48 KiB
         fn(grid, block, args, shared_mem=int(shared_bytes))

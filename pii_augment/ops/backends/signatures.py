@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -146,13 +147,14 @@ class Row:
     width: Callable[[Mapping[str, int]], int]
     scalars: Mapping[str, Callable[[str, Any], Any]] = field(default_factory=dict)
 
-    def specs(self) -> list[tuple[str, tuple[str, ...] | None]]:
-        """``[(name, dims or None for a scalar), ...]``."""
+    @cached_property
+    def specs(self) -> tuple[tuple[str, tuple[str, ...] | None], ...]:
+        """``((name, dims or None for a scalar), ...)``, read once from ``args``."""
         out = []
         for a in self.args.split():
             name, _, dims = a.partition(":")
             out.append((name, tuple(dims.split(",")) if dims else None))
-        return out
+        return tuple(out)
 
 
 _CROP5 = "B,C,Dp,Hp,Wp"
@@ -237,7 +239,7 @@ def bind(kernel: str, row: Row, params: Sequence[Param], args: Sequence[Any]) ->
     share the first one's, float32 or float64), ``ValueError`` for a wrong number of dimensions,
     a size that disagrees with an earlier argument's, or a non-contiguous array.
     """
-    specs = row.specs()
+    specs = row.specs
     if len(args) != len(specs):
         raise TypeError(f"{kernel}: takes {len(specs)} arguments ({' '.join(n for n, _ in specs)}); got {len(args)}")
     field_dtype: np.dtype | None = None
