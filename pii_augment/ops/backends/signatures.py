@@ -124,7 +124,7 @@ def check_launch(kernel: str, ctype: str, params: Sequence[Param], args: Sequenc
 # the row-mapped primitives
 # ------------------------------------------------------------------------------------------------
 
-_I64, _F64, _U8 = np.dtype(np.int64), np.dtype(np.float64), np.dtype(np.uint8)
+_U8 = np.dtype(np.uint8)
 
 
 def _mode(kernel: str, v: Any) -> int:
@@ -242,6 +242,8 @@ def bind(kernel: str, row: Row, params: Sequence[Param], args: Sequence[Any]) ->
     specs = row.specs
     if len(args) != len(specs):
         raise TypeError(f"{kernel}: takes {len(specs)} arguments ({' '.join(n for n, _ in specs)}); got {len(args)}")
+    if len(params) < len(specs):
+        raise ValueError(f"{kernel}: the table's row has {len(specs)} arguments, the kernel {len(params)} parameters")
     field_dtype: np.dtype | None = None
     sizes: dict[str, int] = {}
     launch = []
@@ -284,6 +286,7 @@ def bind(kernel: str, row: Row, params: Sequence[Param], args: Sequence[Any]) ->
             raise ValueError(f"{kernel}: the kernel's size parameter {p.name} is not a size of the table's row")
         typed.append(np.int32(sizes[p.name]))
     return ctype, tuple(typed), row.rows(sizes), row.width(sizes)
+
 
 #: ``dot_unknowns(x, y, kind, ext, out)``: its two launches (row sums, then totals) are written out
 #: in the backend; the arguments are checked with this row.
