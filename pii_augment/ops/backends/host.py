@@ -12,6 +12,9 @@ from .base import BOX, MG, BackendBase, BatchReport, host_threads, run_parts
 
 
 class _HostState:
+    """What ``prepare`` makes for a batch ``d5`` (B, C, D, H, W) and the solves fill: the output,
+    the clip range, the mask boxes, and the per-system status, residual and iterations."""
+
     def __init__(self, d5):
         B, C = d5.shape[:2]
         self.out = np.empty_like(d5)
