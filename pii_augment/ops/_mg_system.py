@@ -260,7 +260,6 @@ def _level_setup(kind, g, three, wz, wy, wx, diag, inv, unk, m0, m1):
 def _division_cells(diag, m, g, three, wz, wy, wx, out):
     # the cells of mask m whose diagonal is not the power of two of an unknown with all its
     # neighbours present (_level_setup counted them): the smoother divides there
-    zero = wx - wx
     full, full_pow2 = _full_diagonal(three, wz, wy, wx)
     n = 0
     for j in range(g[_START], g[_START] + g[_N]):
