@@ -6,7 +6,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ._intrinsics import fmax, fmin
 from ._spectral import MAX_SIDE_SUM, solve_box
+from .codes import Found
+
+# the bits of Found as plain ints (Numba freezes them as compile-time constants)
+GUIDE_BAD, DST_BAD, WHOLE_IMAGE, LEFT = (int(f) for f in (Found.GUIDE_BAD, Found.DST_BAD, Found.WHOLE_IMAGE, Found.LEFT))
 
 
 def mask_words(mask):
@@ -23,33 +28,40 @@ def _mask_box(mask, words, lo, hi):
     the mask is non-empty and fills it (lo = hi = 0 for an empty mask).
 
     One pass of row ORs over the mask (8 pixels per operation through ``words``, its uint64
-    view, when that has W / 8 columns), then first/last columns only on the rows that hold mask
-    pixels, then the check of the box's inside: cheaper than numpy reductions.
+    view, when that has W / 8 columns), then, on the rows that hold mask pixels, the first and
+    last non-zero word and the byte inside it, then a count of the box's pixels (the mask's bytes
+    are 0 or 1): cheaper than numpy reductions.
     """
     D, H, W = mask.shape
-    by_words = words.shape[-1] * 8 == W
+    nw = words.shape[-1]
+    by_words = nw * 8 == W
     z0, y0, x0 = D, H, W
     z1, y1, x1 = -1, -1, -1
     for z in range(D):
         for y in range(H):
             row = mask[z, y]
+            first, last = 0, W - 1
             if by_words:
                 wrow = words[z, y]
                 acc = np.uint64(0)
-                for x in range(wrow.shape[0]):
+                for x in range(nw):
                     acc |= wrow[x]
                 if acc == 0:
                     continue
+                i, j = 0, nw - 1
+                while wrow[i] == 0:
+                    i += 1
+                while wrow[j] == 0:
+                    j -= 1
+                first, last = i * 8, j * 8 + 7
             else:
                 m = np.uint8(0)
                 for x in range(W):
                     m |= row[x]
                 if m == 0:
                     continue
-            first = 0
             while row[first] == 0:
                 first += 1
-            last = W - 1
             while row[last] == 0:
                 last -= 1
             z0 = min(z0, z)
@@ -62,13 +74,13 @@ def _mask_box(mask, words, lo, hi):
         return False
     lo[0], lo[1], lo[2] = z0, y0, x0
     hi[0], hi[1], hi[2] = z1 + 1, y1 + 1, x1 + 1
-    inside = np.uint8(1)
+    count = 0
     for z in range(z0, z1 + 1):
         for y in range(y0, y1 + 1):
-            row = mask[z, y]
-            for x in range(x0, x1 + 1):
-                inside &= row[x]
-    return inside == 1
+            row = mask[z, y, x0:x1 + 1]
+            for x in range(row.shape[0]):
+                count += row[x]
+    return count == (z1 + 1 - z0) * (y1 + 1 - y0) * (x1 + 1 - x0)
 
 
 @njit(inline="always")
@@ -149,9 +161,11 @@ def _copy_minmax_sample(src, src_bits, exponent, out, lo, hi):
     channel that holds NaN or Inf. src, out: (C, D, H, W) C-contiguous float32/float64; src_bits:
     src's integer view; lo, hi: (C,) of src's dtype.
 
-    The NaN/Inf test looks at the exponent bits (integers), so the min/max reductions may be
-    reordered and vectorised: min and max are exact in any order, and a channel with a NaN gets
-    NaN bounds whatever the reduction found.
+    The NaN/Inf test looks at the exponent bits (integers), and min/max go through
+    ``llvm.minnum``/``maxnum`` (:mod:`~pii_augment.ops._intrinsics`), so the loop vectorises:
+    min and max are exact in any order, a channel with a NaN gets NaN bounds whatever the
+    reduction found, and a zero bound is stored as +0.0 (the lanes may meet -0.0 and +0.0 in
+    any order), so the result does not depend on the vector width.
     """
     for c in range(src.shape[0]):
         s = src[c].ravel()
@@ -163,11 +177,12 @@ def _copy_minmax_sample(src, src_bits, exponent, out, lo, hi):
         for i in range(s.shape[0]):
             v = s[i]
             d[i] = v
-            mn = min(mn, v)
-            mx = max(mx, v)
+            mn = fmin(mn, v)
+            mx = fmax(mx, v)
             bad |= (e[i] & exponent) == exponent
-        lo[c] = np.nan if bad else mn
-        hi[c] = np.nan if bad else mx
+        zero = mn - mn
+        lo[c] = np.nan if bad else (zero if mn == 0 else mn)
+        hi[c] = np.nan if bad else (zero if mx == 0 else mx)
 
 
 @njit(cache=True, nogil=True)
@@ -204,7 +219,7 @@ def _box_fits(lo, hi, shape, ndim, max_side_sum):
 
 
 def prepare_samples(d5, g5, gidx, m8, samples, check_guide, solve, alpha, mode, do_clip, ndim, box_code, out, lo,
-                    hi, box_lo, box_hi, filled, status, residual) -> bool:
+                    hi, box_lo, box_hi, filled, status, residual) -> int:
     """Preparation and the exact box solve of the samples ``samples``, one sample at a time, so
     that each image is read from memory once and the solve finds it in cache.
 
@@ -214,8 +229,9 @@ def prepare_samples(d5, g5, gidx, m8, samples, check_guide, solve, alpha, mode, 
     :func:`~pii_augment.ops._spectral.box_samples` accepts, its exact solve
     (:func:`~pii_augment.ops._spectral.solve_box`, guidance ``g5[gidx[b]]``), ``status[b] =
     box_code``. d5, out: (B, C, D, H, W); g5: the same shape; m8: (B, D, H, W) uint8; gidx:
-    (B,) int64. Returns whether ``g5[b]`` holds NaN/Inf for some b in ``samples`` (only looked
-    at with ``check_guide``).
+    (B,) int64. Returns the :class:`~pii_augment.ops.codes.Found` bits of these samples as an
+    int (``GUIDE_BAD`` only looked at with ``check_guide``; ``LEFT``: a non-empty mask not solved
+    here).
     """
     itype, bits = _EXPONENT[d5.dtype.itemsize]
     return _prepare_samples(d5, d5.view(itype), g5, g5.view(itype), itype(bits), gidx, m8, mask_words(m8), samples,
@@ -223,24 +239,38 @@ def prepare_samples(d5, g5, gidx, m8, samples, check_guide, solve, alpha, mode, 
                             out, lo, hi, box_lo, box_hi, filled, status, residual)
 
 
+@njit(inline="always")
+def _whole_image(lo, hi, shape):
+    """The box [lo, hi) is the whole (D, H, W) ``shape``."""
+    return (lo[0] == 0 and lo[1] == 0 and lo[2] == 0 and hi[0] == shape[0] and hi[1] == shape[1]
+            and hi[2] == shape[2])
+
+
 @njit(cache=True, nogil=True)
 def _prepare_samples(d5, d_bits, g5, g_bits, exponent, gidx, m8, m64, samples, check_guide, solve, alpha, mode, do_clip,
                      ndim, max_side_sum, box_code, out, lo, hi, box_lo, box_hi, filled, status, residual):
     shape = m8.shape[1:]
-    guide_bad = False
+    found = 0
     for t in range(samples.shape[0]):
         b = samples[t]
         _copy_minmax_sample(d5[b], d_bits[b], exponent, out[b], lo[b], hi[b])
+        for c in range(lo.shape[1]):
+            if lo[b, c] != lo[b, c]:
+                found |= DST_BAD
         full = _mask_box(m8[b], m64[b], box_lo[b], box_hi[b])
         filled[b] = full
+        if full and _whole_image(box_lo[b], box_hi[b], shape):
+            found |= WHOLE_IMAGE
         if check_guide and not _finite_bits(g_bits[b].ravel(), exponent):
-            guide_bad = True
+            found |= GUIDE_BAD
         if solve and full and _box_fits(box_lo[b], box_hi[b], shape, ndim, max_side_sum):
             solve_box(d5, g5, gidx[b], alpha[b], mode, b, box_lo[b], box_hi[b], ndim, lo, hi, do_clip, out,
                       residual)
             for c in range(status.shape[1]):
                 status[b, c] = box_code
-    return guide_bad
+        elif box_hi[b, 0] > box_lo[b, 0]:  # a non-empty mask: left to multigrid
+            found |= LEFT
+    return found
 
 
 @njit(cache=True, nogil=True)

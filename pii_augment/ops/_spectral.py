@@ -70,6 +70,22 @@ def _sine_matrix(n, like):
     return S
 
 
+@njit(inline="always")
+def _fill_sines(F, n, tab, ra, rb, ca, cb):
+    """F[r, c] = tab[(ra r + rb) (ca c + cb) mod len(tab)] for r, c < n, row by row, the index
+    advanced by additions (no division; a select, not a branch, keeps it in the period)."""
+    period = tab.shape[0]
+    for r in range(n):
+        row = F[r]
+        u = ra * r + rb
+        step = u * ca % period
+        t = u * cb % period
+        for c in range(n):
+            row[c] = tab[t]
+            t += step
+            t -= period if t >= period else 0
+
+
 @njit(cache=True, nogil=True)
 def _half_sine_matrices(n, like):
     """The DST-I of size n split by parity, for :func:`_dst_x` / :func:`_idst_x`.
@@ -90,16 +106,10 @@ def _half_sine_matrices(n, like):
     Fo = np.zeros((max(h0, 1), L), like.dtype)
     FeT = np.zeros((h1, L), like.dtype)
     FoT = np.zeros((max(h0, 1), L), like.dtype)
-    for j in range(h1):
-        for p in range(h1):
-            v = tab[(j + 1) * (2 * p + 1) % period]
-            Fe[j, p] = v
-            FeT[p, j] = v
-    for j in range(h0):
-        for p in range(h0):
-            v = tab[(j + 1) * (2 * p + 2) % period]
-            Fo[j, p] = v
-            FoT[p, j] = v
+    _fill_sines(Fe, h1, tab, 1, 1, 2, 1)  # Fe[j, p] = tab[(j + 1) (2p + 1)]
+    _fill_sines(FeT, h1, tab, 2, 1, 1, 1)  # FeT[p, j] = Fe[j, p]
+    _fill_sines(Fo, h0, tab, 1, 1, 2, 2)  # Fo[j, p] = tab[(j + 1) (2p + 2)]
+    _fill_sines(FoT, h0, tab, 2, 2, 1, 1)  # FoT[p, j] = Fo[j, p]
     return Fe, Fo, FeT, FoT
 
 

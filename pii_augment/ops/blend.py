@@ -25,7 +25,7 @@ from .._arrays import (
 from .._validate import check_bool, check_choice, check_int, check_real
 from .backends import BACKENDS, BOX, MG, get_backend, map_chunks
 from ._mg_system import crop_extent, levels_of
-from .codes import Verdict
+from .codes import Found, Verdict
 from .solver import (
     DIVERGENCE,
     HARMONIC,
@@ -158,23 +158,54 @@ def _solve(bk, d, m, guide, alpha, mode: int, *, clip: bool, on_unconverged: str
         max_iter = MAX_ITER["multigrid"] if solver_kw["max_iter"] is None else solver_kw["max_iter"]
         bk.solve_masks(state, d5, g5, m5, alpha, mode, clip, ndim, solver_kw["tol"], max_iter, gidx=gidx)
     rep = bk.report(state)
-    _check_report(rep, m5, check_finite, guide_name)
-    out, lo, hi = state.out, state.lo, state.hi
+    found = rep.found(tuple(m5.shape[1:]))
+    if found & _TO_CHECK:
+        _check_report(rep, m5, check_finite, guide_name)
+    if method == "auto" and not found & _NOT_ALL_BOXED:
+        info = _boxes_info(rep, solver_kw["tol"], d5.dtype)  # the one pass solved every non-empty mask
+    else:
+        info = _solve_rest(bk, d5, g5, gidx, guide, m5, alpha, mode, ndim, rep, state, clip, method, check_finite,
+                           solver_kw)
+    info.method = method
+    _count(bk, before, info)
+    report_unconverged(info, on_unconverged)
+    return state.out.reshape(shape), info, rep
+
+
+#: Found bits that need :func:`_check_report`, and those that need more than the box solve's info.
+_TO_CHECK = int(Found.GUIDE_BAD | Found.DST_BAD | Found.WHOLE_IMAGE)
+_NOT_ALL_BOXED = int(Found.LEFT | Found.DST_BAD)
+
+
+def _boxes_info(rep, tol: float, dtype) -> SolveInfo:
+    """The info of a batch whose every non-empty mask the exact box solve solved, its destinations
+    finite: each system converged when its true residual met ``tol``; an exact solve cannot
+    iterate further, so a finite miss is the rounding floor (stalled) and a NaN residual comes from
+    non-finite guidance (unchecked with ``check_finite=False``); the systems of empty masks hold
+    residual 0."""
+    res = rep.residual
+    converged = res <= tol
+    return SolveInfo("auto", tol, 0, 0, (0, 0, 0), res, converged, spectral_samples=int(np.count_nonzero(
+        rep.status[:, 0] == BOX)), stalled=~converged & np.isfinite(res), dtype=np.dtype(dtype).name)
+
+
+def _solve_rest(bk, d5, g5, gidx, guide, m5, alpha, mode, ndim, rep, state, clip, method, check_finite,
+                solver_kw) -> SolveInfo:
+    """What :func:`_solve` does after the report when some samples are left to the batched driver
+    or some data are not finite: the driver's solves, then the info of every system."""
     boxed = (rep.status == BOX).all(axis=1)
     whole = (rep.status > MG).all(axis=1)  # solved whole by the per-system multigrid
     todo = rep.nonempty & ~boxed & ~whole  # the batched driver gets these samples (vcycle, jacobi)
     if gidx is not None and todo.any():
         g5 = bk.take(g5, gidx)
-    info = _driver(bk, d5, g5, guide, m5, alpha, mode, ndim, todo, rep, lo, hi, clip, out, method, solver_kw)
+    info = _driver(bk, d5, g5, guide, m5, alpha, mode, ndim, todo, rep, state.lo, state.hi, clip, state.out, method,
+                   solver_kw)
     _record_solved(info, rep, boxed, whole, ndim, solver_kw["tol"])
     if not check_finite:  # a system whose destination holds NaN/Inf is never reported converged
         info.residual[rep.dst_bad] = np.nan
         info.converged[rep.dst_bad] = False
-    info.method = method
     info.spectral_samples = int(boxed.sum())
-    _count(bk, before, info)
-    report_unconverged(info, on_unconverged)
-    return out.reshape(shape), info, rep
+    return info
 
 
 def _check_report(rep, m5, check_finite: bool, guide_name: str) -> None:

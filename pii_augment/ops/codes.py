@@ -10,6 +10,8 @@ constants of namespace ``pii`` in ``kernels/common.cuh``, held equal to these en
 - :class:`Guidance`: the guidance mode of a solve (the ``mode`` argument of the kernels, int);
 - :class:`Verdict`: how the whole-system multigrid solve of one system ended;
 - :class:`SolvedBy`: who solved a system, the codes of ``BatchReport.status``;
+- :class:`Found`: what a batch's preparation found, ``BatchReport.flags`` (host kernels only: the
+  device backends derive it from their tables, so it has no CUDA constant);
 - :data:`MODES`: the public ``gradient=`` names and their modes.
 
 Example:
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["Cell", "Guidance", "Verdict", "SolvedBy", "MODES"]
+__all__ = ["Cell", "Guidance", "Verdict", "SolvedBy", "Found", "MODES"]
 
 
 class Cell(enum.IntEnum):
@@ -112,6 +114,28 @@ class SolvedBy(enum.IntEnum):
     BOX_PENDING = 2
     MG_PENDING = 3
     MG = 10
+
+
+class Found(enum.IntFlag):
+    """What the preparation of a batch found, one bit each: ``BatchReport.flags``.
+
+    ``GUIDE_BAD`` (1): the guidance (``src`` or ``rhs``) holds NaN or Inf (only looked at when
+    checked); ``DST_BAD`` (2): a destination image holds NaN or Inf; ``WHOLE_IMAGE`` (4): a mask
+    covers its whole image (no boundary: no unique solution); ``LEFT`` (8): a sample with a
+    non-empty mask that the exact box solve did not solve (multigrid's work). A batch whose flags
+    are 0 was checked and solved in the one pass, and the functional layer builds its result
+    without looking at the per-sample tables.
+
+    Example:
+        >>> from pii_augment.ops.codes import Found
+        >>> Found(10)
+        <Found.DST_BAD|LEFT: 10>
+    """
+
+    GUIDE_BAD = 1
+    DST_BAD = 2
+    WHOLE_IMAGE = 4
+    LEFT = 8
 
 
 #: The public ``gradient=`` names and their guidance modes, as plain ints (what the kernels take).

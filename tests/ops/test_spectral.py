@@ -88,3 +88,19 @@ def test_solve_poisson_without_rhs_on_boxes_is_the_harmonic_fill():
     for b in range(2):
         ref = exact_solve(dst[b, 0], mask[b], lambda p, q: np.zeros(p.shape))
         np.testing.assert_allclose(f[b, 0], ref, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_half_sine_matrices_are_the_parity_halves_of_the_sine_matrix(dtype):
+    from pii_augment.ops._spectral import _half_sine_matrices
+
+    for n in (1, 2, 3, 8, 45, 90, 101):
+        Fe, Fo, FeT, FoT = _half_sine_matrices(n, np.empty(1, dtype))
+        h0, h1 = n // 2, n - n // 2
+        j, k = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+        S = np.sin(np.pi * ((j + 1) * (k + 1) % (2 * (n + 1))) / (n + 1)).astype(dtype)
+        np.testing.assert_array_equal(Fe[:, :h1], S[:h1, 0::2])
+        np.testing.assert_array_equal(Fo[:h0, :h0], S[:h0, 1::2])
+        np.testing.assert_array_equal(FeT[:, :h1], Fe[:, :h1].T)
+        np.testing.assert_array_equal(FoT[:h0, :h0], Fo[:h0, :h0].T)
+        assert not Fe[:, h1:].any() and not Fo[:, h0:].any()  # the zero padding

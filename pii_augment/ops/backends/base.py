@@ -24,7 +24,7 @@ from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..codes import SolvedBy
+from ..codes import Found, SolvedBy
 
 
 #: Kernel names every backend implements, in the argument order of the Numba twins.
@@ -126,7 +126,9 @@ class BatchReport:
     ``NONE`` nobody (yet), :data:`BOX` the exact box solve, ``MG + v`` the whole-system multigrid
     with its :class:`~pii_augment.ops.codes.Verdict` ``v`` (converged, stalled, non-finite,
     stopped at max_iter); ``residual``: (B, C) float64,
-    the relative residual of the solve that wrote it; ``iters``: (B, C) its PCG iterations.
+    the relative residual of the solve that wrote it; ``iters``: (B, C) its PCG iterations;
+    ``flags``: the :class:`~pii_augment.ops.codes.Found` bits of the batch as an int, when the
+    backend's preparation computed them (the host kernels do), else None (see :meth:`found`).
     """
 
     box_lo: np.ndarray
@@ -137,6 +139,19 @@ class BatchReport:
     status: np.ndarray
     residual: np.ndarray
     iters: np.ndarray
+    flags: int | None = None
+
+    def found(self, spatial: tuple[int, ...]) -> int:
+        """The :class:`~pii_augment.ops.codes.Found` bits as an int: :attr:`flags`, or, when the
+        backend left them to the tables, derived from them (``spatial``: the (D, H, W) of the
+        masks). ``LEFT``: a non-empty mask not solved by the box solve in every channel."""
+        if self.flags is not None:
+            return self.flags
+        whole = self.filled & (self.box_lo == 0).all(axis=1) & (self.box_hi == np.array(spatial)).all(axis=1)
+        left = self.nonempty & (self.status != BOX).any(axis=1)
+        bits = ((Found.GUIDE_BAD, self.guide_bad), (Found.DST_BAD, self.dst_bad.any()),
+                (Found.WHOLE_IMAGE, whole.any()), (Found.LEFT, left.any()))
+        return sum(int(bit) for bit, on in bits if on)
 
     @property
     def nonempty(self) -> np.ndarray:

@@ -8,7 +8,10 @@ from typing import Callable
 import numpy as np
 
 from .. import _numba_kernels as _k
+from ..codes import Found
 from .base import BOX, MG, BackendBase, BatchReport, host_threads, run_parts
+
+DST_BAD, GUIDE_BAD, LEFT = int(Found.DST_BAD), int(Found.GUIDE_BAD), int(Found.LEFT)
 
 
 class _HostState:
@@ -23,7 +26,7 @@ class _HostState:
         self.box_lo = np.zeros((B, 3), np.int64)
         self.box_hi = np.zeros((B, 3), np.int64)
         self.filled = np.zeros(B, bool)
-        self.guide_bad = False
+        self.flags = 0  # the Found bits of the preparation
         self.status = np.zeros((B, C), np.int64)
         self.residual = np.zeros((B, C))
         self.iters = np.zeros((B, C), np.int64)
@@ -79,12 +82,13 @@ class NumbaBackend(BackendBase):
         alpha, mode, clip, ndim = solve if solve is not None else (np.zeros(B), 0, False, 2)
         m8 = m5.view(np.uint8)
 
-        def part(samples: np.ndarray) -> bool:
+        def part(samples: np.ndarray) -> int:
             return prepare_samples(d5, g5, gidx, m8, samples, check_guide, solve is not None, alpha, mode, clip,
                                    ndim, BOX, state.out, state.lo, state.hi, state.box_lo, state.box_hi,
                                    state.filled, state.status, state.residual)
 
-        state.guide_bad = any(self._per_sample(B, part))
+        for found in self._per_sample(B, part):
+            state.flags |= found
         return state
 
     def solve_boxes(self, state: _HostState, d5, g5, alpha, mode, clip, ndim) -> None:
@@ -107,6 +111,8 @@ class NumbaBackend(BackendBase):
     def solve_masks(self, state: _HostState, d5, g5, m5, alpha, mode, clip, ndim, tol, max_iter, gidx=None) -> None:
         from .._mg_system import MG_DEFAULTS, mg_solve_samples
 
+        if not state.flags & LEFT:  # the preparation solved every non-empty mask
+            return
         nonempty = (state.box_hi > state.box_lo).all(axis=1)
         idx = np.flatnonzero(nonempty & (state.status != BOX).any(axis=1))
         if not idx.size:
@@ -124,9 +130,10 @@ class NumbaBackend(BackendBase):
         state.status[idx] = MG + status[idx]
 
     def report(self, state: _HostState) -> BatchReport:
-        dst_bad = ~(np.isfinite(state.lo) & np.isfinite(state.hi))
-        return BatchReport(state.box_lo, state.box_hi, state.filled, dst_bad, bool(state.guide_bad),
-                           state.status, state.residual, state.iters)
+        dst_bad = ~(np.isfinite(state.lo) & np.isfinite(state.hi)) if state.flags & DST_BAD else np.zeros(
+            state.lo.shape, bool)
+        return BatchReport(state.box_lo, state.box_hi, state.filled, dst_bad, bool(state.flags & GUIDE_BAD),
+                           state.status, state.residual, state.iters, flags=state.flags)
 
     indexes_guide = True
 
