@@ -42,13 +42,18 @@ def _is_cupy(x: Any) -> bool:
     return cupy is not None and isinstance(x, cupy.ndarray)
 
 
+_NUMPY = ArrayKind("numpy", "cpu")
+
+
 def array_kind(x: Any) -> ArrayKind:
     """Return the :class:`ArrayKind` of ``x`` (numpy for anything array-like that is not cupy/torch)."""
+    if type(x) is np.ndarray:
+        return _NUMPY
     if _is_torch(x):
         return ArrayKind("torch", "cuda" if x.is_cuda else "cpu", x.device)
     if _is_cupy(x):
         return ArrayKind("cupy", "cuda")
-    return ArrayKind("numpy", "cpu")
+    return _NUMPY
 
 
 def check_array(x: Any, name: str) -> None:
@@ -113,6 +118,8 @@ def same_device_or_raise(named: dict[str, Any]) -> ArrayKind:
 
     ``named`` maps argument names to the raw user inputs (``None`` values are ignored).
     """
+    if all(v is None or type(v) is np.ndarray for v in named.values()):
+        return _NUMPY
     akinds = {n: array_kind(v) for n, v in named.items() if v is not None and hasattr(v, "shape")}
     first_name, first = next(iter(akinds.items()))
     for n, ak in akinds.items():
@@ -126,6 +133,25 @@ def same_device_or_raise(named: dict[str, Any]) -> ArrayKind:
                 f"{first.torch_device or first.device}; move them to one device"
             )
     return first
+
+
+def same_elements(a: Any, b: Any) -> bool:
+    """``a`` and ``b`` are one host array seen twice: the same elements in the same layout (as
+    ``blend_with_label`` gets ``dst`` and ``src`` when the source is read from the batch
+    itself), so checking one for NaN/Inf checks both.
+
+    Example:
+        >>> import numpy as np
+        >>> x = np.zeros((2, 3))
+        >>> same_elements(x, x.view()), same_elements(x, x.copy()), same_elements(x, x.T)
+        (True, False, False)
+    """
+    if a is b:
+        return True
+    if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)):
+        return False
+    return (a.shape == b.shape and a.strides == b.strides and a.dtype == b.dtype
+            and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
 
 
 def check_image_batch(x: Any, name: str) -> None:
@@ -174,6 +200,8 @@ def normalize_alpha(alpha: Any, batch: int, xp, name: str = "alpha") -> np.ndarr
         alpha = alpha.detach().cpu().numpy()
     elif _is_cupy(alpha):
         alpha = alpha.get()
+    if type(alpha) is float and 0 <= alpha <= 1:  # the common case (NaN fails the comparison)
+        return np.full(batch, alpha)
     a = np.asarray(alpha)
     if a.dtype.kind not in "fiu":
         raise TypeError(
@@ -185,7 +213,8 @@ def normalize_alpha(alpha: Any, batch: int, xp, name: str = "alpha") -> np.ndarr
         a = np.full(batch, float(a))
     if a.shape != (batch,):
         raise ValueError(f"{name} must be a scalar or have shape (B,) = ({batch},); got {a.shape}")
-    if a.size and not (a.min() >= 0 and a.max() <= 1):  # NaN fails both comparisons
+    if a.size and not (all(0 <= v <= 1 for v in a.tolist()) if a.size <= 16 else (a.min() >= 0 and a.max() <= 1)):
+        # NaN fails every comparison
         raise ValueError(f"{name} must lie in [0, 1]; got values in [{a.min()}, {a.max()}]")
     return a
 
@@ -225,6 +254,8 @@ def on_torch_stream(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         first = args[0] if args else kwargs.get("dst")
+        if type(first) is np.ndarray:  # nothing to set up (and no context manager to pay for)
+            return fn(*args, **kwargs)
         with torch_cuda_context(array_kind(first)):
             return fn(*args, **kwargs)
 

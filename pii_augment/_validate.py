@@ -41,6 +41,8 @@ def check_choice(name: str, value: Any, choices: Sequence[Any]) -> Any:
         >>> check_choice("method", "auto", ("auto", "multigrid"))
         'auto'
     """
+    if value.__class__ is str and value in choices:  # the common case: a str equals only a str
+        return value
     ok = any(isinstance(value, type(c)) and not (isinstance(value, bool) and not isinstance(c, bool))
              and value == c for c in choices)
     if not ok:

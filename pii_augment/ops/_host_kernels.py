@@ -84,11 +84,12 @@ def _mask_box(mask, words, lo, hi):
 
 
 @njit(inline="always")
-def _label_row(dst, out, b, z, y, mrow, a, zero, tolerance, quantise, x0, x1, changed, lrow):
+def _label_row(dst, out, b, z, y, mrow, a, zero, tolerance, quantise, x0, x1, changed, lrow, zeroed=False):
     """lrow[x] = a where mrow[x] and (not quantise, or floor(d / tolerance) != floor(o / tolerance)
     in some channel of row (b, z, y) of dst/out), else 0, for x0 <= x < x1; changed: a (W,)
-    bool scratch row. Rows without mask pixels are only zeroed; the inner loops are branch-free
-    over contiguous slices from 0, so they vectorise."""
+    bool scratch row. Rows without mask pixels are only zeroed, and left alone when ``zeroed``
+    (the label holds zeros already: np.zeros, whose untouched pages cost nothing); the inner
+    loops are branch-free over contiguous slices from 0, so they vectorise."""
     n = x1 - x0
     m = mrow[x0:x1]
     lab = lrow[x0:x1]
@@ -96,8 +97,9 @@ def _label_row(dst, out, b, z, y, mrow, a, zero, tolerance, quantise, x0, x1, ch
     for x in range(n):
         hit |= m[x]
     if not hit:
-        for x in range(n):
-            lab[x] = zero
+        if not zeroed:
+            for x in range(n):
+                lab[x] = zero
         return
     if quantise:
         ch = changed[:n]
@@ -218,8 +220,8 @@ def _box_fits(lo, hi, shape, ndim, max_side_sum):
     return sides <= max_side_sum
 
 
-def prepare_samples(d5, g5, gidx, m8, samples, check_guide, solve, alpha, mode, do_clip, ndim, box_code, out, lo,
-                    hi, box_lo, box_hi, filled, status, residual) -> int:
+def prepare_samples(d5, g5, gidx, m5, samples, check_guide, solve, alpha, mode, do_clip, ndim, box_code, out, lo,
+                    hi, box_lo, box_hi, filled, status, residual, label=None) -> int:
     """Preparation and the exact box solve of the samples ``samples``, one sample at a time, so
     that each image is read from memory once and the solve finds it in cache.
 
@@ -228,15 +230,22 @@ def prepare_samples(d5, g5, gidx, m8, samples, check_guide, solve, alpha, mode, 
     filled[b]`` (:func:`_mask_box`), and, with ``solve``, when the mask is a box that
     :func:`~pii_augment.ops._spectral.box_samples` accepts, its exact solve
     (:func:`~pii_augment.ops._spectral.solve_box`, guidance ``g5[gidx[b]]``), ``status[b] =
-    box_code``. d5, out: (B, C, D, H, W); g5: the same shape; m8: (B, D, H, W) uint8; gidx:
+    box_code``, and with ``label`` = (array, alpha, tolerance, quantise) the label of each sample
+    solved here (:func:`label_in_boxes`, while its box is in cache; ``array`` (B, 1, D, H, W)
+    holding zeros). d5, out: (B, C, D, H, W); g5: the same shape; m5: (B, D, H, W) bool; gidx:
     (B,) int64. Returns the :class:`~pii_augment.ops.codes.Found` bits of these samples as an
     int (``GUIDE_BAD`` only looked at with ``check_guide``; ``LEFT``: a non-empty mask not solved
-    here).
+    (nor labelled) here).
     """
     itype, bits = _EXPONENT[d5.dtype.itemsize]
-    return _prepare_samples(d5, d5.view(itype), g5, g5.view(itype), itype(bits), gidx, m8, mask_words(m8), samples,
+    m8 = m5.view(np.uint8)
+    if label is None:
+        label = (np.zeros((0, 1, 1, 1, 1), d5.dtype), np.zeros(0, d5.dtype), d5.dtype.type(1), False)
+    lab, lab_alpha, lab_tol, quantise = label
+    return _prepare_samples(d5, d5.view(itype), g5, g5.view(itype), itype(bits), gidx, m5, m8, mask_words(m8), samples,
                             bool(check_guide), bool(solve), alpha, mode, bool(do_clip), ndim, MAX_SIDE_SUM, box_code,
-                            out, lo, hi, box_lo, box_hi, filled, status, residual)
+                            out, lo, hi, box_lo, box_hi, filled, status, residual, lab, lab_alpha, lab_tol,
+                            bool(quantise))
 
 
 @njit(inline="always")
@@ -247,10 +256,12 @@ def _whole_image(lo, hi, shape):
 
 
 @njit(cache=True, nogil=True)
-def _prepare_samples(d5, d_bits, g5, g_bits, exponent, gidx, m8, m64, samples, check_guide, solve, alpha, mode, do_clip,
-                     ndim, max_side_sum, box_code, out, lo, hi, box_lo, box_hi, filled, status, residual):
+def _prepare_samples(d5, d_bits, g5, g_bits, exponent, gidx, m5, m8, m64, samples, check_guide, solve, alpha, mode,
+                     do_clip, ndim, max_side_sum, box_code, out, lo, hi, box_lo, box_hi, filled, status, residual, label,
+                     lab_alpha, lab_tol, quantise):
     shape = m8.shape[1:]
     found = 0
+    changed = np.empty(d5.shape[-1], np.bool_)  # the label's scratch row
     for t in range(samples.shape[0]):
         b = samples[t]
         _copy_minmax_sample(d5[b], d_bits[b], exponent, out[b], lo[b], hi[b])
@@ -268,6 +279,8 @@ def _prepare_samples(d5, d_bits, g5, g_bits, exponent, gidx, m8, m64, samples, c
                       residual)
             for c in range(status.shape[1]):
                 status[b, c] = box_code
+            if label.shape[0]:
+                _label_box(d5, out, m5, b, lab_alpha[b], lab_tol, quantise, box_lo[b], box_hi[b], changed, label)
         elif box_hi[b, 0] > box_lo[b, 0]:  # a non-empty mask: left to multigrid
             found |= LEFT
     return found
@@ -278,24 +291,27 @@ def label_in_boxes(dst, out, mask, alpha, tolerance, quantise, box_lo, box_hi, s
     """:func:`label_host` reading only each sample's mask box [box_lo[b], box_hi[b]) (a mask has
     no pixel outside its bounding box): ``label`` must hold zeros (np.zeros: pages that the
     system hands out zeroed), and only the boxes of the samples ``samples`` are written."""
-    B, C, D, H, W = dst.shape
-    changed = np.empty(W, np.bool_)
+    changed = np.empty(dst.shape[-1], np.bool_)
     for t in range(samples.shape[0]):
         b = samples[t]
-        a = alpha[b]
-        zero = a - a
-        x0, x1 = box_lo[b, 2], box_hi[b, 2]
-        for z in range(box_lo[b, 0], box_hi[b, 0]):
-            for y in range(box_lo[b, 1], box_hi[b, 1]):
-                _label_row(dst, out, b, z, y, mask[b, z, y], a, zero, tolerance, quantise, x0, x1,
-                           changed, label[b, 0, z, y])
+        _label_box(dst, out, mask, b, alpha[b], tolerance, quantise, box_lo[b], box_hi[b], changed, label)
+
+
+@njit(nogil=True)
+def _label_box(dst, out, mask, b, a, tolerance, quantise, lo, hi, changed, label):
+    """The label of sample b (:func:`label_host`) inside its mask box [lo, hi), row by row."""
+    zero = a - a
+    for z in range(lo[0], hi[0]):
+        for y in range(lo[1], hi[1]):
+            _label_row(dst, out, b, z, y, mask[b, z, y], a, zero, tolerance, quantise, lo[2], hi[2], changed,
+                       label[b, 0, z, y], True)
 
 
 @njit(cache=True, nogil=True)
 def fpi_label_host(dst, src, gidx, mask, alpha, one_minus_alpha, tolerance, quantise, samples, out, label):
     """:func:`fpi_host` with the source of sample b in ``src[gidx[b]]`` and the label of
-    :func:`label_host` (label: (B, 1, D, H, W)), row by row while the row is in cache, for the
-    samples ``samples``."""
+    :func:`label_host` (label: (B, 1, D, H, W), written whole), row by row while the row is in
+    cache, for the samples ``samples``."""
     B, C, D, H, W = dst.shape
     changed = np.empty(W, np.bool_)
     for t in range(samples.shape[0]):

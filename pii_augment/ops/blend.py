@@ -20,6 +20,7 @@ from .._arrays import (
     normalize_mask,
     on_torch_stream,
     same_device_or_raise,
+    same_elements,
     to_backend_array,
 )
 from .._validate import check_bool, check_choice, check_int, check_real
@@ -123,7 +124,7 @@ def _merge_infos(infos: list[SolveInfo]) -> SolveInfo:
 
 
 def _solve(bk, d, m, guide, alpha, mode: int, *, clip: bool, on_unconverged: str, method: str,
-           check_finite: bool, guide_name: str = "src", gidx: np.ndarray | None = None, **solver_kw):
+           check_finite: bool, guide_name: str = "src", gidx: np.ndarray | None = None, label=None, **solver_kw):
     """Shared path of :func:`poisson_interpolate` and :func:`solve_poisson` on backend arrays.
 
     ``guide``: the source images (guidance modes of ``MODES``), the divergence per pixel (mode
@@ -134,7 +135,10 @@ def _solve(bk, d, m, guide, alpha, mode: int, *, clip: bool, on_unconverged: str
     solve; one read of the small result tables (:meth:`Backend.report`) follows, then multigrid
     for the other samples. Every solver works on the correction ``e = f - dst`` and writes
     ``clip(dst + e)``. ``gidx``: None, or (B,) int64, sample b's guidance in ``guide[gidx[b]]``
-    (read in place where the backend can, else gathered once).
+    (read in place where the backend can, else gathered once). ``label``: None, or ``(array,
+    tolerance)`` for a backend that :attr:`~pii_augment.ops.backends.BackendBase.fuses_label`:
+    with ``method="auto"`` the samples the box solve solves are labelled into ``array`` in the
+    same pass (the caller labels the others: those whose status is not ``BOX``).
 
     Returns ``(out, info, report)``: the blend (the shape of ``d``), its :class:`SolveInfo` and
     the backend's :class:`~pii_augment.ops.backends.BatchReport` (mask boxes for the label).
@@ -149,9 +153,9 @@ def _solve(bk, d, m, guide, alpha, mode: int, *, clip: bool, on_unconverged: str
     before = bk.counts()
     if gidx is not None and not (bk.indexes_guide and method in ("auto", "multigrid")):
         g5, gidx = bk.take(g5, gidx), None  # the batched driver (vcycle, jacobi) reads g5[b]
-    check_guide = check_finite and guide is not None
+    check_guide = check_finite and guide is not None and not same_elements(guide, d)  # dst's check covers it
     if method == "auto":
-        state = bk.prepare_boxes(d5, g5, gidx, m5, check_guide, alpha, mode, clip, ndim)
+        state = bk.prepare_boxes(d5, g5, gidx, m5, check_guide, alpha, mode, clip, ndim, label=label)
     else:
         state = bk.prepare(d5, g5, m5, check_guide)
     if method in ("auto", "multigrid"):
@@ -175,6 +179,7 @@ def _solve(bk, d, m, guide, alpha, mode: int, *, clip: bool, on_unconverged: str
 #: Found bits that need :func:`_check_report`, and those that need more than the box solve's info.
 _TO_CHECK = int(Found.GUIDE_BAD | Found.DST_BAD | Found.WHOLE_IMAGE)
 _NOT_ALL_BOXED = int(Found.LEFT | Found.DST_BAD)
+_LEFT = int(Found.LEFT)
 
 
 def _boxes_info(rep, tol: float, dtype) -> SolveInfo:
@@ -185,8 +190,13 @@ def _boxes_info(rep, tol: float, dtype) -> SolveInfo:
     residual 0."""
     res = rep.residual
     converged = res <= tol
+    stalled = np.isfinite(res)
+    stalled &= ~converged
     return SolveInfo("auto", tol, 0, 0, (0, 0, 0), res, converged, spectral_samples=int(np.count_nonzero(
-        rep.status[:, 0] == BOX)), stalled=~converged & np.isfinite(res), dtype=np.dtype(dtype).name)
+        rep.status[:, 0] == BOX)), stalled=stalled, dtype=_DTYPE_NAMES.get(dtype) or np.dtype(dtype).name)
+
+
+_DTYPE_NAMES = {np.dtype(np.float32): "float32", np.dtype(np.float64): "float64"}
 
 
 def _solve_rest(bk, d5, g5, gidx, guide, m5, alpha, mode, ndim, rep, state, clip, method, check_finite,
@@ -592,6 +602,12 @@ def blend_with_label(
     else:
         if gidx is not None and not bk.indexes_guide:
             s, gidx = bk.take(s, gidx), None
-        out, _, rep = _solve(bk, d, m, s, a, MODES[gradient], check_finite=check_finite, gidx=gidx, **solver)
-        label = bk.label_boxes(d5, _as_5d(out, xp), m5, a, tolerance, rep.box_lo, rep.box_hi)
+        label = bk.zeros((B, 1) + tuple(d5.shape[2:]), d.dtype) if bk.fuses_label else None
+        out, _, rep = _solve(bk, d, m, s, a, MODES[gradient], check_finite=check_finite, gidx=gidx,
+                             label=None if label is None else (label, tolerance), **solver)
+        if label is None:
+            label = bk.label_boxes(d5, _as_5d(out, xp), m5, a, tolerance, rep.box_lo, rep.box_hi)
+        elif rep.found(tuple(m5.shape[1:])) & _LEFT or solver["method"] != "auto":  # the samples not labelled yet
+            rest = np.flatnonzero(rep.nonempty & (rep.status[:, 0] != BOX))
+            bk.label_boxes(d5, _as_5d(out, xp), m5, a, tolerance, rep.box_lo, rep.box_hi, into=label, samples=rest)
     return from_backend_array(out.reshape(d.shape), akind), from_backend_array(label.reshape(label_shape), akind)

@@ -197,11 +197,12 @@ class PatchParams:
         names = self.row_shapes()
         mats = self.matrices()
         width = np.maximum(self.half_widths, 1).astype(np.float64)
-        owner = self.patch_sample
+        owner = self.patch_sample.tolist()
+        lo_rows, hi_rows = lo.tolist(), hi.tolist()  # Python ints: no numpy call per patch
         for r in range(self.rows):  # each patch inside its own box: cheaper than B full grids
-            if (hi[r] <= lo[r]).any():
+            if any(b <= a for a, b in zip(lo_rows[r], hi_rows[r])):
                 continue
-            view = out[(int(owner[r]),) + tuple(slice(int(a), int(b)) for a, b in zip(lo[r], hi[r]))]
+            view = out[(owner[r],) + tuple(map(slice, lo_rows[r], hi_rows[r]))]
             if mats is None and names[r] in ("square", "rectangle"):  # the whole box (as row_mask)
                 view[...] = True
                 continue

@@ -176,6 +176,19 @@ def _check_finite(x: torch.Tensor, name: str) -> bool:
     return True
 
 
+def _stream_rewinder(generator: Any):
+    """A function that puts ``generator`` (a ``numpy.random.Generator``, a ``torch.Generator``,
+    or None: torch's global RNG) back where it is now."""
+    if isinstance(generator, np.random.Generator):
+        state = generator.bit_generator.state
+        return lambda: setattr(generator.bit_generator, "state", state)
+    if generator is None:
+        state = torch.get_rng_state()
+        return lambda: torch.set_rng_state(state)
+    state = generator.get_state()
+    return lambda: generator.set_state(state)
+
+
 def _rewrap(x: torch.Tensor, like: torch.Tensor, label: bool = False) -> torch.Tensor:
     """``x`` as the tensor subclass of ``like`` (``tv_tensors``, MONAI's ``MetaTensor``), with
     copies of its attributes (metadata); a label of torchvision's types is a ``tv_tensors.Mask``."""
@@ -303,6 +316,12 @@ class PatchInterpolation(nn.Module):
         >>> out.shape, label.shape, bool((label > 0).any())
         (torch.Size([4, 1, 32, 32]), torch.Size([4, 1, 32, 32]), True)
     """
+
+    #: Whether :meth:`_blend` finds NaN/Inf itself when asked (``check_finite=True``) in its own
+    #: pass over the data (the library's blends: the destination is read once for the copy and
+    #: the check together). Then the module does not read CPU inputs for the check before the
+    #: blend; a subclass whose ``_blend`` does not check leaves this False and the module checks.
+    _blend_checks_finite = False
 
     def __init__(
         self,
@@ -613,8 +632,15 @@ class PatchInterpolation(nn.Module):
             ``images``, detached.
         """
         self._check_params(params, tuple(images.shape), source)
-        checked = _check_finite(images, "images") & (source is None or _check_finite(source, "source"))
+        checked = self._check_finite_first(images, source)
         return self._apply_params(images.detach(), None if source is None else source.detach(), params, checked)
+
+    def _check_finite_first(self, images: torch.Tensor, source: torch.Tensor | None) -> bool:
+        """NaN/Inf in ``images`` (or ``source``) before the blend, unless the blend checks them in
+        its own pass (:attr:`_blend_checks_finite`); returns whether they were checked here."""
+        if self._blend_checks_finite:
+            return False
+        return _check_finite(images, "images") & (source is None or _check_finite(source, "source"))
 
     def _apply_params(
         self, images: torch.Tensor, source: torch.Tensor | None, params: InterpolationParams, checked: bool = True
@@ -624,6 +650,8 @@ class PatchInterpolation(nn.Module):
         B, spatial = images.shape[0], tuple(images.shape[2:])
         work = images.float() if images.dtype in _HALF_DTYPES else images
         if not params.apply.any():
+            if not checked and self._blend_checks_finite:  # no blend runs to check them
+                _check_finite(images, "images") & (source is None or _check_finite(source, "source"))
             return images.clone(), images.new_zeros((B, 1) + spatial)
         index = None
         if source is not None:
@@ -644,9 +672,12 @@ class PatchInterpolation(nn.Module):
         # label) per patch layer; samples the gate leaves alone get empty masks, so they come back
         # unchanged with a zero label. Unchecked (CUDA) inputs are checked by the blend.
         explicit = source is not None
+        layers = []
 
-        def blend(d, s, m, a):
-            return self._blend_checked(d, s, m, a, not checked, explicit_source=explicit, src_index=index)
+        def blend(d, s, m, a):  # the first layer checks the inputs (the later ones blend its output)
+            check = not checked and not layers
+            layers.append(1)
+            return self._blend_checked(d, s, m, a, check, explicit_source=explicit, src_index=index)
 
         out, label = blend_patches(work, src, params.patches, blend=blend, apply=params.apply,
                                    tolerance=self.tolerance, backend=self.backend)
@@ -668,8 +699,10 @@ class PatchInterpolation(nn.Module):
         """``(augmented, label)`` for a batch (or a single image with an explicit source).
 
         Checks, before drawing or blending anything: the shapes, dtypes and devices of
-        ``images``/``source``, ``params`` or ``generator``, then that ``images`` (and
-        ``source``) hold no NaN or Inf (a ``ValueError`` naming them).
+        ``images``/``source``, ``params`` or ``generator``. NaN or Inf in ``images`` (or
+        ``source``) is a ``ValueError`` naming them, found by the blend in its own pass over the
+        data (no pass of its own); a call that raises draws nothing: the module's stream (or
+        ``generator``, or torch's global RNG) is put back where it was.
 
         Args:
             images: see the class' Shape block.
@@ -701,14 +734,22 @@ class PatchInterpolation(nn.Module):
             _check_generator(generator)
         else:
             self._check_params(params, tuple(x.shape), src)
-        checked = _check_finite(x, "images") & (src is None or _check_finite(src, "source"))
+        checked = self._check_finite_first(x, src)
+        rewind = None
         if params is None:
             reg = self._region_of(x, region)
+            rewind = _stream_rewinder(self._rng if generator is None else generator)
             params = self.forward_parameters(x.shape, generator, explicit_source=src is not None, region=reg)
-        self._params = params
         if x.shape[0] == 0:
+            self._params = params
             return x.clone(), x.new_zeros((0, 1) + tuple(x.shape[2:]))
-        out, label = self._apply_params(x, src, params, checked)
+        try:
+            out, label = self._apply_params(x, src, params, checked)
+        except Exception:
+            if rewind is not None:  # a call that fails draws nothing: the stream is where it was
+                rewind()
+            raise
+        self._params = params
         if single:
             out, label = out[0], label[0]
         return out, label
@@ -835,6 +876,8 @@ class PoissonImageInterpolation(PatchInterpolation):
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, gradient={self.gradient!r}"
 
+    _blend_checks_finite = True
+
     def _blend(self, dst, src, mask, alpha, check_finite=False, src_index=None):
         return blend_with_label(
             dst, src, mask, alpha, blend="pii", src_index=src_index, tolerance=self.tolerance,
@@ -870,6 +913,8 @@ class ForeignPatchInterpolation(PatchInterpolation):
         >>> out.shape, label.shape
         (torch.Size([1, 16, 32, 32]), torch.Size([1, 16, 32, 32]))
     """
+
+    _blend_checks_finite = True
 
     def _blend(self, dst, src, mask, alpha, check_finite=False, src_index=None):
         return blend_with_label(dst, src, mask, alpha, blend="fpi", src_index=src_index, tolerance=self.tolerance,

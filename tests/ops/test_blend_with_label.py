@@ -125,3 +125,20 @@ def test_empty_batch():
     z = np.zeros((0, 1, 8, 8), np.float32)
     out, label = blend_with_label(z, z, np.zeros((0, 8, 8), bool), np.zeros(0))
     assert out.shape == (0, 1, 8, 8) and label.shape == (0, 1, 8, 8)
+
+
+@pytest.mark.parametrize("tolerance", [1e-3, None])
+def test_boxes_labelled_in_the_solve_pass_equal_the_public_functions(tolerance):
+    # every mask a box with its ring inside (or empty): the host labels them all in the pass that
+    # solves them, and labels nothing afterwards
+    from problems import boxes
+
+    rng = np.random.default_rng(11)
+    dst = rng.standard_normal((6, 2, 30, 34)).astype(np.float32)
+    mask = boxes(6, (30, 34), rng)
+    mask[4] = False
+    index = np.array([1, 2, 3, 4, 5, 0])
+    out, label = blend_with_label(dst, dst, mask, 0.7, src_index=index, tolerance=tolerance)
+    ref_out, ref_label = reference("pii", dst, dst, mask, 0.7, index, tolerance, "auto")
+    assert np.array_equal(out, ref_out) and np.array_equal(label, ref_label)
+    assert label[4].max() == 0 and (label[:4] > 0).any()

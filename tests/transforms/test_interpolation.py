@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from pii_augment import (
     ForeignPatchInterpolation,
     InterpolationParams,
+    PatchInterpolation,
     PoissonImageInterpolation,
     anomaly_label,
     foreign_patch_interpolate,
@@ -503,8 +504,10 @@ def test_apply_transform_names_its_arguments(cls, images):
     assert torch.equal(out, aug(images, params=params)[0])
 
 
-def test_finiteness_is_checked_once_by_the_module(cls, images, monkeypatch):
-    """One pass per input tensor, and the functional layer is told not to check again."""
+def test_finiteness_is_checked_by_the_blend_in_its_own_pass(cls, images, monkeypatch):
+    """The module reads nothing for the check: the functional call checks (once, in the first
+    patch layer), PII in the pass that copies dst (and skips the source when it is the batch
+    itself), FPI with one pass per distinct tensor."""
     import pii_augment.ops._host_kernels as hk
     import pii_augment.transforms.interpolation as mod
 
@@ -518,11 +521,58 @@ def test_finiteness_is_checked_once_by_the_module(cls, images, monkeypatch):
         return real_blend(*args, **kwargs)
 
     monkeypatch.setattr(mod, "blend_with_label", spy)
-    cls(seed=0)(images)  # one pass over images (in batch chunks, one per host thread)
-    assert sum(n for (n,) in calls) == images.numel() and flags == [False]
+    passes = 0 if cls is PoissonImageInterpolation else 1  # FPI: all_finite over dst (its source is dst)
+    cls(seed=0)(images)
+    assert sum(int(np.prod(c)) for c in calls) == passes * images.numel() and flags == [True]
     calls.clear()
+    flags.clear()
     cls(seed=0)(images, images.flip(0))
-    assert sum(n for (n,) in calls) == 2 * images.numel() and flags == [False, False]
+    assert sum(int(np.prod(c)) for c in calls) == 2 * passes * images.numel() and flags == [True]
+    flags.clear()
+    cls(seed=0, n_patches=(3, 3))(images)
+    assert flags == [True, False, False]  # later layers blend the first one's output
+
+
+class _CopyPaste(PatchInterpolation):
+    """A subclass whose _blend does not check NaN/Inf: the module checks for it."""
+
+    def _blend(self, dst, src, mask, alpha, check_finite=False, src_index=None):
+        src = src if src_index is None else src[torch.as_tensor(src_index)]
+        m = mask[:, None].to(dst.dtype)
+        return dst * (1 - m) + src * m, m
+
+
+def test_a_blend_that_does_not_check_is_checked_by_the_module(images):
+    bad = images.clone()
+    bad[1, 0, 3, 3] = float("nan")
+    with pytest.raises(ValueError, match=r"^images contains NaN or Inf"):
+        _CopyPaste(seed=0)(bad)
+    with pytest.raises(ValueError, match=r"^source contains NaN or Inf"):
+        _CopyPaste(seed=0)(images, bad)
+
+
+@pytest.mark.parametrize("where", ["images", "source"])
+def test_a_call_that_raises_draws_nothing(cls, images, where):
+    bad = images.clone()
+    bad[2, 0, 7, 7] = float("inf")
+    x, s = (bad, images) if where == "images" else (images, bad)
+    aug = cls(seed=5)
+    with pytest.raises(ValueError, match=f"^{where} contains NaN or Inf"):
+        aug(x, s)
+    assert aug._params is None
+    assert torch.equal(aug(images, images)[0], cls(seed=5)(images, images)[0])  # the stream did not move
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    with pytest.raises(ValueError):
+        cls()(x, s)  # torch's global RNG: put back as well
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_nan_is_found_when_the_gate_blends_nothing(cls, images):
+    bad = images.clone()
+    bad[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="^images contains NaN or Inf"):
+        cls(p=0.0, seed=0)(bad)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -187,6 +187,7 @@ class Backend(Protocol):
     xp: Any
     on_device: bool
     indexes_guide: bool
+    fuses_label: bool
     check_every: int
 
     @property
@@ -202,7 +203,7 @@ class Backend(Protocol):
     def prepare(self, d5, g5, m5, check_guide: bool): ...
     def solve_boxes(self, state, d5, g5, alpha: np.ndarray, mode: int, clip: bool, ndim: int) -> None: ...
     def prepare_boxes(self, d5, g5, gidx, m5, check_guide: bool, alpha: np.ndarray, mode: int, clip: bool,
-                      ndim: int): ...
+                      ndim: int, label=None): ...
     def solve_masks(self, state, d5, g5, m5, alpha, mode, clip, ndim, tol, max_iter, gidx=None) -> None: ...
     def report(self, state) -> BatchReport: ...
     def label(self, d5, o5, m5, alpha: np.ndarray, tolerance: float | None): ...
@@ -242,6 +243,10 @@ class BackendBase:
     #: Whether ``prepare_boxes``, ``solve_masks`` and ``fpi_label`` read sample b's guidance from
     #: ``g5[gidx[b]]``; if not, the caller gathers it first (a copy of the batch).
     indexes_guide = False
+    #: ``prepare_boxes`` takes ``label=(array, tolerance)`` and labels the samples it solves, and
+    #: ``label_boxes`` takes ``into=`` and ``samples=`` (the host backend); else the label is a
+    #: pass of its own after the blend.
+    fuses_label = False
     #: PCG iterations between two convergence checks of the batched driver when
     #: :func:`~pii_augment.ops.solver.solve_crop` is not told (each check is a host
     #: synchronisation on a GPU; free on the CPU).
@@ -289,10 +294,11 @@ class BackendBase:
         raise NotImplementedError
 
     def prepare_boxes(self, d5, g5, gidx, m5, check_guide: bool, alpha: np.ndarray, mode: int, clip: bool,
-                      ndim: int):
+                      ndim: int, label=None):
         """``prepare`` then ``solve_boxes``; the host backend does both in one pass, sample by
         sample, and reads sample b's guidance from ``g5[gidx[b]]`` (see :attr:`indexes_guide`;
-        here ``gidx`` is None: the caller gathered the guidance)."""
+        here ``gidx`` is None: the caller gathered the guidance). ``label``: None here (see
+        :attr:`fuses_label`)."""
         state = self.prepare(d5, g5, m5, check_guide)
         self.solve_boxes(state, d5, g5, alpha, mode, clip, ndim)
         return state

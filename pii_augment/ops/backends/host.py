@@ -8,6 +8,7 @@ from typing import Callable
 import numpy as np
 
 from .. import _numba_kernels as _k
+from ..._arrays import same_elements
 from ..codes import Found
 from .base import BOX, MG, BackendBase, BatchReport, host_threads, run_parts
 
@@ -30,6 +31,12 @@ class _HostState:
         self.status = np.zeros((B, C), np.int64)
         self.residual = np.zeros((B, C))
         self.iters = np.zeros((B, C), np.int64)
+
+
+def _label_args(d5, alpha, tolerance) -> tuple:
+    """The label kernels' (alpha, tolerance, quantise): alpha (B,) and the tolerance in the image
+    dtype (so the label's arithmetic is the image dtype's); quantise: ``tolerance`` is not None."""
+    return alpha.astype(d5.dtype), d5.dtype.type(tolerance if tolerance is not None else 1), tolerance is not None
 
 
 class NumbaBackend(BackendBase):
@@ -66,26 +73,31 @@ class NumbaBackend(BackendBase):
     def prepare(self, d5, g5, m5, check_guide: bool) -> _HostState:
         return self._prepare(d5, g5, None, m5, check_guide, None)
 
-    def prepare_boxes(self, d5, g5, gidx, m5, check_guide, alpha, mode, clip, ndim) -> _HostState:
-        return self._prepare(d5, g5, gidx, m5, check_guide, (alpha, mode, clip, ndim))
+    def prepare_boxes(self, d5, g5, gidx, m5, check_guide, alpha, mode, clip, ndim, label=None) -> _HostState:
+        """See :meth:`BackendBase.prepare_boxes`; with ``label`` = ``(array, tolerance)`` (see
+        :attr:`fuses_label`), also the label of every sample the box solve solves, into ``array``
+        ((B, 1, D, H, W) zeros), while the sample is in cache."""
+        if label is not None:
+            label = (label[0],) + _label_args(d5, alpha, label[1])
+        return self._prepare(d5, g5, gidx, m5, check_guide, (alpha, mode, clip, ndim), label)
 
-    def _prepare(self, d5, g5, gidx, m5, check_guide: bool, solve) -> _HostState:
+    def _prepare(self, d5, g5, gidx, m5, check_guide: bool, solve, label=None) -> _HostState:
         """Sample by sample (:func:`~pii_augment.ops._host_kernels.prepare_samples`): the copy,
         the clip range, the finite checks, the mask box and, with ``solve`` = (alpha, mode, clip,
-        ndim), the exact box solve, while the sample's images are in cache; the samples
-        interleaved over the host threads, so that large and small boxes balance."""
+        ndim), the exact box solve (and the label, with ``label``), while the sample's images are
+        in cache; the samples interleaved over the host threads, so that large and small boxes
+        balance."""
         from .._host_kernels import prepare_samples
 
         B = d5.shape[0]
         state = _HostState(d5)
         gidx = np.arange(B) if gidx is None else gidx
         alpha, mode, clip, ndim = solve if solve is not None else (np.zeros(B), 0, False, 2)
-        m8 = m5.view(np.uint8)
 
         def part(samples: np.ndarray) -> int:
-            return prepare_samples(d5, g5, gidx, m8, samples, check_guide, solve is not None, alpha, mode, clip,
+            return prepare_samples(d5, g5, gidx, m5, samples, check_guide, solve is not None, alpha, mode, clip,
                                    ndim, BOX, state.out, state.lo, state.hi, state.box_lo, state.box_hi,
-                                   state.filled, state.status, state.residual)
+                                   state.filled, state.status, state.residual, label)
 
         for found in self._per_sample(B, part):
             state.flags |= found
@@ -136,15 +148,21 @@ class NumbaBackend(BackendBase):
                            state.status, state.residual, state.iters, flags=state.flags)
 
     indexes_guide = True
+    fuses_label = True
 
-    def label_boxes(self, d5, o5, m5, alpha, tolerance, box_lo, box_hi):
+    def label_boxes(self, d5, o5, m5, alpha, tolerance, box_lo, box_hi, *, into=None, samples=None):
+        """See :meth:`BackendBase.label_boxes`; ``into``: write into this label (zeros, or the
+        labels of other samples) instead of a new one; ``samples``: label only these samples."""
         from .._host_kernels import label_in_boxes
 
-        label = np.zeros((d5.shape[0], 1) + d5.shape[2:], d5.dtype)  # written inside the boxes only
-        tol = d5.dtype.type(tolerance if tolerance is not None else 1)
-        a = alpha.astype(d5.dtype)
-        self._per_sample(d5.shape[0], lambda p: label_in_boxes(d5, o5, m5, a, tol, tolerance is not None, box_lo,
-                                                               box_hi, p, label))
+        B = d5.shape[0]
+        label = np.zeros((B, 1) + d5.shape[2:], d5.dtype) if into is None else into  # written in the boxes only
+        a, tol, quantise = _label_args(d5, alpha, tolerance)
+        samples = np.arange(B) if samples is None else np.asarray(samples, np.int64)
+        n = min(samples.size, self.threads)
+        if n:
+            run_parts(lambda p: label_in_boxes(d5, o5, m5, a, tol, quantise, box_lo, box_hi, p, label),
+                      [samples[i::n] for i in range(n)])
         return label
 
     def _per_sample(self, batch: int, fn: Callable) -> list:
@@ -157,14 +175,12 @@ class NumbaBackend(BackendBase):
         from .._host_kernels import fpi_label_host
 
         self._check_fpi_inputs(d5, s5, check_finite)
-        a = alpha.astype(d5.dtype)
+        a, tol, quantise = _label_args(d5, alpha, tolerance)
         out = np.empty_like(d5)
         label = np.empty((d5.shape[0], 1) + d5.shape[2:], d5.dtype)  # written whole
         gidx = np.arange(d5.shape[0]) if gidx is None else gidx
-        tol = d5.dtype.type(tolerance if tolerance is not None else 1)
         b = (1 - a).astype(d5.dtype)
-        self._per_sample(d5.shape[0], lambda p: fpi_label_host(d5, s5, gidx, m5, a, b, tol, tolerance is not None, p,
-                                                               out, label))
+        self._per_sample(d5.shape[0], lambda p: fpi_label_host(d5, s5, gidx, m5, a, b, tol, quantise, p, out, label))
         return out, label
 
     @staticmethod
@@ -173,6 +189,8 @@ class NumbaBackend(BackendBase):
 
         if check_finite:
             for name, x in (("dst", d5), ("src", s5)):
+                if name == "src" and same_elements(s5, d5):  # the source is the batch itself: checked
+                    continue
                 if not all_finite(x):
                     raise ValueError(f"{name} contains NaN or Inf; pass check_finite=False to skip this check")
 
@@ -180,8 +198,7 @@ class NumbaBackend(BackendBase):
         from .._host_kernels import label_host
 
         label = np.empty((d5.shape[0], 1) + d5.shape[2:], d5.dtype)
-        tol = d5.dtype.type(tolerance if tolerance is not None else 1)
-        label_host(d5, o5, m5, alpha.astype(d5.dtype), tol, tolerance is not None, label)
+        label_host(d5, o5, m5, *_label_args(d5, alpha, tolerance), label)
         return label
 
     def fpi(self, d5, s5, m5, alpha, check_finite):
