@@ -200,11 +200,12 @@ def all_finite(x):
 
 @njit(inline="always")
 def _finite_bits(bits, exponent):
-    """No element of the flat integer view ``bits`` of a float array is NaN or Inf."""
-    top = exponent - exponent
+    """No element of the flat integer view ``bits`` of a float array is NaN or Inf (exponent bits
+    all set; a bool reduction, which vectorises better than an integer max)."""
+    bad = False
     for i in range(bits.shape[0]):
-        top = max(top, bits[i] & exponent)
-    return top != exponent
+        bad |= (bits[i] & exponent) == exponent
+    return not bad
 
 
 @njit(inline="always")
