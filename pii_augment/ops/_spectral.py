@@ -72,18 +72,47 @@ def _sine_matrix(n, like):
 
 @njit(inline="always")
 def _fill_sines(F, n, tab, ra, rb, ca, cb):
-    """F[r, c] = tab[(ra r + rb) (ca c + cb) mod len(tab)] for r, c < n, row by row, the index
-    advanced by additions (no division; a select, not a branch, keeps it in the period)."""
+    """F[r, c] = tab[(ra r + rb) (ca c + cb) mod len(tab)] for r, c < n, row by row. The index
+    is advanced by additions (no division; a select, not a branch, keeps it in the period), in
+    four interleaved chains (columns c, c + 1, c + 2, c + 3), so that the additions of one
+    chain do not wait for each other's."""
     period = tab.shape[0]
     for r in range(n):
         row = F[r]
         u = ra * r + rb
         step = u * ca % period
-        t = u * cb % period
+        step4 = 4 * step % period
+        t0 = u * cb % period
+        t1 = (t0 + step) % period
+        t2 = (t1 + step) % period
+        t3 = (t2 + step) % period
+        n4 = n - n % 4
+        for c in range(0, n4, 4):
+            row[c] = tab[t0]
+            row[c + 1] = tab[t1]
+            row[c + 2] = tab[t2]
+            row[c + 3] = tab[t3]
+            t0 += step4
+            t1 += step4
+            t2 += step4
+            t3 += step4
+            t0 -= period if t0 >= period else 0
+            t1 -= period if t1 >= period else 0
+            t2 -= period if t2 >= period else 0
+            t3 -= period if t3 >= period else 0
+        for c in range(n4, n):
+            row[c] = tab[t0]
+            t0 += step
+            t0 -= period if t0 >= period else 0
+
+
+@njit(inline="always")
+def _transpose_into(F, n, T):
+    """T[c, r] = F[r, c] for r, c < n."""
+    for r in range(n):
+        row = F[r]
         for c in range(n):
-            row[c] = tab[t]
-            t += step
-            t -= period if t >= period else 0
+            T[c, r] = row[c]
 
 
 @njit(cache=True, nogil=True)
@@ -107,9 +136,9 @@ def _half_sine_matrices(n, like):
     FeT = np.zeros((h1, L), like.dtype)
     FoT = np.zeros((max(h0, 1), L), like.dtype)
     _fill_sines(Fe, h1, tab, 1, 1, 2, 1)  # Fe[j, p] = tab[(j + 1) (2p + 1)]
-    _fill_sines(FeT, h1, tab, 2, 1, 1, 1)  # FeT[p, j] = Fe[j, p]
     _fill_sines(Fo, h0, tab, 1, 1, 2, 2)  # Fo[j, p] = tab[(j + 1) (2p + 2)]
-    _fill_sines(FoT, h0, tab, 2, 2, 1, 1)  # FoT[p, j] = Fo[j, p]
+    _transpose_into(Fe, h1, FeT)
+    _transpose_into(Fo, h0, FoT)
     return Fe, Fo, FeT, FoT
 
 
