@@ -232,8 +232,9 @@ def prepare_samples(d5, g5, gidx, m5, samples, check_guide, solve, alpha, mode, 
     :func:`~pii_augment.ops._spectral.box_samples` accepts, its exact solve
     (:func:`~pii_augment.ops._spectral.solve_box`, guidance ``g5[gidx[b]]``), ``status[b] =
     box_code``, and with ``label`` = (array, alpha, tolerance, quantise) the label of each sample
-    solved here (:func:`label_in_boxes`, while its box is in cache; ``array`` (B, 1, D, H, W)
-    holding zeros). d5, out: (B, C, D, H, W); g5: the same shape; m5: (B, D, H, W) bool; gidx:
+    solved here (:func:`label_in_boxes`, while its box is in cache) and zeros everywhere else
+    (``array``: (B, 1, D, H, W), written whole for the samples ``samples``: it may come from
+    np.empty; the samples left to multigrid get their label inside the box later). d5, out: (B, C, D, H, W); g5: the same shape; m5: (B, D, H, W) bool; gidx:
     (B,) int64. Returns the :class:`~pii_augment.ops.codes.Found` bits of these samples as an
     int (``GUIDE_BAD`` only looked at with ``check_guide``; ``LEFT``: a non-empty mask not solved
     (nor labelled) here).
@@ -275,16 +276,50 @@ def _prepare_samples(d5, d_bits, g5, g_bits, exponent, gidx, m5, m8, m64, sample
             found |= WHOLE_IMAGE
         if check_guide and not _finite_bits(g_bits[b].ravel(), exponent):
             found |= GUIDE_BAD
-        if solve and full and _box_fits(box_lo[b], box_hi[b], shape, ndim, max_side_sum):
+        boxed = solve and full and _box_fits(box_lo[b], box_hi[b], shape, ndim, max_side_sum)
+        if boxed:
             solve_box(d5, g5, gidx[b], alpha[b], mode, b, box_lo[b], box_hi[b], ndim, lo, hi, do_clip, out,
                       residual)
             for c in range(status.shape[1]):
                 status[b, c] = box_code
-            if label.shape[0]:
-                _label_box(d5, out, m5, b, lab_alpha[b], lab_tol, quantise, box_lo[b], box_hi[b], changed, label)
-        elif box_hi[b, 0] > box_lo[b, 0]:  # a non-empty mask: left to multigrid
+        elif box_hi[b, 0] > box_lo[b, 0]:  # a non-empty mask: left to multigrid (and its label too)
             found |= LEFT
+        if label.shape[0]:
+            zero = lab_alpha[b] - lab_alpha[b]  # (label may come from np.empty: no arithmetic on it)
+            _zero_label_outside(label, b, box_lo[b], box_hi[b], zero)
+            if boxed:
+                _label_box(d5, out, m5, b, lab_alpha[b], lab_tol, quantise, box_lo[b], box_hi[b], changed, label)
+            else:
+                _zero_label_inside(label, b, box_lo[b], box_hi[b], zero)
     return found
+
+
+@njit(inline="always")
+def _zero_label_outside(label, b, lo, hi, zero):
+    """label[b, 0] = zero outside the box [lo, hi) (all of it for an empty box, lo = hi = 0)."""
+    D, H, W = label.shape[2:]
+    empty = hi[0] <= lo[0]
+    for z in range(D):
+        for y in range(H):
+            row = label[b, 0, z, y]
+            if empty or z < lo[0] or z >= hi[0] or y < lo[1] or y >= hi[1]:
+                for x in range(W):
+                    row[x] = zero
+            else:
+                for x in range(lo[2]):
+                    row[x] = zero
+                for x in range(hi[2], W):
+                    row[x] = zero
+
+
+@njit(inline="always")
+def _zero_label_inside(label, b, lo, hi, zero):
+    """label[b, 0] = zero inside the box [lo, hi)."""
+    for z in range(lo[0], hi[0]):
+        for y in range(lo[1], hi[1]):
+            row = label[b, 0, z, y]
+            for x in range(lo[2], hi[2]):
+                row[x] = zero
 
 
 @njit(cache=True, nogil=True)

@@ -142,3 +142,23 @@ def test_boxes_labelled_in_the_solve_pass_equal_the_public_functions(tolerance):
     ref_out, ref_label = reference("pii", dst, dst, mask, 0.7, index, tolerance, "auto")
     assert np.array_equal(out, ref_out) and np.array_equal(label, ref_label)
     assert label[4].max() == 0 and (label[:4] > 0).any()
+
+
+def test_the_host_writes_every_element_of_a_label_it_allocates_empty(monkeypatch):
+    # the label comes from Backend.empty with method="auto": made NaN here, so an element the
+    # pass forgets to write shows (np.empty often hands out zeroed pages, which would hide it)
+    monkeypatch.setattr(NumbaBackend, "empty", lambda self, shape, dtype: np.full(shape, np.nan, dtype))
+    from problems import make_mask
+
+    for seed in (3, 4):
+        dst, src, mask, alpha = square_batch(seed, 7, (30, 26), np.float32)
+        rng = np.random.default_rng(seed)
+        mask[1] = False
+        mask[1, 3:8, 4:9] = mask[1, 15:20, 10:20] = True  # rows of its box without mask pixels
+        mask[3] = make_mask("pixels", (30, 26), rng)
+        mask[5] = make_mask("holes", (30, 26), rng)
+        index = np.roll(np.arange(7), 2)
+        out, label = blend_with_label(dst, dst, mask, alpha, src_index=index)
+        ref_out, ref_label = reference("pii", dst, dst, mask, alpha, index, 1e-3, "auto")
+        assert not np.isnan(label).any()
+        assert np.array_equal(out, ref_out) and np.array_equal(label, ref_label)

@@ -76,7 +76,7 @@ class NumbaBackend(BackendBase):
     def prepare_boxes(self, d5, g5, gidx, m5, check_guide, alpha, mode, clip, ndim, label=None) -> _HostState:
         """See :meth:`BackendBase.prepare_boxes`; with ``label`` = ``(array, tolerance)`` (see
         :attr:`fuses_label`), also the label of every sample the box solve solves, into ``array``
-        ((B, 1, D, H, W) zeros), while the sample is in cache."""
+        ((B, 1, D, H, W)), while the sample is in cache, and zeros in the rest of ``array``."""
         if label is not None:
             label = (label[0],) + _label_args(d5, alpha, label[1])
         return self._prepare(d5, g5, gidx, m5, check_guide, (alpha, mode, clip, ndim), label)
