@@ -651,7 +651,9 @@ class PatchInterpolation(nn.Module):
         work = images.float() if images.dtype in _HALF_DTYPES else images
         if not params.apply.any():
             if not checked and self._blend_checks_finite:  # no blend runs to check them
-                _check_finite(images, "images") & (source is None or _check_finite(source, "source"))
+                _check_finite(images, "images")
+                if source is not None:
+                    _check_finite(source, "source")
             return images.clone(), images.new_zeros((B, 1) + spatial)
         index = None
         if source is not None:
@@ -672,12 +674,10 @@ class PatchInterpolation(nn.Module):
         # label) per patch layer; samples the gate leaves alone get empty masks, so they come back
         # unchanged with a zero label. Unchecked (CUDA) inputs are checked by the blend.
         explicit = source is not None
-        layers = []
+        checks = iter([not checked])  # the first layer checks the inputs; the later ones blend its output
 
-        def blend(d, s, m, a):  # the first layer checks the inputs (the later ones blend its output)
-            check = not checked and not layers
-            layers.append(1)
-            return self._blend_checked(d, s, m, a, check, explicit_source=explicit, src_index=index)
+        def blend(d, s, m, a):
+            return self._blend_checked(d, s, m, a, next(checks, False), explicit_source=explicit, src_index=index)
 
         out, label = blend_patches(work, src, params.patches, blend=blend, apply=params.apply,
                                    tolerance=self.tolerance, backend=self.backend)
