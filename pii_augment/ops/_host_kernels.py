@@ -234,8 +234,8 @@ def prepare_samples(d5, g5, gidx, m5, samples, check_guide, solve, alpha, mode, 
     box_code``, and with ``label`` = (array, alpha, tolerance, quantise) the label of each sample
     solved here (:func:`label_in_boxes`, while its box is in cache) and zeros everywhere else
     (``array``: (B, 1, D, H, W), written whole for the samples ``samples``: it may come from
-    np.empty; the samples left to multigrid get their label inside the box later). d5, out: (B, C, D, H, W); g5: the same shape; m5: (B, D, H, W) bool; gidx:
-    (B,) int64. Returns the :class:`~pii_augment.ops.codes.Found` bits of these samples as an
+    np.empty; the samples left to multigrid get their label inside the box later). d5, out:
+    (B, C, D, H, W); g5: the same shape; m5: (B, D, H, W) bool; gidx: (B,) int64. Returns the :class:`~pii_augment.ops.codes.Found` bits of these samples as an
     int (``GUIDE_BAD`` only looked at with ``check_guide``; ``LEFT``: a non-empty mask not solved
     (nor labelled) here).
     """
@@ -286,23 +286,22 @@ def _prepare_samples(d5, d_bits, g5, g_bits, exponent, gidx, m5, m8, m64, sample
             found |= LEFT
         if label.shape[0]:
             zero = lab_alpha[b] - lab_alpha[b]  # (label may come from np.empty: no arithmetic on it)
-            _zero_label_outside(label, b, box_lo[b], box_hi[b], zero)
+            _zero_label_outside(label, b, box_lo[b], box_hi[b], zero, boxed)
             if boxed:
                 _label_box(d5, out, m5, b, lab_alpha[b], lab_tol, quantise, box_lo[b], box_hi[b], changed, label)
-            else:
-                _zero_label_inside(label, b, box_lo[b], box_hi[b], zero)
     return found
 
 
 @njit(inline="always")
-def _zero_label_outside(label, b, lo, hi, zero):
-    """label[b, 0] = zero outside the box [lo, hi) (all of it for an empty box, lo = hi = 0)."""
+def _zero_label_outside(label, b, lo, hi, zero, boxed):
+    """label[b, 0] = zero outside the box [lo, hi), or everywhere when not ``boxed`` (a sample
+    left to multigrid, labelled inside its box later, or an empty mask)."""
     D, H, W = label.shape[2:]
-    empty = hi[0] <= lo[0]
+    whole = not boxed or hi[0] <= lo[0]
     for z in range(D):
         for y in range(H):
             row = label[b, 0, z, y]
-            if empty or z < lo[0] or z >= hi[0] or y < lo[1] or y >= hi[1]:
+            if whole or z < lo[0] or z >= hi[0] or y < lo[1] or y >= hi[1]:
                 for x in range(W):
                     row[x] = zero
             else:
@@ -310,16 +309,6 @@ def _zero_label_outside(label, b, lo, hi, zero):
                     row[x] = zero
                 for x in range(hi[2], W):
                     row[x] = zero
-
-
-@njit(inline="always")
-def _zero_label_inside(label, b, lo, hi, zero):
-    """label[b, 0] = zero inside the box [lo, hi)."""
-    for z in range(lo[0], hi[0]):
-        for y in range(lo[1], hi[1]):
-            row = label[b, 0, z, y]
-            for x in range(lo[2], hi[2]):
-                row[x] = zero
 
 
 @njit(cache=True, nogil=True)
