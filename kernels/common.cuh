@@ -119,6 +119,26 @@ __device__ __forceinline__ bool crop_cell(int B, int C, int Dp, int Hp, int Wp, 
     return true;
 }
 
+// crop_cell for kernels that write 0 on the cells of the extent that are not unknown: true on an
+// unknown cell (the kernel's work), false otherwise (out[q.f] = 0 on the extent's other cells).
+template <typename T>
+__device__ __forceinline__ bool unknown_or_zero(int B, int C, int Dp, int Hp, int Wp, const i64* ext,
+                                                const unsigned char* kind, T* out, CropCell& q) {
+    if (!crop_cell(B, C, Dp, Hp, Wp, ext, q)) return false;
+    if (kind[q.k] == UNKNOWN) return true;
+    out[q.f] = T(0);
+    return false;
+}
+
+// This thread's cell in a kernel over (B, Dp, Hp, Wp) labels (launch: rows = B * Dp * Hp, width =
+// Wp): its row and indices; false when it lies beyond the launch.
+__device__ __forceinline__ bool label_cell(int B, int Dp, int Hp, int Wp, int& row, int& b, int& z, int& y, int& x) {
+    if (!row_and_x(B * Dp * Hp, Wp, row, x)) return false;
+    int c;
+    split_row(row, 1, Dp, Hp, b, c, z, y);
+    return true;
+}
+
 // Absolute value that works for float and double alike (only compared, so the sign of 0 is moot).
 template <typename T>
 __device__ __forceinline__ T absval(T v) {

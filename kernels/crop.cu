@@ -11,12 +11,8 @@ template <typename T>
 __global__ void build_kind(const unsigned char* __restrict__ mask, const long long* __restrict__ off,
                            const long long* __restrict__ ext, unsigned char* __restrict__ kind,
                            int B, int D, int H, int W, int Dp, int Hp, int Wp) {
-    int row, x;
-    if (!pii::row_and_x(B * Dp * Hp, Wp, row, x)) return;
-    const int y = row % Hp;
-    const int t = row / Hp;
-    const int z = t % Dp;
-    const int b = t / Dp;
+    int row, b, z, y, x;
+    if (!pii::label_cell(B, Dp, Hp, Wp, row, b, z, y, x)) return;
     const long long iz = off[3 * b] + z, iy = off[3 * b + 1] + y, ix = off[3 * b + 2] + x;
     unsigned char k = pii::ABSENT;
     if (z < ext[3 * b] && y < ext[3 * b + 1] && x < ext[3 * b + 2] && 0 <= iz && iz < D &&

@@ -17,11 +17,7 @@ __global__ void guidance_rhs(const T* __restrict__ dst, const T* __restrict__ sr
                              const double* __restrict__ alpha, int mode, T* __restrict__ rhs,
                              int B, int C, int Dp, int Hp, int Wp) {
     pii::CropCell q;
-    if (!pii::crop_cell(B, C, Dp, Hp, Wp, ext, q)) return;
-    if (kind[q.k] != pii::UNKNOWN) {
-        rhs[q.f] = T(0);
-        return;
-    }
+    if (!pii::unknown_or_zero(B, C, Dp, Hp, Wp, ext, kind, rhs, q)) return;
     const long long sy = Wp, sz = (long long)Hp * Wp;
     rhs[q.f] = pii::rhs_cell(dst, src, kind, q.f, q.k, q.z, q.y, q.x, q.ez, q.ey, q.ex, sy, sz, sy, sz, alpha[q.b],
                              mode);

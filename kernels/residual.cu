@@ -12,11 +12,7 @@ __global__ void residual(const T* __restrict__ u, const T* __restrict__ rhs,
                          const double* __restrict__ w, T* __restrict__ r,
                          int B, int C, int Dp, int Hp, int Wp) {
     pii::CropCell q;
-    if (!pii::crop_cell(B, C, Dp, Hp, Wp, ext, q)) return;
-    if (kind[q.k] != pii::UNKNOWN) {
-        r[q.f] = T(0);
-        return;
-    }
+    if (!pii::unknown_or_zero(B, C, Dp, Hp, Wp, ext, kind, r, q)) return;
     T nb, diag;
     pii::stencil_t(u, kind, q.f, q.k, q.z, q.y, q.x, q.ez, q.ey, q.ex, (long long)Wp, (long long)Hp * Wp,
                    (T)w[3 * q.b], (T)w[3 * q.b + 1], (T)w[3 * q.b + 2], nb, diag);

@@ -15,12 +15,8 @@ __global__ void coarsen_kind(const unsigned char* __restrict__ kind_f, const lon
                              const long long* __restrict__ flags, unsigned char* __restrict__ kind_c,
                              const long long* __restrict__ ext_c, int B, int Df, int Hf, int Wf,
                              int Dc, int Hc, int Wc) {
-    int row, X;
-    if (!pii::row_and_x(B * Dc * Hc, Wc, row, X)) return;
-    const int Y = row % Hc;
-    const int t = row / Hc;
-    const int Z = t % Dc;
-    const int b = t / Dc;
+    int row, b, Z, Y, X;
+    if (!pii::label_cell(B, Dc, Hc, Wc, row, b, Z, Y, X)) return;
     const int fz = (int)flags[3 * b], fy = (int)flags[3 * b + 1], fx = (int)flags[3 * b + 2];
     const unsigned char k =
         (Z < ext_c[3 * b] && Y < ext_c[3 * b + 1] && X < ext_c[3 * b + 2])
