@@ -466,6 +466,13 @@ def _prolong_flat(e_c, gc, ezc, eyc, exc, unk_f, gf, ezf, eyf, exf, fz, fy, fx, 
                 uu[x] = uu[x] + fr[x] if mm[x] else uu[x]
 
 
+@njit(inline="always")
+def _acc_block(acc, aa, bb, mm, n):
+    # one block of 256 cells into the partial sums: acc[t] += aa[t] * bb[t] (in float64) on unknowns
+    for t in range(n):
+        acc[t] += 1.0 * aa[t] * bb[t] if mm[t] else 0.0
+
+
 @njit(**_FLAT)
 def _dot_flat(a, b, unk, acc):
     # sum of a * b (in float64) over the unknowns, in the order of mg_solve's block of 256 threads:
@@ -474,11 +481,7 @@ def _dot_flat(a, b, unk, acc):
     N = a.shape[0]
     for c0 in range(0, N, 256):
         n = min(256, N - c0)
-        aa = a[c0:c0 + n]
-        bb = b[c0:c0 + n]
-        mm = unk[c0:c0 + n]
-        for t in range(n):
-            acc[t] += 1.0 * aa[t] * bb[t] if mm[t] else 0.0
+        _acc_block(acc, a[c0:c0 + n], b[c0:c0 + n], unk[c0:c0 + n], n)
     return _tree_sum(acc)
 
 
@@ -506,8 +509,7 @@ def _update_flat(s, p, q, x, r, unk, acc):
             for t in range(n):
                 xx[t] = xx[t] + s * pp[t] if mm[t] else xx[t]
                 rr[t] = rr[t] + s * qq[t] if mm[t] else rr[t]
-        for t in range(n):
-            acc[t] += 1.0 * rr[t] * rr[t] if mm[t] else 0.0
+        _acc_block(acc, rr, rr, mm, n)
     return _tree_sum(acc)
 
 

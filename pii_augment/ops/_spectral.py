@@ -183,6 +183,16 @@ def _matmul_rows(A, n, F, O):
                 o0[k] += p0 * s0[k]
 
 
+@njit(inline="always")
+def _copy_cols(dst, d0, src, s0, n):
+    # dst[i, d0:d0 + n] = src[i, s0:s0 + n] for every row i of the (M, .) arrays
+    for i in range(dst.shape[0]):
+        drow = dst[i]
+        srow = src[i]
+        for k in range(n):
+            drow[d0 + k] = srow[s0 + k]
+
+
 @njit(cache=True, nogil=True)
 def _dst_x(a, Fe, Fo):
     """The DST-I (unnormalised) of every row of a (P, M, N), its modes stored by parity: the
@@ -206,17 +216,9 @@ def _dst_x(a, Fe, Fo):
             if h1 > h0:
                 srow[h0] = row[h0]
         _matmul_rows(fs, h1, Fe, t)
-        for i in range(M):
-            orow = out[p, i]
-            trow = t[i]
-            for k in range(h1):
-                orow[k] = trow[k]
+        _copy_cols(out[p], 0, t, 0, h1)
         _matmul_rows(fd, h0, Fo, t)
-        for i in range(M):
-            orow = out[p, i]
-            trow = t[i]
-            for k in range(h0):
-                orow[h1 + k] = trow[k]
+        _copy_cols(out[p], h1, t, 0, h0)
     return out
 
 
@@ -233,14 +235,8 @@ def _idst_x(a, FeT, FoT):
     ye = np.empty((M, h1), a.dtype)
     yo = np.empty((M, max(h0, 1)), a.dtype)
     for p in range(P):
-        for i in range(M):
-            row = a[p, i]
-            erow = ye[i]
-            orow = yo[i]
-            for k in range(h1):
-                erow[k] = row[k]
-            for k in range(h0):
-                orow[k] = row[h1 + k]
+        _copy_cols(ye, 0, a[p], 0, h1)
+        _copy_cols(yo, 0, a[p], h1, h0)
         _matmul_rows(ye, h1, FeT, u)
         _matmul_rows(yo, h0, FoT, w)
         for i in range(M):
