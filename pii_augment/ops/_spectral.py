@@ -303,6 +303,155 @@ def spectral_box_solve(dst, guide, gidx, alpha, mode, idx, lo, hi, ndim, clip_lo
                   residual)
 
 
+@njit(inline="always")
+def _box_eigenvalues(P, N, ndim, work):
+    # eigenvalues of the transformed axes (x, and z in 3D), the x modes in the parity order of
+    # _dst_x; y is solved by Thomas' algorithm
+    h1 = N - N // 2
+    lam = np.empty((P, N), work.dtype)
+    for i in range(P):
+        lz = 2.0 - 2.0 * np.cos(np.pi * (i + 1) / (P + 1)) if ndim == 3 else 0.0
+        for q in range(N):
+            k = 2 * q if q < h1 else 2 * (q - h1) + 1
+            lam[i, q] = lz + 2.0 - 2.0 * np.cos(np.pi * (k + 1) / (N + 1))
+    return lam
+
+
+@njit(inline="always")
+def _box_rhs(rb, d, g, z0, y0, x0, ndim, mode, wa, ws):
+    # r0 of the box (P, M, N) at (z0, y0, x0), the residual of e = 0: every element written
+    P, M, N = rb.shape
+    for i in range(P):
+        z = z0 + i
+        for j in range(M):
+            y = y0 + j
+            dc, dn, ds, dd, du = _stencil_rows(d, z, y, x0, N, ndim)
+            out_row = rb[i, j]
+            if mode == HARMONIC or mode == DIVERGENCE:
+                for k in range(N):
+                    dp = dc[k + 1]
+                    acc = ((dp - dc[k]) + (dp - dc[k + 2])) + ((dp - dn[k]) + (dp - ds[k]))
+                    if ndim == 3:
+                        acc += (dp - dd[k]) + (dp - du[k])
+                    out_row[k] = -acc
+                if mode == DIVERGENCE:
+                    gg = g[z, y, x0:x0 + N]
+                    for k in range(N):
+                        out_row[k] += gg[k]
+            else:
+                sc, sn, ss, sd, su = _stencil_rows(g, z, y, x0, N, ndim)
+                # in the image dtype, branch-free: the loop vectorises
+                for k in range(N):
+                    dp = dc[k + 1]
+                    sp = sc[k + 1]
+                    acc = _pair_t(dp, dc[k], sp, sc[k], wa, ws, mode)
+                    acc += _pair_t(dp, dc[k + 2], sp, sc[k + 2], wa, ws, mode)
+                    acc += _pair_t(dp, dn[k], sp, sn[k], wa, ws, mode)
+                    acc += _pair_t(dp, ds[k], sp, ss[k], wa, ws, mode)
+                    if ndim == 3:
+                        acc += _pair_t(dp, dd[k], sp, sd[k], wa, ws, mode)
+                        acc += _pair_t(dp, du[k], sp, su[k], wa, ws, mode)
+                    out_row[k] = acc
+
+
+@njit(inline="always")
+def _thomas_y(f, lam, cp):
+    # (T_y + lambda) g = f along y for every (z, x) mode of f (P, M, N), in place; cp: (M, N) scratch
+    P, M, N = f.shape
+    two = lam[0, 0] - lam[0, 0] + 2  # 2 in the work dtype
+    for i in range(P):
+        gm = f[i]
+        lm = lam[i]
+        g0 = gm[0]
+        c0 = cp[0]
+        for k in range(N):
+            inv = 1 / (two + lm[k])
+            c0[k] = -inv
+            g0[k] = g0[k] * inv
+        for j in range(1, M):
+            gj = gm[j]
+            gp = gm[j - 1]
+            cj = cp[j]
+            cq = cp[j - 1]
+            for k in range(N):
+                inv = 1 / (two + lm[k] + cq[k])
+                cj[k] = -inv
+                gj[k] = (gj[k] + gp[k]) * inv
+        for j in range(M - 2, -1, -1):
+            gj = gm[j]
+            gn = gm[j + 1]
+            cj = cp[j]
+            for k in range(N):
+                gj[k] = gj[k] - cj[k] * gn[k]
+
+
+@njit(inline="always")
+def _add_correction(o, ep, f, sw, z0, y0, x0):
+    # e = f * sw in the image dtype, kept in ep (with its zero ring) and added to o (which holds dst)
+    P, M, N = f.shape
+    for i in range(P):
+        for j in range(M):
+            orow = o[z0 + i, y0 + j, x0:x0 + N]
+            erow = ep[i + 1, j + 1, 1:N + 1]
+            frow = f[i, j]
+            for k in range(N):
+                erow[k] = frow[k] * sw
+                orow[k] = orow[k] + erow[k]
+
+
+@njit(inline="always")
+def _box_residual(ep, rb, gr, ndim):
+    # ||r0 - A e|| / ||r0|| in float64, e = 0 on the ring (0 when r0 = 0, NaN for non-finite data);
+    # gr: one residual row (N,) float64
+    P, M, N = rb.shape
+    r0 = r1 = r2 = r3 = 0.0
+    b0 = b1 = b2 = b3 = 0.0
+    n4 = N - N % 4
+    diag = 2.0 * ndim
+    for i in range(P):
+        for j in range(M):
+            ec, en, es, ed, eu = _stencil_rows(ep, i + 1, j + 1, 1, N, ndim)
+            brow = rb[i, j]
+            if ndim == 3:
+                for k in range(N):
+                    gr[k] = brow[k] - (diag * ec[k + 1] - ((1.0 * ec[k] + ec[k + 2]) + (1.0 * en[k] + es[k])
+                                                           + (1.0 * ed[k] + eu[k])))
+            else:
+                for k in range(N):
+                    gr[k] = brow[k] - (diag * ec[k + 1] - ((1.0 * ec[k] + ec[k + 2]) + (1.0 * en[k] + es[k])))
+            # sums of squares with four independent accumulators
+            for k in range(0, n4, 4):
+                r0 += gr[k] * gr[k]
+                r1 += gr[k + 1] * gr[k + 1]
+                r2 += gr[k + 2] * gr[k + 2]
+                r3 += gr[k + 3] * gr[k + 3]
+                b0 += 1.0 * brow[k] * brow[k]
+                b1 += 1.0 * brow[k + 1] * brow[k + 1]
+                b2 += 1.0 * brow[k + 2] * brow[k + 2]
+                b3 += 1.0 * brow[k + 3] * brow[k + 3]
+            for k in range(n4, N):
+                r0 += gr[k] * gr[k]
+                b0 += 1.0 * brow[k] * brow[k]
+    rr = (r0 + r1) + (r2 + r3)
+    bb = (b0 + b1) + (b2 + b3)
+    if not (np.isfinite(rr) and np.isfinite(bb)):
+        return np.nan
+    if bb > 0:
+        return np.sqrt(rr / bb)
+    return 0.0 if rr == 0 else np.inf
+
+
+@njit(inline="always")
+def _clip_box(o, lo_v, hi_v, z0, y0, x0, P, M, N):
+    # o's box clipped to [lo_v, hi_v]
+    for i in range(P):
+        for j in range(M):
+            orow = o[z0 + i, y0 + j, x0:x0 + N]
+            for k in range(N):
+                v = orow[k]
+                orow[k] = lo_v if v < lo_v else (hi_v if v > hi_v else v)
+
+
 @njit(cache=True, nogil=True)
 def solve_box(dst, guide, gb, alpha_b, mode, b, lo_b, hi_b, ndim, clip_lo, clip_hi, do_clip, out, residual):
     """The exact solve of sample b, whose mask is the box [lo_b, hi_b) with its ring inside the
@@ -313,15 +462,7 @@ def solve_box(dst, guide, gb, alpha_b, mode, b, lo_b, hi_b, ndim, clip_lo, clip_
     P, M, N = hi_b[0] - z0, hi_b[1] - y0, hi_b[2] - x0
     Sz = _sine_matrix(P, work) if ndim == 3 else np.empty((1, 1), work.dtype)
     Fe, Fo, FeT, FoT = _half_sine_matrices(N, work)
-    h1 = N - N // 2
-    # eigenvalues of the transformed axes (x, and z in 3D), the x modes in the parity order
-    # of _dst_x; y is solved by Thomas' algorithm
-    lam = np.empty((P, N), work.dtype)
-    for i in range(P):
-        lz = 2.0 - 2.0 * np.cos(np.pi * (i + 1) / (P + 1)) if ndim == 3 else 0.0
-        for q in range(N):
-            k = 2 * q if q < h1 else 2 * (q - h1) + 1
-            lam[i, q] = lz + 2.0 - 2.0 * np.cos(np.pi * (k + 1) / (N + 1))
+    lam = _box_eigenvalues(P, N, ndim, work)
     scale = 2.0 / (N + 1)  # S S = (n + 1) / 2 per transformed axis
     if ndim == 3:
         scale *= 2.0 / (P + 1)
@@ -337,124 +478,17 @@ def solve_box(dst, guide, gb, alpha_b, mode, b, lo_b, hi_b, ndim, clip_lo, clip_
     wv[1] = alpha_b if mode == PII else 1.0
     wa, ws = wv[0], wv[1]
     for c in range(C):
-        d = dst[b, c]
-        g = guide[gb, c]
-        rb = np.empty((P, M, N), work.dtype)  # r0, the residual of e = 0: every element written
-        for i in range(P):
-            z = z0 + i
-            for j in range(M):
-                y = y0 + j
-                dc, dn, ds, dd, du = _stencil_rows(d, z, y, x0, N, ndim)
-                out_row = rb[i, j]
-                if mode == HARMONIC or mode == DIVERGENCE:
-                    for k in range(N):
-                        dp = dc[k + 1]
-                        acc = ((dp - dc[k]) + (dp - dc[k + 2])) + ((dp - dn[k]) + (dp - ds[k]))
-                        if ndim == 3:
-                            acc += (dp - dd[k]) + (dp - du[k])
-                        out_row[k] = -acc
-                    if mode == DIVERGENCE:
-                        gg = g[z, y, x0:x0 + N]
-                        for k in range(N):
-                            out_row[k] += gg[k]
-                else:
-                    sc, sn, ss, sd, su = _stencil_rows(g, z, y, x0, N, ndim)
-                    # in the image dtype, branch-free: the loop vectorises
-                    for k in range(N):
-                        dp = dc[k + 1]
-                        sp = sc[k + 1]
-                        acc = _pair_t(dp, dc[k], sp, sc[k], wa, ws, mode)
-                        acc += _pair_t(dp, dc[k + 2], sp, sc[k + 2], wa, ws, mode)
-                        acc += _pair_t(dp, dn[k], sp, sn[k], wa, ws, mode)
-                        acc += _pair_t(dp, ds[k], sp, ss[k], wa, ws, mode)
-                        if ndim == 3:
-                            acc += _pair_t(dp, dd[k], sp, sd[k], wa, ws, mode)
-                            acc += _pair_t(dp, du[k], sp, su[k], wa, ws, mode)
-                        out_row[k] = acc
+        rb = np.empty((P, M, N), work.dtype)
+        _box_rhs(rb, dst[b, c], guide[gb, c], z0, y0, x0, ndim, mode, wa, ws)
         f = _dst_x(rb, Fe, Fo)
         if ndim == 3:
             f = _dst_z(f, Sz)
-        two = lam[0, 0] - lam[0, 0] + 2  # 2 in the work dtype
-        for i in range(P):  # (T_y + lambda) g = f along y for every (z, x) mode, in place
-            gm = f[i]
-            lm = lam[i]
-            g0 = gm[0]
-            c0 = cp[0]
-            for k in range(N):
-                inv = 1 / (two + lm[k])
-                c0[k] = -inv
-                g0[k] = g0[k] * inv
-            for j in range(1, M):
-                gj = gm[j]
-                gp = gm[j - 1]
-                cj = cp[j]
-                cq = cp[j - 1]
-                for k in range(N):
-                    inv = 1 / (two + lm[k] + cq[k])
-                    cj[k] = -inv
-                    gj[k] = (gj[k] + gp[k]) * inv
-            for j in range(M - 2, -1, -1):
-                gj = gm[j]
-                gn = gm[j + 1]
-                cj = cp[j]
-                for k in range(N):
-                    gj[k] = gj[k] - cj[k] * gn[k]
+        _thomas_y(f, lam, cp)
         if ndim == 3:
             f = _dst_z(f, Sz)
         f = _idst_x(f, FeT, FoT)
-        # e = f * scale in the image dtype, stored clipped into out (which holds dst)
-        sw = wscale[0]
         o = out[b, c]
-        for i in range(P):
-            for j in range(M):
-                orow = o[z0 + i, y0 + j, x0:x0 + N]
-                erow = ep[i + 1, j + 1, 1:N + 1]
-                frow = f[i, j]
-                for k in range(N):
-                    erow[k] = frow[k] * sw
-                    orow[k] = orow[k] + erow[k]
-        # the true residual of e, in float64: r = r0 - A e, with e = 0 on the ring
-        r0 = r1 = r2 = r3 = 0.0
-        b0 = b1 = b2 = b3 = 0.0
-        n4 = N - N % 4
-        diag = 2.0 * ndim
-        for i in range(P):
-            for j in range(M):
-                ec, en, es, ed, eu = _stencil_rows(ep, i + 1, j + 1, 1, N, ndim)
-                brow = rb[i, j]
-                if ndim == 3:
-                    for k in range(N):
-                        gr[k] = brow[k] - (diag * ec[k + 1] - ((1.0 * ec[k] + ec[k + 2]) + (1.0 * en[k] + es[k])
-                                                               + (1.0 * ed[k] + eu[k])))
-                else:
-                    for k in range(N):
-                        gr[k] = brow[k] - (diag * ec[k + 1] - ((1.0 * ec[k] + ec[k + 2]) + (1.0 * en[k] + es[k])))
-                # sums of squares with four independent accumulators
-                for k in range(0, n4, 4):
-                    r0 += gr[k] * gr[k]
-                    r1 += gr[k + 1] * gr[k + 1]
-                    r2 += gr[k + 2] * gr[k + 2]
-                    r3 += gr[k + 3] * gr[k + 3]
-                    b0 += 1.0 * brow[k] * brow[k]
-                    b1 += 1.0 * brow[k + 1] * brow[k + 1]
-                    b2 += 1.0 * brow[k + 2] * brow[k + 2]
-                    b3 += 1.0 * brow[k + 3] * brow[k + 3]
-                for k in range(n4, N):
-                    r0 += gr[k] * gr[k]
-                    b0 += 1.0 * brow[k] * brow[k]
-        rr = (r0 + r1) + (r2 + r3)
-        bb = (b0 + b1) + (b2 + b3)
-        if not (np.isfinite(rr) and np.isfinite(bb)):
-            residual[b, c] = np.nan
-        elif bb > 0:
-            residual[b, c] = np.sqrt(rr / bb)
-        else:
-            residual[b, c] = 0.0 if rr == 0 else np.inf
+        _add_correction(o, ep, f, wscale[0], z0, y0, x0)
+        residual[b, c] = _box_residual(ep, rb, gr, ndim)
         if do_clip:
-            lo_v, hi_v = clip_lo[b, c], clip_hi[b, c]
-            for i in range(P):
-                for j in range(M):
-                    orow = o[z0 + i, y0 + j, x0:x0 + N]
-                    for k in range(N):
-                        v = orow[k]
-                        orow[k] = lo_v if v < lo_v else (hi_v if v > hi_v else v)
+            _clip_box(o, clip_lo[b, c], clip_hi[b, c], z0, y0, x0, P, M, N)
