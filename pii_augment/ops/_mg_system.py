@@ -585,12 +585,10 @@ def _geometry(exts, D, H, W):
     return g, cells
 
 
-@njit(**_FLAT)
-def solve_flat(kind0, r0, x, D, H, W, tol, max_iter, nu1, nu2, coarsest, max_levels, stall_ratio):
-    """The whole-system solve of one system on flat arrays: kind0, r0, x of D * H * W cells (the crop, a halo of
-    non-unknown cells around the mask's box; D == 1 in 2D); r0: the correction's right-hand side
-    (guidance_rhs_flat); x: zeros in, the solution out. Returns (relative residual, status,
-    iterations); see the module docstring for the status."""
+@njit(inline="always")
+def _flat_levels(kind0, r0, D, H, W, coarsest, max_levels):
+    # the hierarchy of one system on flat arrays: the levels' geometry, labels, masks, diagonals,
+    # division cells and prolongation tables, and every level's work arrays (see solve_flat)
     three = D > 1
     exts, ws, flags = hierarchy(np.array([D, H, W], np.int64), coarsest, max_levels)
     L = exts.shape[0]
@@ -641,6 +639,52 @@ def solve_flat(kind0, r0, x, D, H, W, tol, max_iter, nu1, nu2, coarsest, max_lev
         n1 = _division_cells(diags[a:b], m1s[a:b], g[k], three, w3[0], w3[1], w3[2], fix1[fo1[k]:]) if n_div[k] else 0
         fo0[k + 1] = fo0[k] + n0
         fo1[k + 1] = fo1[k] + n1
+    lv = (L, three, offs, g, exts, flags, wt, unks, kinds, m0s, m1s, diags, invs, fix0, fix1, fo0, fo1, xt0, xt1,
+          wt0, wt1)
+    return lv, es, rhss, rs, acc, ec, fr
+
+
+@njit(inline="always")
+def _vcycle_flat(lv, r, es, rhss, rs, acc, ec, fr, nu1, nu2):
+    # es[:offs[1]] = one symmetric V-cycle applied to r (the preconditioner); the levels of _flat_levels
+    L, three, offs, g, exts, flags, wt, unks, kinds, m0s, m1s, diags, invs, fix0, fix1, fo0, fo1, xt0, xt1, wt0, wt1 = lv
+    es[:] = 0
+    for k in range(L):
+        a, b = offs[k], offs[k + 1]
+        bk = r if k == 0 else rhss[a:b]
+        for _ in range(nu1):  # red, then black
+            _half_sweep(es[a:b], bk, m0s[a:b], diags[a:b], invs[a:b], fix0[fo0[k]:fo0[k + 1]], g[k], three,
+                        wt[k, 0], wt[k, 1], wt[k, 2], 0)
+            _half_sweep(es[a:b], bk, m1s[a:b], diags[a:b], invs[a:b], fix1[fo1[k]:fo1[k + 1]], g[k], three,
+                        wt[k, 0], wt[k, 1], wt[k, 2], 1)
+        if k + 1 < L:
+            c, d = b, offs[k + 2]
+            _residual_flat(es[a:b], bk, unks[a:b], diags[a:b], g[k], three, wt[k, 0], wt[k, 1], wt[k, 2], rs[a:b])
+            _restrict_flat(rs[a:b], g[k], exts[k, 0], exts[k, 1], exts[k, 2], kinds[c:d], g[k + 1], exts[k + 1, 0],
+                           exts[k + 1, 1], exts[k + 1, 2], flags[k, 0], flags[k, 1], flags[k, 2], rhss[c:d], acc)
+    for k in range(L - 1, -1, -1):
+        a, b = offs[k], offs[k + 1]
+        bk = r if k == 0 else rhss[a:b]
+        if k + 1 < L:
+            c, d = b, offs[k + 2]
+            _prolong_flat(es[c:d], g[k + 1], exts[k + 1, 0], exts[k + 1, 1], exts[k + 1, 2], unks[a:b], g[k],
+                          exts[k, 0], exts[k, 1], exts[k, 2], flags[k, 0], flags[k, 1], flags[k, 2], xt0[k], xt1[k],
+                          wt0[k], wt1[k], es[a:b], ec, fr)
+        for _ in range(nu2):  # black, then red
+            _half_sweep(es[a:b], bk, m1s[a:b], diags[a:b], invs[a:b], fix1[fo1[k]:fo1[k + 1]], g[k], three,
+                        wt[k, 0], wt[k, 1], wt[k, 2], 1)
+            _half_sweep(es[a:b], bk, m0s[a:b], diags[a:b], invs[a:b], fix0[fo0[k]:fo0[k + 1]], g[k], three,
+                        wt[k, 0], wt[k, 1], wt[k, 2], 0)
+
+
+@njit(**_FLAT)
+def solve_flat(kind0, r0, x, D, H, W, tol, max_iter, nu1, nu2, coarsest, max_levels, stall_ratio):
+    """The whole-system solve of one system on flat arrays: kind0, r0, x of D * H * W cells (the crop, a halo of
+    non-unknown cells around the mask's box; D == 1 in 2D); r0: the correction's right-hand side
+    (guidance_rhs_flat); x: zeros in, the solution out. Returns (relative residual, status,
+    iterations); see the module docstring for the status."""
+    lv, es, rhss, rs, acc, ec, fr = _flat_levels(kind0, r0, D, H, W, coarsest, max_levels)
+    three, offs, g, wt, unks, diags = lv[1], lv[2], lv[3], lv[6], lv[7], lv[11]
     unk = unks[:offs[1]]
     diag = diags[:offs[1]]
     wz, wy, wx = wt[0, 0], wt[0, 1], wt[0, 2]
@@ -658,34 +702,7 @@ def solve_flat(kind0, r0, x, D, H, W, tol, max_iter, nu1, nu2, coarsest, max_lev
     rz = 0.0
     it = 0
     while it < max_iter:
-        # z = V-cycle(r)
-        es[:] = 0
-        for k in range(L):
-            a, b = offs[k], offs[k + 1]
-            bk = r if k == 0 else rhss[a:b]
-            for _ in range(nu1):  # red, then black
-                _half_sweep(es[a:b], bk, m0s[a:b], diags[a:b], invs[a:b], fix0[fo0[k]:fo0[k + 1]], g[k], three,
-                            wt[k, 0], wt[k, 1], wt[k, 2], 0)
-                _half_sweep(es[a:b], bk, m1s[a:b], diags[a:b], invs[a:b], fix1[fo1[k]:fo1[k + 1]], g[k], three,
-                            wt[k, 0], wt[k, 1], wt[k, 2], 1)
-            if k + 1 < L:
-                c, d = b, offs[k + 2]
-                _residual_flat(es[a:b], bk, unks[a:b], diags[a:b], g[k], three, wt[k, 0], wt[k, 1], wt[k, 2], rs[a:b])
-                _restrict_flat(rs[a:b], g[k], exts[k, 0], exts[k, 1], exts[k, 2], kinds[c:d], g[k + 1], exts[k + 1, 0],
-                               exts[k + 1, 1], exts[k + 1, 2], flags[k, 0], flags[k, 1], flags[k, 2], rhss[c:d], acc)
-        for k in range(L - 1, -1, -1):
-            a, b = offs[k], offs[k + 1]
-            bk = r if k == 0 else rhss[a:b]
-            if k + 1 < L:
-                c, d = b, offs[k + 2]
-                _prolong_flat(es[c:d], g[k + 1], exts[k + 1, 0], exts[k + 1, 1], exts[k + 1, 2], unks[a:b], g[k],
-                              exts[k, 0], exts[k, 1], exts[k, 2], flags[k, 0], flags[k, 1], flags[k, 2], xt0[k], xt1[k],
-                              wt0[k], wt1[k], es[a:b], ec, fr)
-            for _ in range(nu2):  # black, then red
-                _half_sweep(es[a:b], bk, m1s[a:b], diags[a:b], invs[a:b], fix1[fo1[k]:fo1[k + 1]], g[k], three,
-                            wt[k, 0], wt[k, 1], wt[k, 2], 1)
-                _half_sweep(es[a:b], bk, m0s[a:b], diags[a:b], invs[a:b], fix0[fo0[k]:fo0[k + 1]], g[k], three,
-                            wt[k, 0], wt[k, 1], wt[k, 2], 0)
+        _vcycle_flat(lv, r, es, rhss, rs, acc, ec, fr, nu1, nu2)  # z = V-cycle(r)
         rz_new = _dot_flat(r, z, unk, acc)
         if it == 0:
             p[:] = z
