@@ -120,6 +120,13 @@ def same_device_or_raise(named: dict[str, Any]) -> ArrayKind:
     """
     if all(v is None or type(v) is np.ndarray for v in named.values()):
         return _NUMPY
+    torch = sys.modules.get("torch")
+    if torch is not None:  # CPU tensors (and numpy arrays) alone: all on the host
+        first = next((v for v in named.values() if isinstance(v, torch.Tensor)), None)
+        if first is not None and first.device.type == "cpu" and all(
+                v is None or type(v) is np.ndarray or (isinstance(v, torch.Tensor) and v.device.type == "cpu")
+                for v in named.values()):
+            return array_kind(next(v for v in named.values() if v is not None and hasattr(v, "shape")))
     akinds = {n: array_kind(v) for n, v in named.items() if v is not None and hasattr(v, "shape")}
     first_name, first = next(iter(akinds.items()))
     for n, ak in akinds.items():
@@ -254,8 +261,8 @@ def on_torch_stream(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         first = args[0] if args else kwargs.get("dst")
-        if type(first) is np.ndarray:  # nothing to set up (and no context manager to pay for)
-            return fn(*args, **kwargs)
+        if type(first) is np.ndarray or not getattr(first, "is_cuda", True):  # host arrays and CPU tensors:
+            return fn(*args, **kwargs)  # nothing to set up (and no context manager to pay for)
         with torch_cuda_context(array_kind(first)):
             return fn(*args, **kwargs)
 

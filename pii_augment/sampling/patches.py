@@ -174,8 +174,9 @@ class PatchParams:
         """(lo, hi) int64 (N, ndim): each patch's bounding box clipped to the image minus the border."""
         n = np.asarray(self.spatial_shape, np.int64)
         lo, hi = self._raw_boxes()
-        lo = np.clip(lo, self.border, n - self.border)
-        hi = np.clip(hi, self.border, n - self.border)
+        top = n - self.border
+        lo = np.minimum(np.maximum(lo, self.border), top)  # np.clip, at a fraction of its call cost
+        hi = np.minimum(np.maximum(hi, self.border), top)
         return lo, np.maximum(hi, lo)
 
     def _row_mask(self, r: int, lo, hi, names, mats, width) -> np.ndarray:

@@ -146,7 +146,8 @@ class SourcePool:
             if not isinstance(src, torch.Tensor):
                 src = torch.as_tensor(np.asarray(src))
         elif self.kind == "bank":
-            src = self.items[torch.as_tensor(draw, device=self.items.device)]
+            # index_select: torch's advanced indexing costs several times the copy at small batches
+            src = self.items.index_select(0, torch.as_tensor(draw, dtype=torch.int64, device=self.items.device))
         else:
             images = []
             for i in np.asarray(draw).tolist():
