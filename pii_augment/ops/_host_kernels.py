@@ -7,7 +7,7 @@ import numpy as np
 from numba import njit
 
 from ._intrinsics import fmax, fmin
-from ._spectral import MAX_SIDE_SUM, solve_box
+from ._spectral import MAX_SIDE_SUM, sine_store, solve_box
 from .codes import Found
 
 # the bits of Found as plain ints (Numba freezes them as compile-time constants)
@@ -244,10 +244,11 @@ def prepare_samples(d5, g5, gidx, m5, samples, check_guide, solve, alpha, mode, 
     if label is None:
         label = (np.zeros((0, 1, 1, 1, 1), d5.dtype), np.zeros(0, d5.dtype), d5.dtype.type(1), False)
     lab, lab_alpha, lab_tol, quantise = label
+    store, offs = sine_store(d5.dtype)
     return _prepare_samples(d5, d5.view(itype), g5, g5.view(itype), itype(bits), gidx, m5, m8, mask_words(m8), samples,
                             bool(check_guide), bool(solve), alpha, mode, bool(do_clip), ndim, MAX_SIDE_SUM, box_code,
                             out, lo, hi, box_lo, box_hi, filled, status, residual, lab, lab_alpha, lab_tol,
-                            bool(quantise))
+                            bool(quantise), store, offs)
 
 
 @njit(inline="always")
@@ -260,7 +261,7 @@ def _whole_image(lo, hi, shape):
 @njit(cache=True, nogil=True)
 def _prepare_samples(d5, d_bits, g5, g_bits, exponent, gidx, m5, m8, m64, samples, check_guide, solve, alpha, mode,
                      do_clip, ndim, max_side_sum, box_code, out, lo, hi, box_lo, box_hi, filled, status, residual, label,
-                     lab_alpha, lab_tol, quantise):
+                     lab_alpha, lab_tol, quantise, store, offs):
     shape = m8.shape[1:]
     found = 0
     changed = np.empty(d5.shape[-1], np.bool_)  # the label's scratch row
@@ -279,7 +280,7 @@ def _prepare_samples(d5, d_bits, g5, g_bits, exponent, gidx, m5, m8, m64, sample
         boxed = solve and full and _box_fits(box_lo[b], box_hi[b], shape, ndim, max_side_sum)
         if boxed:
             solve_box(d5, g5, gidx[b], alpha[b], mode, b, box_lo[b], box_hi[b], ndim, lo, hi, do_clip, out,
-                      residual)
+                      residual, store, offs)
             for c in range(status.shape[1]):
                 status[b, c] = box_code
         elif box_hi[b, 0] > box_lo[b, 0]:  # a non-empty mask: left to multigrid (and its label too)

@@ -19,6 +19,8 @@ the solve nor its convergence test depends on the images' offset. It reads the f
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from numba import njit
 
@@ -140,6 +142,68 @@ def _half_sine_matrices(n, like):
     _transpose_into(Fe, h1, FeT)
     _transpose_into(Fo, h0, FoT)
     return Fe, Fo, FeT, FoT
+
+
+#: Sides up to this take their sine tables from a store built once per dtype (:func:`sine_store`,
+#: about 3 MB in float32); larger sides, whose solve costs far more than their tables, build them
+#: per box.
+STORE_MAX_SIDE = 128
+
+
+@njit(cache=True, nogil=True)
+def _build_sine_store(nmax, like):
+    """The tables of :func:`_half_sine_matrices` for every side 1..nmax in one flat array, and
+    (nmax + 1, 4) offsets: row n tells where side n's Fe, Fo, FeT and FoT start."""
+    offs = np.zeros((nmax + 1, 4), np.int64)
+    total = 0
+    for n in range(1, nmax + 1):
+        h0 = n // 2
+        h1 = n - h0
+        L = (h1 + 7) // 8 * 8
+        sizes = (h1 * L, max(h0, 1) * L, h1 * L, max(h0, 1) * L)
+        for i in range(4):
+            offs[n, i] = total
+            total += sizes[i]
+    store = np.empty(total, like.dtype)
+    for n in range(1, nmax + 1):
+        tables = _half_sine_matrices(n, like)
+        for i in range(4):
+            t = tables[i].ravel()
+            store[offs[n, i]:offs[n, i] + t.size] = t
+    return store, offs
+
+
+_STORES: dict = {}
+_STORE_LOCK = threading.Lock()
+
+
+def sine_store(dtype) -> tuple[np.ndarray, np.ndarray]:
+    """(store, offsets) of :func:`_build_sine_store` for ``dtype`` (float32 or float64), built on
+    first use, then shared read-only by every box solve of the process (:func:`_sine_tables`)."""
+    key = np.dtype(dtype).str
+    found = _STORES.get(key)
+    if found is None:
+        with _STORE_LOCK:
+            found = _STORES.get(key)
+            if found is None:
+                found = _STORES[key] = _build_sine_store(STORE_MAX_SIDE, np.empty(1, dtype))
+    return found
+
+
+@njit(inline="always")
+def _sine_tables(n, like, store, offs):
+    """:func:`_half_sine_matrices` of side n: views of the store when it holds n, else built."""
+    if n < offs.shape[0]:
+        h0 = n // 2
+        h1 = n - h0
+        L = (h1 + 7) // 8 * 8
+        r0 = max(h0, 1)
+        Fe = store[offs[n, 0]:offs[n, 0] + h1 * L].reshape((h1, L))
+        Fo = store[offs[n, 1]:offs[n, 1] + r0 * L].reshape((r0, L))
+        FeT = store[offs[n, 2]:offs[n, 2] + h1 * L].reshape((h1, L))
+        FoT = store[offs[n, 3]:offs[n, 3] + r0 * L].reshape((r0, L))
+        return Fe, Fo, FeT, FoT
+    return _half_sine_matrices(n, like)
 
 
 @njit(inline="always")
@@ -287,7 +351,8 @@ def _stencil_rows(a, z, y, x0, N, ndim):
 
 
 @njit(cache=True, nogil=True)
-def spectral_box_solve(dst, guide, gidx, alpha, mode, idx, lo, hi, ndim, clip_lo, clip_hi, do_clip, out, residual):
+def spectral_box_solve(dst, guide, gidx, alpha, mode, idx, lo, hi, ndim, clip_lo, clip_hi, do_clip, out, residual,
+                       store, offs):
     """Solve every sample ``idx[i]`` (a box mask [lo, hi)) exactly and write it into ``out``.
 
     dst, out: (B, C, D, H, W), ``out`` holding a copy of dst; guide: (G, C, D, H, W), sample b's
@@ -295,12 +360,12 @@ def spectral_box_solve(dst, guide, gidx, alpha, mode, idx, lo, hi, ndim, clip_lo
     the divergence per pixel (mode ``DIVERGENCE``) or unread (``HARMONIC``, zero guidance); gidx:
     (B,) int64; alpha: (B,) float64; clip_lo, clip_hi: (B, C); residual: (B, C) float64,
     receives ``||r0 - A e|| / ||r0||`` of the computed correction e (0 when r0 = 0; NaN when
-    the data are not finite).
+    the data are not finite); store, offs: the sine tables of :func:`sine_store` for dst's dtype.
     """
     for t in range(idx.shape[0]):
         b = idx[t]
         solve_box(dst, guide, gidx[b], alpha[b], mode, b, lo[b], hi[b], ndim, clip_lo, clip_hi, do_clip, out,
-                  residual)
+                  residual, store, offs)
 
 
 @njit(inline="always")
@@ -453,7 +518,8 @@ def _clip_box(o, lo_v, hi_v, z0, y0, x0, P, M, N):
 
 
 @njit(cache=True, nogil=True)
-def solve_box(dst, guide, gb, alpha_b, mode, b, lo_b, hi_b, ndim, clip_lo, clip_hi, do_clip, out, residual):
+def solve_box(dst, guide, gb, alpha_b, mode, b, lo_b, hi_b, ndim, clip_lo, clip_hi, do_clip, out, residual, store,
+              offs):
     """The exact solve of sample b, whose mask is the box [lo_b, hi_b) with its ring inside the
     image, its guidance in ``guide[gb]`` (arguments as :func:`spectral_box_solve`)."""
     C = dst.shape[1]
@@ -461,7 +527,7 @@ def solve_box(dst, guide, gb, alpha_b, mode, b, lo_b, hi_b, ndim, clip_lo, clip_
     z0, y0, x0 = lo_b[0], lo_b[1], lo_b[2]
     P, M, N = hi_b[0] - z0, hi_b[1] - y0, hi_b[2] - x0
     Sz = _sine_matrix(P, work) if ndim == 3 else np.empty((1, 1), work.dtype)
-    Fe, Fo, FeT, FoT = _half_sine_matrices(N, work)
+    Fe, Fo, FeT, FoT = _sine_tables(N, work, store, offs)
     lam = _box_eigenvalues(P, N, ndim, work)
     scale = 2.0 / (N + 1)  # S S = (n + 1) / 2 per transformed axis
     if ndim == 3:

@@ -104,3 +104,21 @@ def test_the_half_sine_matrices_are_the_parity_halves_of_the_sine_matrix(dtype):
         np.testing.assert_array_equal(FeT[:, :h1], Fe[:, :h1].T)
         np.testing.assert_array_equal(FoT[:h0, :h0], Fo[:h0, :h0].T)
         assert not Fe[:, h1:].any() and not Fo[:, h0:].any()  # the zero padding
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_sine_store_holds_the_tables_of_every_side_it_covers(dtype):
+    """The store's views are the tables the box solve would build, byte for byte, for every side
+    up to STORE_MAX_SIDE; a larger side is built (not read past the store)."""
+    from numba import njit
+
+    from pii_augment.ops._spectral import STORE_MAX_SIDE, _half_sine_matrices, _sine_tables, sine_store
+
+    store, offs = sine_store(dtype)
+    assert sine_store(dtype)[0] is store and store.dtype == dtype and offs.shape == (STORE_MAX_SIDE + 1, 4)
+    like = np.empty(1, dtype)
+    tables = njit(lambda n, like, store, offs: _sine_tables(n, like, store, offs))
+    for n in list(range(1, STORE_MAX_SIDE + 1)) + [STORE_MAX_SIDE + 1, STORE_MAX_SIDE + 7]:
+        got, want = tables(n, like, store, offs), _half_sine_matrices(n, like)
+        for g, w in zip(got, want):
+            assert g.shape == w.shape and g.tobytes() == w.tobytes(), n

@@ -104,17 +104,18 @@ class NumbaBackend(BackendBase):
         return state
 
     def solve_boxes(self, state: _HostState, d5, g5, alpha, mode, clip, ndim) -> None:
-        from .._spectral import box_samples, spectral_box_solve
+        from .._spectral import box_samples, sine_store, spectral_box_solve
 
         idx = np.flatnonzero(box_samples(state.box_lo, state.box_hi, state.filled, d5.shape[2:], ndim))
         idx = idx[(state.status[idx] != BOX).any(axis=1)]
         if not idx.size:
             return
         gidx = np.arange(d5.shape[0])
+        store, offs = sine_store(d5.dtype)
 
         def part(p: np.ndarray) -> None:
             spectral_box_solve(d5, g5, gidx, alpha, mode, p, state.box_lo, state.box_hi, ndim, state.lo, state.hi,
-                               bool(clip), state.out, state.residual)
+                               bool(clip), state.out, state.residual, store, offs)
 
         n = min(idx.size, self.threads)
         run_parts(part, [idx[i::n] for i in range(n)])  # interleaved: sizes balance
