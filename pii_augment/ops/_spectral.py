@@ -117,6 +117,14 @@ def _transpose_into(F, n, T):
             T[c, r] = row[c]
 
 
+@njit(inline="always")
+def _table_shape(n):
+    """(h1, h0r, L) of side n's tables (:func:`_half_sine_matrices`): Fe and FeT are (h1, L), Fo and
+    FoT (h0r, L), with h1 = n - n // 2, h0r = max(n // 2, 1) and L = h1 rounded up to 8."""
+    h1 = n - n // 2
+    return h1, max(n // 2, 1), (h1 + 7) // 8 * 8
+
+
 @njit(cache=True, nogil=True)
 def _half_sine_matrices(n, like):
     """The DST-I of size n split by parity, for :func:`_dst_x` / :func:`_idst_x`.
@@ -129,14 +137,13 @@ def _half_sine_matrices(n, like):
     padded to a multiple of 8 columns (whole vector registers in :func:`_matmul_rows`).
     """
     h0 = n // 2
-    h1 = n - h0
-    L = (h1 + 7) // 8 * 8
+    h1, h0r, L = _table_shape(n)
     period = 2 * (n + 1)
     tab = np.sin(np.pi * np.arange(period) / (n + 1)).astype(like.dtype)
     Fe = np.zeros((h1, L), like.dtype)
-    Fo = np.zeros((max(h0, 1), L), like.dtype)
+    Fo = np.zeros((h0r, L), like.dtype)
     FeT = np.zeros((h1, L), like.dtype)
-    FoT = np.zeros((max(h0, 1), L), like.dtype)
+    FoT = np.zeros((h0r, L), like.dtype)
     _fill_sines(Fe, h1, tab, 1, 1, 2, 1)  # Fe[j, p] = tab[(j + 1) (2p + 1)]
     _fill_sines(Fo, h0, tab, 1, 1, 2, 2)  # Fo[j, p] = tab[(j + 1) (2p + 2)]
     _transpose_into(Fe, h1, FeT)
@@ -157,10 +164,8 @@ def _build_sine_store(nmax, like):
     offs = np.zeros((nmax + 1, 4), np.int64)
     total = 0
     for n in range(1, nmax + 1):
-        h0 = n // 2
-        h1 = n - h0
-        L = (h1 + 7) // 8 * 8
-        sizes = (h1 * L, max(h0, 1) * L, h1 * L, max(h0, 1) * L)
+        h1, h0r, L = _table_shape(n)
+        sizes = (h1 * L, h0r * L, h1 * L, h0r * L)
         for i in range(4):
             offs[n, i] = total
             total += sizes[i]
@@ -194,14 +199,11 @@ def sine_store(dtype) -> tuple[np.ndarray, np.ndarray]:
 def _sine_tables(n, like, store, offs):
     """:func:`_half_sine_matrices` of side n: views of the store when it holds n, else built."""
     if n < offs.shape[0]:
-        h0 = n // 2
-        h1 = n - h0
-        L = (h1 + 7) // 8 * 8
-        r0 = max(h0, 1)
+        h1, h0r, L = _table_shape(n)
         Fe = store[offs[n, 0]:offs[n, 0] + h1 * L].reshape((h1, L))
-        Fo = store[offs[n, 1]:offs[n, 1] + r0 * L].reshape((r0, L))
+        Fo = store[offs[n, 1]:offs[n, 1] + h0r * L].reshape((h0r, L))
         FeT = store[offs[n, 2]:offs[n, 2] + h1 * L].reshape((h1, L))
-        FoT = store[offs[n, 3]:offs[n, 3] + r0 * L].reshape((r0, L))
+        FoT = store[offs[n, 3]:offs[n, 3] + h0r * L].reshape((h0r, L))
         return Fe, Fo, FeT, FoT
     return _half_sine_matrices(n, like)
 
