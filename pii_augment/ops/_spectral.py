@@ -425,7 +425,9 @@ def _box_rhs(rb, d, g, z0, y0, x0, ndim, mode, wa, ws):
 def _thomas_y(f, lam, cp):
     # (T_y + lambda) g = f along y for every (z, x) mode of f (P, M, N), in place; cp: (M, N) scratch
     P, M, N = f.shape
-    two = lam[0, 0] - lam[0, 0] + 2  # 2 in the work dtype
+    # 2 as float64 (Numba types float32 + 2 as float64), so the pivots and the products run in
+    # float64 and are rounded when stored; the results are what they always were
+    two = lam[0, 0] - lam[0, 0] + 2
     for i in range(P):
         gm = f[i]
         lm = lam[i]
