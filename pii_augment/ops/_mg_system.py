@@ -10,10 +10,11 @@ in the same order and dtypes; dot products are summed in the order of a block of
 strided partial sums, then a fixed tree), so that the twin and the CUDA kernel give the same bytes.
 
 The solve runs on flat arrays (:func:`solve_flat`, 2D and 3D): every coarse level has a ring of
-absent cells and odd strides (a colour of the red-black smoother is every other cell), the loops
-have no branches and vectorise, the diagonal and masks are computed once per level, and the
-smoother multiplies by 1 / diag wherever that is exact (a power-of-two diagonal; the few other
-cells are divided). ``tests/generic_twin.py`` writes the same solve with the batched driver's
+absent cells and odd strides, the loops have no branches and vectorise, the diagonal and masks are
+computed once per level, and the smoother multiplies by 1 / diag wherever that is exact (a
+power-of-two diagonal; the few other cells are divided). A half-sweep of the red-black smoother
+computes every cell of the level's range (a contiguous loop) and keeps its colour's cells by a
+bitwise select. ``tests/generic_twin.py`` writes the same solve with the batched driver's
 primitives; ``tests/ops/test_mg_system.py`` holds the flat solve and the CUDA kernel to it, byte
 for byte.
 
@@ -314,52 +315,61 @@ def _coarsen_flat(kf, gf, ezf, eyf, exf, fz, fy, fx, kc, gc, ezc, eyc, exc, thre
                 out[X] = FIXED if has1 else (UNKNOWN if has2 else ABSENT)
 
 
+#: Cells per chunk of a red-black half-sweep (_half_sweep): its values go through a buffer this long.
+SWEEP_CHUNK = 512
+
+
 @njit(inline="always")
-def _colour_run(e, rhs, m, inv, j0, n, S, P, three, wz, wy, wx):
-    # u = (rhs + neighbours) * (1 / diag) on the cells j0, j0 + 2, ... (n cells), kept where m says so
-    ec = e[j0:j0 + 2 * n]
-    ew = e[j0 - 1:j0 - 1 + 2 * n]
-    ee = e[j0 + 1:j0 + 1 + 2 * n]
-    en = e[j0 - S:j0 - S + 2 * n]
-    es = e[j0 + S:j0 + S + 2 * n]
-    rr = rhs[j0:j0 + 2 * n]
-    dd = inv[j0:j0 + 2 * n]
-    mm = m[j0:j0 + 2 * n]
+def _sweep_chunk(e, rhs, m, inv, j0, n, S, P, three, wz, wy, wx, tmp):
+    # u = (rhs + neighbours) * (1 / diag) on the n cells from j0, into tmp, then kept where m says
+    # so. Every cell is computed (both colours) so that the loop is contiguous and vectorises; a
+    # cell that m keeps reads only neighbours of the other colour, which this half-sweep does not
+    # write, so the values are those of a sweep over the colour's cells alone.
+    ew = e[j0 - 1:j0 - 1 + n]
+    ee = e[j0 + 1:j0 + 1 + n]
+    en = e[j0 - S:j0 - S + n]
+    es = e[j0 + S:j0 + S + n]
+    rr = rhs[j0:j0 + n]
+    dd = inv[j0:j0 + n]
     if three:
-        ed = e[j0 - P:j0 - P + 2 * n]
-        eu = e[j0 + P:j0 + P + 2 * n]
-        for h in range(n):
-            j = 2 * h
-            v = (rr[j] + ((wx * (ew[j] + ee[j]) + wy * (en[j] + es[j])) + wz * (ed[j] + eu[j]))) * dd[j]
-            ec[j] = v if mm[j] else ec[j]
+        ed = e[j0 - P:j0 - P + n]
+        eu = e[j0 + P:j0 + P + n]
+        for i in range(n):
+            tmp[i] = (rr[i] + ((wx * (ew[i] + ee[i]) + wy * (en[i] + es[i])) + wz * (ed[i] + eu[i]))) * dd[i]
     else:
-        for h in range(n):
-            j = 2 * h
-            v = (rr[j] + (wx * (ew[j] + ee[j]) + wy * (en[j] + es[j]))) * dd[j]
-            ec[j] = v if mm[j] else ec[j]
+        for i in range(n):
+            tmp[i] = (rr[i] + (wx * (ew[i] + ee[i]) + wy * (en[i] + es[i]))) * dd[i]
+    # the select bit by bit (m: each cell's flag as itemsize bytes of 0xFF or 0, _byte_mask), which
+    # vectorises where a select of floats under a byte flag does not
+    it = e.itemsize
+    eb = e[j0:j0 + n].view(np.uint8)
+    tb = tmp[:n].view(np.uint8)
+    kb = m[j0 * it:(j0 + n) * it]
+    for i in range(n * it):
+        eb[i] = (tb[i] & kb[i]) | (eb[i] & ~kb[i])
+
+
+@njit(inline="always")
+def _byte_mask(m, item):
+    # every cell's flag of m as item bytes of 0xFF (set) or 0, for the smoother's bitwise select
+    out = np.empty(m.shape[0] * item, np.uint8)
+    for i in range(m.shape[0]):
+        v = np.uint8(255) if m[i] else np.uint8(0)
+        for q in range(item):
+            out[i * item + q] = v
+    return out
 
 
 @njit(**_FLAT)
-def _half_sweep(e, rhs, m, diag, inv, fix, g, three, wz, wy, wx, color):
-    # One colour of smooth() on the level's range: the cells whose crop coordinates have
-    # (z + y + x) % 2 == color only (strided, vectorised), kept where m says so. With odd strides
-    # the colour of flat index j is (j + pz) % 2, and the range is one run. u = (rhs + neighbours)
-    # / diag is computed as (rhs + neighbours) * (1 / diag), the same number when diag is a power
-    # of two; the cells ``fix`` (the others) are computed again with the division.
-    S, P, start, n, pz = g[_S], g[_P], g[_START], g[_N], g[_PZ]
-    if S & 1 and (P & 1 or not three):
-        j0 = start + ((start + color + pz) & 1)
-        _colour_run(e, rhs, m, inv, j0, (start + n - j0 + 1) // 2, S, P, three, wz, wy, wx)
-    elif three:
-        # 3D with even strides (level 0: short rows): both parities of the range as two runs, the
-        # masks keep the colour's cells (which read only the other colour's, unchanged here)
-        for q in range(2):
-            _colour_run(e, rhs, m, inv, start + q, (n - q + 1) // 2, S, P, three, wz, wy, wx)
-    else:
-        for z in range(g[_Z0], g[_Z0] + g[_NZ]):
-            for y in range(1, g[_ROWS] + 1):
-                x0 = (color + pz + z + y) & 1
-                _colour_run(e, rhs, m, inv, z * P + y * S + x0, (S - x0) // 2, S, P, three, wz, wy, wx)
+def _half_sweep(e, rhs, m, diag, inv, fix, g, three, wz, wy, wx, tmp):
+    # One colour of smooth() on the level's range: the cells m holds (the unknowns of one colour,
+    # the parity of z + y + x, that have a neighbour; as bytes, _byte_mask), in chunks of
+    # SWEEP_CHUNK cells (_sweep_chunk). u = (rhs + neighbours) / diag is computed as (rhs + neighbours) * (1 / diag),
+    # the same number when diag is a power of two; the cells ``fix`` (the others) are computed
+    # again with the division.
+    S, P, start, n = g[_S], g[_P], g[_START], g[_N]
+    for j0 in range(start, start + n, SWEEP_CHUNK):
+        _sweep_chunk(e, rhs, m, inv, j0, min(SWEEP_CHUNK, start + n - j0), S, P, three, wz, wy, wx, tmp)
     for t in range(fix.shape[0]):
         j = fix[t]
         nb = wx * (e[j - 1] + e[j + 1]) + wy * (e[j - S] + e[j + S])
@@ -639,24 +649,28 @@ def _flat_levels(kind0, r0, D, H, W, coarsest, max_levels):
         n1 = _division_cells(diags[a:b], m1s[a:b], g[k], three, w3[0], w3[1], w3[2], fix1[fo1[k]:]) if n_div[k] else 0
         fo0[k + 1] = fo0[k] + n0
         fo1[k + 1] = fo1[k] + n1
-    lv = (L, three, offs, g, exts, flags, wt, unks, kinds, m0s, m1s, diags, invs, fix0, fix1, fo0, fo1, xt0, xt1,
-          wt0, wt1)
+    tmp = np.empty(SWEEP_CHUNK, dt)  # the smoother's values (_half_sweep)
+    # the colours' masks as the smoother reads them
+    km0, km1 = _byte_mask(m0s, r0.itemsize), _byte_mask(m1s, r0.itemsize)
+    lv = (L, three, offs, g, exts, flags, wt, unks, kinds, km0, km1, diags, invs, fix0, fix1, fo0, fo1, xt0, xt1,
+          wt0, wt1, tmp)
     return lv, es, rhss, rs, acc, ec, fr
 
 
 @njit(inline="always")
 def _vcycle_flat(lv, r, es, rhss, rs, acc, ec, fr, nu1, nu2):
     # es[:offs[1]] = one symmetric V-cycle applied to r (the preconditioner); the levels of _flat_levels
-    L, three, offs, g, exts, flags, wt, unks, kinds, m0s, m1s, diags, invs, fix0, fix1, fo0, fo1, xt0, xt1, wt0, wt1 = lv
+    L, three, offs, g, exts, flags, wt, unks, kinds, km0, km1, diags, invs, fix0, fix1, fo0, fo1, xt0, xt1, wt0, wt1, tmp = lv
+    it = es.itemsize
     es[:] = 0
     for k in range(L):
         a, b = offs[k], offs[k + 1]
         bk = r if k == 0 else rhss[a:b]
         for _ in range(nu1):  # red, then black
-            _half_sweep(es[a:b], bk, m0s[a:b], diags[a:b], invs[a:b], fix0[fo0[k]:fo0[k + 1]], g[k], three,
-                        wt[k, 0], wt[k, 1], wt[k, 2], 0)
-            _half_sweep(es[a:b], bk, m1s[a:b], diags[a:b], invs[a:b], fix1[fo1[k]:fo1[k + 1]], g[k], three,
-                        wt[k, 0], wt[k, 1], wt[k, 2], 1)
+            _half_sweep(es[a:b], bk, km0[a * it:b * it], diags[a:b], invs[a:b], fix0[fo0[k]:fo0[k + 1]], g[k], three,
+                        wt[k, 0], wt[k, 1], wt[k, 2], tmp)
+            _half_sweep(es[a:b], bk, km1[a * it:b * it], diags[a:b], invs[a:b], fix1[fo1[k]:fo1[k + 1]], g[k], three,
+                        wt[k, 0], wt[k, 1], wt[k, 2], tmp)
         if k + 1 < L:
             c, d = b, offs[k + 2]
             _residual_flat(es[a:b], bk, unks[a:b], diags[a:b], g[k], three, wt[k, 0], wt[k, 1], wt[k, 2], rs[a:b])
@@ -671,10 +685,10 @@ def _vcycle_flat(lv, r, es, rhss, rs, acc, ec, fr, nu1, nu2):
                           exts[k, 0], exts[k, 1], exts[k, 2], flags[k, 0], flags[k, 1], flags[k, 2], xt0[k], xt1[k],
                           wt0[k], wt1[k], es[a:b], ec, fr)
         for _ in range(nu2):  # black, then red
-            _half_sweep(es[a:b], bk, m1s[a:b], diags[a:b], invs[a:b], fix1[fo1[k]:fo1[k + 1]], g[k], three,
-                        wt[k, 0], wt[k, 1], wt[k, 2], 1)
-            _half_sweep(es[a:b], bk, m0s[a:b], diags[a:b], invs[a:b], fix0[fo0[k]:fo0[k + 1]], g[k], three,
-                        wt[k, 0], wt[k, 1], wt[k, 2], 0)
+            _half_sweep(es[a:b], bk, km1[a * it:b * it], diags[a:b], invs[a:b], fix1[fo1[k]:fo1[k + 1]], g[k], three,
+                        wt[k, 0], wt[k, 1], wt[k, 2], tmp)
+            _half_sweep(es[a:b], bk, km0[a * it:b * it], diags[a:b], invs[a:b], fix0[fo0[k]:fo0[k + 1]], g[k], three,
+                        wt[k, 0], wt[k, 1], wt[k, 2], tmp)
 
 
 @njit(**_FLAT)
