@@ -353,10 +353,14 @@ def _sweep_chunk(e, rhs, m, inv, j0, n, S, P, three, wz, wy, wx, tmp):
 def _byte_mask(m, item):
     # every cell's flag of m as item bytes of 0xFF (set) or 0, for the smoother's bitwise select
     out = np.empty(m.shape[0] * item, np.uint8)
-    for i in range(m.shape[0]):
-        v = np.uint8(255) if m[i] else np.uint8(0)
-        for q in range(item):
-            out[i * item + q] = v
+    if item == 4:  # float32 cells: one 32-bit word each
+        w4 = out.view(np.int32)
+        for i in range(m.shape[0]):
+            w4[i] = np.int32(-1) if m[i] else np.int32(0)
+    else:  # float64
+        w8 = out.view(np.int64)
+        for i in range(m.shape[0]):
+            w8[i] = np.int64(-1) if m[i] else np.int64(0)
     return out
 
 
@@ -432,9 +436,9 @@ def _restrict_flat(r_f, gf, ezf, eyf, exf, kind_c, gc, ezc, eyc, exc, fz, fy, fx
             for X in range(1, hi):  # restrict()'s first case, without branches
                 v = (0.25 * acc[2 * X - 1] + 0.75 * acc[2 * X] + 0.75 * acc[2 * X + 1] + 0.25 * acc[2 * X + 2]) * scale
                 out[X] = v if kc[X] == UNKNOWN else 0.0
-            for X in range(exc):
-                if not 1 <= X < hi:
-                    out[X] = _restrict_x(acc, X, fx, exc, exf) * scale if kc[X] == UNKNOWN else 0
+            for q in range(exc - max(hi, 1) + 1):  # the other X: 0, then hi (or 1) to exc - 1
+                X = q + max(hi, 1) - 1 if q else 0
+                out[X] = _restrict_x(acc, X, fx, exc, exf) * scale if kc[X] == UNKNOWN else 0
 
 
 @njit(**_FLAT)
@@ -462,9 +466,15 @@ def _prolong_flat(e_c, gc, ezc, eyc, exc, unk_f, gf, ezf, eyf, exf, fz, fy, fx, 
                 ec[X] = (w00 * a00[X] + w01 * a01[X]) + (w10 * a10[X] + w11 * a11[X])
             if fx == 1:  # _axis_pair() along x written out: even x = 2X from X and X - 1, odd from X and X + 1
                 fr[0] = w0[0] * ec[0] + w1[0] * ec[0]
-                for X in range(1, exc):
+                if exf > 1:
+                    fr[1] = 0.75 * ec[0] + 0.25 * ec[1] if 1 < exc else 1.0 * ec[0] + 0.0 * ec[0]
+                m = max(1, min(exc - 1, exf // 2))  # the X below m (from 1) have both fine cells inside
+                for X in range(1, m):  # one loop, so that the pair of stores vectorises
                     fr[2 * X] = 0.75 * ec[X] + 0.25 * ec[X - 1]
-                for X in range(exf // 2):
+                    fr[2 * X + 1] = 0.75 * ec[X] + 0.25 * ec[X + 1]
+                for X in range(m, exc):
+                    fr[2 * X] = 0.75 * ec[X] + 0.25 * ec[X - 1]
+                for X in range(m, exf // 2):
                     fr[2 * X + 1] = 0.75 * ec[X] + 0.25 * ec[X + 1] if X + 1 < exc else 1.0 * ec[X] + 0.0 * ec[X]
             else:
                 for x in range(exf):
@@ -472,8 +482,10 @@ def _prolong_flat(e_c, gc, ezc, eyc, exc, unk_f, gf, ezf, eyf, exf, fz, fy, fx, 
             b = (z + pzf) * Pf + (y + pf) * Sf + pf
             uu = u_f[b:b + exf]
             mm = unk_f[b:b + exf]
+            # uu + fr on unknowns; elsewhere uu + 0, uu itself: a cell that is not unknown holds +0 on
+            # every level's correction (see above)
             for x in range(exf):
-                uu[x] = uu[x] + fr[x] if mm[x] else uu[x]
+                uu[x] = uu[x] + (fr[x] if mm[x] else 0.0)
 
 
 @njit(inline="always")
