@@ -157,6 +157,8 @@ def same_elements(a: Any, b: Any) -> bool:
         return True
     if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)):
         return False
+    if not np.may_share_memory(a, b):  # disjoint memory (the common case): no dict to build
+        return False
     return (a.shape == b.shape and a.strides == b.strides and a.dtype == b.dtype
             and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
 

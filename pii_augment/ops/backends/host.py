@@ -122,10 +122,10 @@ class NumbaBackend(BackendBase):
         state.status[idx] = BOX
 
     def solve_masks(self, state: _HostState, d5, g5, m5, alpha, mode, clip, ndim, tol, max_iter, gidx=None) -> None:
-        from .._mg_system import MG_DEFAULTS, mg_solve_samples
-
         if not state.flags & LEFT:  # the preparation solved every non-empty mask
             return
+        from .._mg_system import MG_DEFAULTS, mg_solve_samples
+
         nonempty = (state.box_hi > state.box_lo).all(axis=1)
         idx = np.flatnonzero(nonempty & (state.status != BOX).any(axis=1))
         if not idx.size:
