@@ -1,5 +1,9 @@
 """Deterministic batched math: guidance, Poisson solve, blends and labels (framework-agnostic)."""
 
+from ._jit_cache import clear_if_stale
+
+clear_if_stale()  # before any kernel loads its cache: see _jit_cache
+
 from .blend import (
     DEFAULT_TOL,
     anomaly_label,
