@@ -78,7 +78,9 @@ def check_real(
         >>> check_real("tol", 1e-5, low=0, low_open=True)
         1e-05
     """
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    cls = value.__class__
+    if cls is not float and cls is not int and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
+        # (exact floats and ints skip the slow isinstance of the numbers ABCs; bool is not int)
         raise TypeError(f"{name} must be a real number; got {type(value).__name__} {_show(value)}")
     v = float(value)
     bad = not math.isfinite(v)
@@ -98,7 +100,7 @@ def check_int(name: str, value: Any, *, low: int | None = None, high: int | None
         >>> check_int("batch_size", 4, low=0)
         4
     """
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    if value.__class__ is not int and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
         raise TypeError(f"{name} must be an int; got {type(value).__name__} {_show(value)}")
     v = int(value)
     if (low is not None and v < low) or (high is not None and v > high):
@@ -153,6 +155,9 @@ def check_shape(
         >>> check_shape("spatial_shape", [64, 48], (2, 3), what="(H, W) or (D, H, W)")
         (64, 48)
     """
+    if (value.__class__ is tuple and len(value) in lengths
+            and all(v.__class__ is int and (low is None or v >= low) for v in value)):
+        return value  # the common case: a tuple of plain ints, all valid
     counts = " or ".join(str(n) for n in lengths)
     layout = f" {what}" if what else ""
     try:
@@ -183,7 +188,7 @@ def check_seed(name: str, value: Any, *, generator: bool = False) -> Any:
     """
     if value is None or (generator and isinstance(value, np.random.Generator)):
         return value
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    if value.__class__ is not int and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
         expected = "None, an int >= 0 or a numpy.random.Generator" if generator else "None or an int >= 0"
         raise TypeError(f"{name} must be {expected}; got {type(value).__name__} {_show(value)}")
     if value < 0:

@@ -105,6 +105,8 @@ class PatchParams:
     @property
     def counts(self) -> np.ndarray:
         """(B,) int64: patches per sample."""
+        if self.sample is None:  # one per sample
+            return np.ones(self.rows, np.int64)
         return np.bincount(self.patch_sample, minlength=self.batch_size).astype(np.int64)
 
     @property
@@ -115,6 +117,8 @@ class PatchParams:
     @property
     def n_layers(self) -> int:
         """The most patches any sample has (the number of sequential blends of a batch)."""
+        if self.sample is None:  # one per sample
+            return 1 if self.rows else 0
         c = self.counts
         return int(c.max()) if c.size else 0
 
