@@ -1,0 +1,40 @@
+"""benchmarks/instructions.py: the callgrind count of one kernel call (the real run needs
+valgrind, a C compiler and valgrind/callgrind.h; skipped with the reason without them)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import instructions  # noqa: E402
+
+
+def test_parse_totals_reads_the_dump_summary():
+    dump = "version: 1\ncreator: callgrind\npositions: line\nevents: Ir\nsummary: 1234\n\nfn=(1) x\n0 5\ntotals: 1234\n"
+    assert instructions.parse_totals(dump) == 1234
+    with pytest.raises(ValueError, match="totals"):
+        instructions.parse_totals("events: Ir\n")
+
+
+def test_missing_tools_is_a_reason_or_none():
+    why = instructions.missing_tools()
+    assert why is None or why.startswith("needs ")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(instructions.missing_tools() is not None, reason=str(instructions.missing_tools()))
+def test_counts_grow_with_the_box_and_repeat(capsys):
+    small = instructions.count(instructions.parse_args(["box", "--side", "16", "--calls", "2"]))
+    large = instructions.count(instructions.parse_args(["box", "--side", "32", "--calls", "2"]))
+    assert small[1:] == (256, "unknown") and large[1:] == (1024, "unknown")
+    # a 16 x 16 solve is some tens of thousands of instructions (mostly its fixed costs); four
+    # times the unknowns cost more, if less than four times as much
+    assert 10_000 < small[0] < 2_000_000 and 1.5 * small[0] < large[0] < 8 * small[0]
+    assert instructions.main(["box", "--side", "16", "--calls", "2"]) == 0
+    again = int(capsys.readouterr().out.split(":")[1].split("instructions")[0].replace(",", ""))
+    assert abs(again - small[0]) <= 0.02 * small[0]  # the same count again, to the allocator's noise
