@@ -1,5 +1,5 @@
 """Instructions executed by one CPU kernel call, counted by valgrind's callgrind: a figure that
-repeats to about 0.01 % between runs (a 90 x 90 box solve over 20 calls: 1,069,499 and 1,069,589;
+repeats to about 0.01 % between runs (a 90 x 90 box solve over 20 calls: 966,195 and 966,238;
 a 16 x 16 one over 2 calls within about 1 %, the allocator's share), where this VM's wall clock
 moves by 30 % or more, so that two versions of a kernel can be compared.
 
@@ -10,7 +10,8 @@ imports and Numba's cache load are not counted. Numba is given the host's CPU na
 so that under valgrind (which reports another CPU) it loads the host's cached code instead of
 compiling other code for minutes. Workloads (float32, the reference workload's images, seed 0):
 
-* ``box``: one exact box solve (``solve_box``) of a side x side box, the original's square;
+* ``box``: one exact box solve (``solve_box``) of a side x side box, the original's square, PII
+  guidance at alpha = 0.5;
 * ``ellipse`` / ``blob``: the whole-system multigrid of every sample of a batch of 64 such masks
   at 256^2 (``mg_solve_samples`` on one thread; ``--samples 1`` for the first sample alone);
 * ``call``: the whole ``poisson_interpolate`` call on a batch of the reference workload (the
@@ -95,6 +96,7 @@ def _prepare(args) -> tuple:
 
     if args.workload == "box":
         from pii_augment.ops import _spectral as sp
+        from pii_augment.ops._numba_kernels import PII
 
         wl = reference_workload(1, 256, seed=0)
         d5, g5 = wl["dst"][:, :, None].copy(), wl["src"][:, :, None].copy()
@@ -106,7 +108,7 @@ def _prepare(args) -> tuple:
         store, offs = sp.sine_store(d5.dtype)
 
         def fn():
-            sp.solve_box(d5, g5, 0, 0.5, 1, 0, lo, hi, 2, clip_lo, clip_hi, True, out, res, store, offs)
+            sp.solve_box(d5, g5, 0, 0.5, PII, 0, lo, hi, 2, clip_lo, clip_hi, True, out, res, store, offs)
 
         fn()
         return fn, n * n, "unknown"
