@@ -35,3 +35,10 @@ def test_caches_survive_while_the_sources_are_unchanged_and_go_when_one_changes(
 
 def test_a_missing_or_unwritable_tree_is_not_an_error(tmp_path):
     assert _jit_cache.clear_if_stale(tmp_path / "absent") == 0
+
+
+def test_every_file_with_numba_functions_is_a_kernel_source():
+    """A new file of Numba functions must join KERNEL_SOURCES, or edits of it leave stale caches."""
+    root = Path(_jit_cache.__file__).parent.parent
+    with_numba = {p.relative_to(root).as_posix() for p in root.rglob("*.py") if "@njit" in p.read_text()}
+    assert with_numba == set(_jit_cache.KERNEL_SOURCES)
