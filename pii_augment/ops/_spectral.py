@@ -185,9 +185,9 @@ _STORE_LOCK = threading.Lock()
 def sine_store(dtype) -> tuple[np.ndarray, np.ndarray]:
     """(store, offsets) of :func:`_build_sine_store` for ``dtype`` (float32 or float64), built on
     first use, then shared read-only by every box solve of the process (:func:`_sine_tables`)."""
-    key = np.dtype(dtype).str
-    found = _STORES.get(key)
+    found = _STORES.get(dtype)  # an np.dtype, as the solves pass it: one dict lookup
     if found is None:
+        key = np.dtype(dtype)
         with _STORE_LOCK:
             found = _STORES.get(key)
             if found is None:

@@ -190,8 +190,7 @@ def _boxes_info(rep, tol: float, dtype) -> SolveInfo:
     residual 0."""
     res = rep.residual
     converged = res <= tol
-    stalled = np.isfinite(res)
-    stalled &= ~converged
+    stalled = np.isfinite(res) > converged  # finite and not converged
     return SolveInfo("auto", tol, 0, 0, (0, 0, 0), res, converged, spectral_samples=int(np.count_nonzero(
         rep.status[:, 0] == BOX)), stalled=stalled, dtype=_DTYPE_NAMES.get(dtype) or np.dtype(dtype).name)
 
