@@ -485,17 +485,24 @@ def _thomas_y(f, lam, cp, iv):
 
 
 @njit(inline="always")
-def _add_correction(o, ep, f, sw, z0, y0, x0):
-    # e = f * sw in the image dtype, kept in ep (with its zero ring) and added to o (which holds dst)
+def _add_correction(o, ep, f, sw, z0, y0, x0, do_clip, lo_v, hi_v):
+    # e = f * sw in the image dtype, kept in ep (with its zero ring) and added to o (which holds
+    # dst), clipped to [lo_v, hi_v] with do_clip (one pass over the box; the residual reads ep)
     P, M, N = f.shape
     for i in range(P):
         for j in range(M):
             orow = o[z0 + i, y0 + j, x0:x0 + N]
             erow = ep[i + 1, j + 1, 1:N + 1]
             frow = f[i, j]
-            for k in range(N):
-                erow[k] = frow[k] * sw
-                orow[k] = orow[k] + erow[k]
+            if do_clip:
+                for k in range(N):
+                    erow[k] = frow[k] * sw
+                    v = orow[k] + erow[k]
+                    orow[k] = lo_v if v < lo_v else (hi_v if v > hi_v else v)
+            else:
+                for k in range(N):
+                    erow[k] = frow[k] * sw
+                    orow[k] = orow[k] + erow[k]
 
 
 @njit(inline="always")
@@ -556,17 +563,6 @@ def _box_residual(ep, rb, gr, ndim):
     return 0.0 if rr == 0 else np.inf
 
 
-@njit(inline="always")
-def _clip_box(o, lo_v, hi_v, z0, y0, x0, P, M, N):
-    # o's box clipped to [lo_v, hi_v]
-    for i in range(P):
-        for j in range(M):
-            orow = o[z0 + i, y0 + j, x0:x0 + N]
-            for k in range(N):
-                v = orow[k]
-                orow[k] = lo_v if v < lo_v else (hi_v if v > hi_v else v)
-
-
 @njit(cache=True, nogil=True)
 def solve_box(dst, guide, gb, alpha_b, mode, b, lo_b, hi_b, ndim, clip_lo, clip_hi, do_clip, out, residual, store,
               offs):
@@ -605,8 +601,5 @@ def solve_box(dst, guide, gb, alpha_b, mode, b, lo_b, hi_b, ndim, clip_lo, clip_
         if ndim == 3:
             f = _dst_z(f, Sz)
         f = _idst_x(f, FeT, FoT)
-        o = out[b, c]
-        _add_correction(o, ep, f, wscale[0], z0, y0, x0)
+        _add_correction(out[b, c], ep, f, wscale[0], z0, y0, x0, do_clip, clip_lo[b, c], clip_hi[b, c])
         residual[b, c] = _box_residual(ep, rb, gr, ndim)
-        if do_clip:
-            _clip_box(o, clip_lo[b, c], clip_hi[b, c], z0, y0, x0, P, M, N)
