@@ -259,6 +259,14 @@ def _copy_cols(dst, d0, src, s0, n):
             drow[d0 + k] = srow[s0 + k]
 
 
+@njit(inline="always")
+def _mirror(n, j):
+    """The index ``n - 1 - j`` as an unsigned integer: Numba then emits no negative-index
+    wrap-around test (a select per element that kept the folds of :func:`_dst_x` and
+    :func:`_idst_x` from vectorising: 3-4 us -> 0.6 us per 90 x 90 fold)."""
+    return np.uint64(n - 1 - j)
+
+
 @njit(cache=True, nogil=True)
 def _dst_x(a, Fe, Fo):
     """The DST-I (unnormalised) of every row of a (P, M, N), its modes stored by parity: the
@@ -277,8 +285,9 @@ def _dst_x(a, Fe, Fo):
             srow = fs[i]
             drow = fd[i]
             for j in range(h0):
-                srow[j] = row[j] + row[N - 1 - j]
-                drow[j] = row[j] - row[N - 1 - j]
+                r = row[_mirror(N, j)]
+                srow[j] = row[j] + r
+                drow[j] = row[j] - r
             if h1 > h0:
                 srow[h0] = row[h0]
         _matmul_rows(fs, h1, Fe, t)
@@ -309,9 +318,10 @@ def _idst_x(a, FeT, FoT):
             orow = out[p, i]
             urow = u[i]
             wrow = w[i]
-            for j in range(h0):
+            for j in range(h0):  # two loops: one store stream each (so that both vectorise)
                 orow[j] = urow[j] + wrow[j]
-                orow[N - 1 - j] = urow[j] - wrow[j]
+            for j in range(h0):
+                orow[_mirror(N, j)] = urow[j] - wrow[j]
             if h1 > h0:
                 orow[h0] = urow[h0]
     return out
