@@ -38,3 +38,16 @@ def test_counts_grow_with_the_box_and_repeat(capsys):
     assert instructions.main(["box", "--side", "16", "--calls", "2"]) == 0
     again = int(capsys.readouterr().out.split(":")[1].split("instructions")[0].replace(",", ""))
     assert abs(again - small[0]) <= 0.02 * small[0]  # the same count again, to the allocator's noise
+
+
+def test_counted_code_has_no_feature_valgrind_cannot_decode():
+    """valgrind cannot decode AVX-512 (EVEX) or GFNI: on a host that has them, the counted code
+    is compiled with them off (every count had died with SIGILL), the rest of the host's kept."""
+    import llvmlite.binding as ll
+
+    env = instructions.host_cpu_env()
+    assert env["NUMBA_CPU_NAME"] == ll.get_host_cpu_name()
+    on = {f[1:] for f in env["NUMBA_CPU_FEATURES"].split(",") if f.startswith("+")}
+    assert not {f for f in on if f.startswith(instructions._NO_VALGRIND)}
+    host_on = {f[1:] for f in ll.get_host_cpu_features().flatten().split(",") if f.startswith("+")}
+    assert on == {f for f in host_on if not f.startswith(instructions._NO_VALGRIND)}
