@@ -6,9 +6,10 @@ moves by 30 % or more, so that two versions of a kernel can be compared.
 Counting is switched on only around the calls (a tiny C library of callgrind client requests,
 built here with the system's C compiler, called through ctypes), so the interpreter's start, the
 imports and Numba's cache load are not counted. Numba is given the host's CPU name and features
-(``NUMBA_CPU_NAME``, ``NUMBA_CPU_FEATURES``, less AVX-512, which valgrind cannot decode: see
-:func:`host_cpu_env`) both in a warm-up run outside valgrind and under it, so that under valgrind
-(which reports another CPU) it loads the code the warm-up cached instead of compiling for minutes. Workloads (float32, the reference workload's images, seed 0):
+(``NUMBA_CPU_NAME``, ``NUMBA_CPU_FEATURES``, less AVX-512, GFNI and the other extensions
+valgrind cannot decode: see :func:`host_cpu_env`) both in a warm-up run outside valgrind and under
+it, so that under valgrind (which reports another CPU) it loads the code the warm-up cached
+instead of compiling for minutes. Workloads (float32, the reference workload's images, seed 0):
 
 * ``box``: one exact box solve (``solve_box``) of a side x side box, the original's square, PII
   guidance at alpha = 0.5;

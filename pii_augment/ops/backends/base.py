@@ -48,24 +48,10 @@ PRIMITIVES = (
 COMPOSITES = ("smooth",)
 
 
-def _environ_reader(name: str) -> Callable[[], str | bytes | None]:
-    """A function that reads the environment variable ``name`` as it is now: through the dict
-    behind ``os.environ`` where CPython has one (``os.environ.get`` decodes and re-encodes: about
-    1 us, a per-call cost of every small solve), else ``os.environ.get``."""
-    data = getattr(os.environ, "_data", None)
-    if isinstance(data, dict):
-        key = os.environ.encodekey(name) if hasattr(os.environ, "encodekey") else name
-        return lambda: data.get(key)
-    return lambda: os.environ.get(name)
-
-
-_THREADS_ENV = _environ_reader("PII_AUGMENT_NUM_THREADS")
-
-
 def host_threads() -> int:
     """Threads for host backends: ``PII_AUGMENT_NUM_THREADS``, else 1 inside a torch DataLoader
     worker (the workers are the parallelism there), else ``NUMBA_NUM_THREADS``."""
-    env = _THREADS_ENV()
+    env = os.environ.get("PII_AUGMENT_NUM_THREADS")
     if env:
         return max(1, int(env))
     data = sys.modules.get("torch.utils.data")
