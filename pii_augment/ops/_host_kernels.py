@@ -243,9 +243,9 @@ def prepare_samples(d5, g5, gidx, m5, samples, check_guide, solve, alpha, mode, 
     :func:`~pii_augment.ops._spectral.box_samples` accepts, its exact solve
     (:func:`~pii_augment.ops._spectral.solve_box`, guidance ``g5[gidx[b]]``), ``status[b] =
     box_code``, and with ``label`` = (array, alpha, tolerance, quantise) the label of each sample
-    solved here (:func:`label_in_boxes`, while its box is in cache) and zeros everywhere else
-    (``array``: (B, 1, D, H, W), written whole for the samples ``samples``: it may come from
-    np.empty; the samples left to multigrid get their label inside the box later). d5, out:
+    solved here (:func:`label_in_boxes`, while its box is in cache), inside its box only
+    (``array``: (B, 1, D, H, W), holding zeros: np.zeros, whose pages outside the boxes are never
+    touched; the samples left to multigrid get their label inside the box later). d5, out:
     (B, C, D, H, W); g5: the same shape; m5: (B, D, H, W) bool; gidx: (B,) int64. Returns the :class:`~pii_augment.ops.codes.Found` bits of these samples as an
     int (``GUIDE_BAD`` only looked at with ``check_guide``; ``LEFT``: a non-empty mask not solved
     (nor labelled) here).
@@ -296,31 +296,9 @@ def _prepare_samples(d5, d_bits, g5, g_bits, exponent, gidx, m5, m8, m64, sample
                 status[b, c] = box_code
         elif box_hi[b, 0] > box_lo[b, 0]:  # a non-empty mask: left to multigrid (and its label too)
             found |= LEFT
-        if label.shape[0]:
-            zero = lab_alpha[b] - lab_alpha[b]  # (label may come from np.empty: no arithmetic on it)
-            _zero_label_outside(label, b, box_lo[b], box_hi[b], zero, boxed)
-            if boxed:
-                _label_box(d5, out, m5, b, lab_alpha[b], lab_tol, quantise, box_lo[b], box_hi[b], changed, label)
+        if boxed and label.shape[0]:
+            _label_box(d5, out, m5, b, lab_alpha[b], lab_tol, quantise, box_lo[b], box_hi[b], changed, label)
     return found
-
-
-@njit(inline="always")
-def _zero_label_outside(label, b, lo, hi, zero, boxed):
-    """label[b, 0] = zero outside the box [lo, hi), or everywhere when not ``boxed`` (a sample
-    left to multigrid, labelled inside its box later, or an empty mask)."""
-    D, H, W = label.shape[2:]
-    whole = not boxed or hi[0] <= lo[0]
-    for z in range(D):
-        for y in range(H):
-            row = label[b, 0, z, y]
-            if whole or z < lo[0] or z >= hi[0] or y < lo[1] or y >= hi[1]:
-                for x in range(W):
-                    row[x] = zero
-            else:
-                for x in range(lo[2]):
-                    row[x] = zero
-                for x in range(hi[2], W):
-                    row[x] = zero
 
 
 @njit(cache=True, nogil=True)
@@ -347,8 +325,8 @@ def _label_box(dst, out, mask, b, a, tolerance, quantise, lo, hi, changed, label
 @njit(cache=True, nogil=True)
 def fpi_label_host(dst, src, gidx, mask, alpha, one_minus_alpha, tolerance, quantise, samples, out, label):
     """:func:`fpi_host` with the source of sample b in ``src[gidx[b]]`` and the label of
-    :func:`label_host` (label: (B, 1, D, H, W), written whole), row by row while the row is in
-    cache, for the samples ``samples``."""
+    :func:`label_host` (label: (B, 1, D, H, W), holding zeros, written on the rows that hold
+    mask pixels only), row by row while the row is in cache, for the samples ``samples``."""
     B, C, D, H, W = dst.shape
     changed = np.empty(W, np.bool_)
     for t in range(samples.shape[0]):
@@ -362,7 +340,7 @@ def fpi_label_host(dst, src, gidx, mask, alpha, one_minus_alpha, tolerance, quan
                 m = mask[b, z, y]
                 for c in range(C):
                     _fpi_row(dst[b, c, z, y], src[g, c, z, y], m, a, one_minus, out[b, c, z, y])
-                _label_row(dst, out, b, z, y, m, a, zero, tolerance, quantise, 0, W, changed, label[b, 0, z, y])
+                _label_row(dst, out, b, z, y, m, a, zero, tolerance, quantise, 0, W, changed, label[b, 0, z, y], True)
 
 
 @njit(inline="always")

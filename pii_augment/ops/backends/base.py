@@ -253,8 +253,8 @@ class BackendBase:
     #: Whether ``prepare_boxes``, ``solve_masks`` and ``fpi_label`` read sample b's guidance from
     #: ``g5[gidx[b]]``; if not, the caller gathers it first (a copy of the batch).
     indexes_guide = False
-    #: ``prepare_boxes`` takes ``label=(array, tolerance)``, labels the samples it solves and
-    #: zeros the rest of ``array`` (which may come from ``empty``), and ``label_boxes`` takes
+    #: ``prepare_boxes`` takes ``label=(array, tolerance)`` (``array`` holding zeros) and labels
+    #: the samples it solves inside their boxes, and ``label_boxes`` takes
     #: ``into=`` and ``samples=`` (the host backend); else the label is a pass of its own after
     #: the blend.
     fuses_label = False

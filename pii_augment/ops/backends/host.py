@@ -76,7 +76,8 @@ class NumbaBackend(BackendBase):
     def prepare_boxes(self, d5, g5, gidx, m5, check_guide, alpha, mode, clip, ndim, label=None) -> _HostState:
         """See :meth:`BackendBase.prepare_boxes`; with ``label`` = ``(array, tolerance)`` (see
         :attr:`fuses_label`), also the label of every sample the box solve solves, into ``array``
-        ((B, 1, D, H, W)), while the sample is in cache, and zeros in the rest of ``array``."""
+        ((B, 1, D, H, W), holding zeros), while the sample is in cache; the rest of ``array`` is
+        not written."""
         if label is not None:
             label = (label[0],) + _label_args(d5, alpha, label[1])
         return self._prepare(d5, g5, gidx, m5, check_guide, (alpha, mode, clip, ndim), label)
@@ -178,7 +179,7 @@ class NumbaBackend(BackendBase):
         self._check_fpi_inputs(d5, s5, check_finite)
         a, tol, quantise = _label_args(d5, alpha, tolerance)
         out = np.empty_like(d5)
-        label = np.empty((d5.shape[0], 1) + d5.shape[2:], d5.dtype)  # written whole
+        label = np.zeros((d5.shape[0], 1) + d5.shape[2:], d5.dtype)  # written on the rows the masks reach
         gidx = np.arange(d5.shape[0]) if gidx is None else gidx
         b = (1 - a).astype(d5.dtype)
         self._per_sample(d5.shape[0], lambda p: fpi_label_host(d5, s5, gidx, m5, a, b, tol, quantise, p, out, label))
