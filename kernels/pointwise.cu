@@ -1,5 +1,5 @@
 // Elementwise passes of the functional API: label_pixels (anomaly_label) and fpi_systems
-// (foreign_patch_interpolate). Device twins of label_host and fpi_host
+// (foreign_patch_interpolate). Device twins of label_host and fpi_samples
 // (pii_augment/ops/_host_kernels.py), one pass over the data each.
 #include "common.cuh"
 

@@ -133,26 +133,6 @@ def label_host(dst, out, mask, alpha, tolerance, quantise, label):
                            changed, label[b, 0, z, y])
 
 
-@njit(cache=True, nogil=True)
-def fpi_host(dst, src, mask, alpha, one_minus_alpha, out):
-    """out = (1 - alpha) dst + alpha src on mask pixels, dst elsewhere (all (B, C, D, H, W));
-    alpha, one_minus_alpha: (B,) of the image dtype (so the arithmetic is the image dtype's)."""
-    B, C, D, H, W = dst.shape
-    for b in range(B):
-        a = alpha[b]
-        one_minus = one_minus_alpha[b]
-        for c in range(C):
-            for z in range(D):
-                for y in range(H):
-                    d = dst[b, c, z, y]
-                    s = src[b, c, z, y]
-                    o = out[b, c, z, y]
-                    m = mask[b, z, y]
-                    for x in range(W):
-                        o[x] = one_minus * d[x] + a * s[x] if m[x] else d[x]
-
-
-
 #: Exponent bits of float32 / float64: a value is NaN or Inf exactly when they are all set.
 _EXPONENT = {4: (np.uint32, 0x7F800000), 8: (np.uint64, 0x7FF0000000000000)}
 
@@ -323,12 +303,26 @@ def _label_box(dst, out, mask, b, a, tolerance, quantise, lo, hi, changed, label
 
 
 @njit(cache=True, nogil=True)
-def fpi_label_host(dst, src, gidx, mask, alpha, one_minus_alpha, tolerance, quantise, samples, out, label):
-    """:func:`fpi_host` with the source of sample b in ``src[gidx[b]]`` and the label of
-    :func:`label_host` (label: (B, 1, D, H, W), holding zeros, written on the rows that hold
-    mask pixels only), row by row while the row is in cache, for the samples ``samples``."""
+def fpi_samples(dst, src, gidx, mask, alpha, one_minus_alpha, tolerance, quantise, samples, out, label,
+                dst_bits, src_bits, exponent):
+    """out = (1 - alpha) dst + alpha src on mask pixels, dst elsewhere (all (B, C, D, H, W);
+    alpha, one_minus_alpha: (B,) of the image dtype, so the arithmetic is the image dtype's),
+    with the source of sample b in ``src[gidx[b]]``, for the samples ``samples``, row by row while
+    the row is in cache: the blend, the label of :func:`label_host` and the NaN/Inf test of the
+    rows read, in one pass over the data.
+
+    label: (B, 1, D, H, W) holding zeros, written on the rows that hold mask pixels only; a
+    label of no samples (shape (0, ...)) labels nothing. dst_bits / src_bits: integer views of
+    dst / src (:func:`_finite_bits`), or arrays of no samples to skip that test. Returns the
+    flags 1 (a row of dst read holds NaN or Inf) | 2 (a row of src read does); the blend is
+    finished either way (the caller raises and drops it)."""
     B, C, D, H, W = dst.shape
+    labelled = label.shape[0] != 0
+    check_dst = dst_bits.shape[0] != 0
+    check_src = src_bits.shape[0] != 0
     changed = np.empty(W, np.bool_)
+    bad_dst = False
+    bad_src = False
     for t in range(samples.shape[0]):
         b = samples[t]
         a = alpha[b]
@@ -340,7 +334,14 @@ def fpi_label_host(dst, src, gidx, mask, alpha, one_minus_alpha, tolerance, quan
                 m = mask[b, z, y]
                 for c in range(C):
                     _fpi_row(dst[b, c, z, y], src[g, c, z, y], m, a, one_minus, out[b, c, z, y])
-                _label_row(dst, out, b, z, y, m, a, zero, tolerance, quantise, 0, W, changed, label[b, 0, z, y], True)
+                    if check_dst:
+                        bad_dst |= not _finite_bits(dst_bits[b, c, z, y], exponent)
+                    if check_src:
+                        bad_src |= not _finite_bits(src_bits[g, c, z, y], exponent)
+                if labelled:
+                    _label_row(dst, out, b, z, y, m, a, zero, tolerance, quantise, 0, W, changed,
+                               label[b, 0, z, y], True)
+    return (1 if bad_dst else 0) | (2 if bad_src else 0)
 
 
 @njit(inline="always")

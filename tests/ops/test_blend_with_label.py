@@ -162,3 +162,47 @@ def test_the_host_writes_every_element_of_a_label_it_allocates_empty(monkeypatch
         ref_out, ref_label = reference("pii", dst, dst, mask, alpha, index, 1e-3, "auto")
         assert not np.isnan(label).any()
         assert np.array_equal(out, ref_out) and np.array_equal(label, ref_label)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_fpi_checks_in_its_blend_pass_every_sample_it_reads_and_every_source_it_does_not(dtype, bad):
+    # the host tests the rows its one FPI pass reads; a source sample that no sample reads is
+    # tested on its own, so a NaN anywhere in src raises as documented; dst is named first
+    dst, src, mask, alpha = square_batch(5, 5, (12, 14), dtype)
+    index = np.array([1, 1, 2, 3, 4])  # nobody reads src[0]
+    for where in ((0, 0, 0, 0), (4, 1, 11, 13), (2, 0, 6, 0)):
+        bad_dst, bad_src = dst.copy(), src.copy()
+        bad_dst[where] = bad_src[where] = bad
+        for blend_index in (None, index):
+            with pytest.raises(ValueError, match="^dst contains NaN or Inf"):
+                blend_with_label(bad_dst, bad_src, mask, alpha, blend="fpi", src_index=blend_index)
+            with pytest.raises(ValueError, match="^src contains NaN or Inf"):
+                blend_with_label(dst, bad_src, mask, alpha, blend="fpi", src_index=blend_index)
+        with pytest.raises(ValueError, match="^dst contains NaN or Inf"):
+            pa.foreign_patch_interpolate(bad_dst, bad_src, mask, alpha)
+        with pytest.raises(ValueError, match="^src contains NaN or Inf"):
+            pa.foreign_patch_interpolate(dst, bad_src, mask, alpha)
+        out, label = blend_with_label(dst, bad_src, mask, alpha, blend="fpi", src_index=index, check_finite=False)
+        ref_out = pa.foreign_patch_interpolate(dst, bad_src[index], mask, alpha, check_finite=False)
+        assert np.array_equal(out, ref_out, equal_nan=True)
+        assert np.array_equal(label, pa.anomaly_label(dst, ref_out, mask, alpha))
+    # the source is the batch itself: dst's test covers it
+    bad_dst = dst.copy()
+    bad_dst[3, 1, 2, 2] = bad
+    with pytest.raises(ValueError, match="^dst contains NaN or Inf"):
+        blend_with_label(bad_dst, bad_dst, mask, alpha, blend="fpi", src_index=index)
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_fpi_on_the_host_threads_equals_one_thread(threads, monkeypatch):
+    dst, src, mask, alpha = square_batch(6, 7, (20, 18), np.float32)
+    index = np.roll(np.arange(7), 3)
+    runs = {}
+    for n in (1, threads):
+        monkeypatch.setenv("PII_AUGMENT_NUM_THREADS", str(n))
+        runs[n] = (blend_with_label(dst, src, mask, alpha, blend="fpi", src_index=index),
+                   pa.foreign_patch_interpolate(dst, src, mask, alpha))
+    (out, label), fpi = runs[threads]
+    (ref_out, ref_label), ref_fpi = runs[1]
+    assert np.array_equal(out, ref_out) and np.array_equal(label, ref_label) and np.array_equal(fpi, ref_fpi)

@@ -39,6 +39,11 @@ def _label_args(d5, alpha, tolerance) -> tuple:
     return alpha.astype(d5.dtype), d5.dtype.type(tolerance if tolerance is not None else 1), tolerance is not None
 
 
+#: The ``dst_bits`` / ``src_bits`` of :func:`~pii_augment.ops._host_kernels.fpi_samples` that
+#: test nothing (no samples), by itemsize.
+_NO_BITS = {4: np.zeros((0, 1, 1, 1, 1), np.uint32), 8: np.zeros((0, 1, 1, 1, 1), np.uint64)}
+
+
 class NumbaBackend(BackendBase):
     """CPU backend: numpy arrays, serial Numba primitives that release the GIL.
 
@@ -174,27 +179,43 @@ class NumbaBackend(BackendBase):
         return run_parts(fn, [np.arange(i, batch, n) for i in range(n)])
 
     def fpi_label(self, d5, s5, gidx, m5, alpha, tolerance, check_finite):
-        from .._host_kernels import fpi_label_host
-
-        self._check_fpi_inputs(d5, s5, check_finite)
         a, tol, quantise = _label_args(d5, alpha, tolerance)
-        out = np.empty_like(d5)
         label = np.zeros((d5.shape[0], 1) + d5.shape[2:], d5.dtype)  # written on the rows the masks reach
-        gidx = np.arange(d5.shape[0]) if gidx is None else gidx
-        b = (1 - a).astype(d5.dtype)
-        self._per_sample(d5.shape[0], lambda p: fpi_label_host(d5, s5, gidx, m5, a, b, tol, quantise, p, out, label))
-        return out, label
+        return self._fpi(d5, s5, gidx, m5, a, tol, quantise, label, check_finite), label
 
-    @staticmethod
-    def _check_fpi_inputs(d5, s5, check_finite: bool) -> None:
-        from .._host_kernels import all_finite
+    def fpi(self, d5, s5, m5, alpha, check_finite):
+        a = alpha.astype(d5.dtype)
+        return self._fpi(d5, s5, None, m5, a, d5.dtype.type(1), False, None, check_finite)
 
-        if check_finite:
-            for name, x in (("dst", d5), ("src", s5)):
-                if name == "src" and same_elements(s5, d5):  # the source is the batch itself: checked
-                    continue
-                if not all_finite(x):
-                    raise ValueError(f"{name} contains NaN or Inf; pass check_finite=False to skip this check")
+    def _fpi(self, d5, s5, gidx, m5, a, tol, quantise, label, check_finite):
+        """The FPI blend of every sample (and its label, unless ``label`` is None) in one
+        :func:`fpi_samples` pass over the host threads, the NaN/Inf test of the rows it reads
+        folded in; source samples that no sample reads are tested on their own, so the check
+        covers all of ``src`` as documented. Raises for dst before src."""
+        from .._host_kernels import _EXPONENT, _NO_LABEL, all_finite, fpi_samples
+
+        B = d5.shape[0]
+        out = np.empty_like(d5)
+        gidx = np.arange(B) if gidx is None else np.asarray(gidx, np.int64)
+        label = _NO_LABEL[d5.dtype.itemsize][0] if label is None else label
+        itype, exponent = _EXPONENT[d5.dtype.itemsize]
+        skip = _NO_BITS[d5.dtype.itemsize]
+        d_bits = d5.view(itype) if check_finite else skip
+        s_bits = s5.view(itype) if check_finite and not same_elements(s5, d5) else skip  # s5 is d5: checked
+        one_minus = (1 - a).astype(d5.dtype)
+        found = self._per_sample(B, lambda p: fpi_samples(d5, s5, gidx, m5, a, one_minus, tol, quantise, p, out,
+                                                          label, d_bits, s_bits, itype(exponent)))
+        bad = 0
+        for f in found:
+            bad |= f
+        if not bad and s_bits.shape[0] and s5.shape[0]:
+            unread = np.ones(s5.shape[0], bool)
+            unread[gidx] = False
+            bad = 2 * any(not all_finite(s5[i]) for i in np.flatnonzero(unread))
+        for flag, name in ((1, "dst"), (2, "src")):
+            if bad & flag:
+                raise ValueError(f"{name} contains NaN or Inf; pass check_finite=False to skip this check")
+        return out
 
     def label(self, d5, o5, m5, alpha, tolerance):
         from .._host_kernels import label_host
@@ -203,11 +224,3 @@ class NumbaBackend(BackendBase):
         label_host(d5, o5, m5, *_label_args(d5, alpha, tolerance), label)
         return label
 
-    def fpi(self, d5, s5, m5, alpha, check_finite):
-        from .._host_kernels import fpi_host
-
-        self._check_fpi_inputs(d5, s5, check_finite)
-        a = alpha.astype(d5.dtype)
-        out = np.empty_like(d5)
-        fpi_host(d5, s5, m5, a, (1 - a).astype(d5.dtype), out)
-        return out
