@@ -13,7 +13,11 @@ PII and FPI it times, median of ``--repeat`` runs after a warm-up:
 - ``module, new draws``: ``aug(images)`` drawing new patches each call (other patch sizes, so
   another solve cost: not comparable one to one).
 
-Run: ``PYTHONPATH=. python benchmarks/bench_transforms.py [--batch 64 --size 256 --repeat 5]``
+``--keep-freed-memory`` first calls :func:`pii_augment.host_memory.keep_freed_memory` (glibc keeps
+freed batches for the next call instead of handing out new pages; process-wide, opt-in).
+
+Run: ``PYTHONPATH=. python benchmarks/bench_transforms.py [--batch 64 --size 256 --repeat 5]
+[--keep-freed-memory]``
 """
 
 from __future__ import annotations
@@ -51,10 +55,18 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--keep-freed-memory", action="store_true",
+                    help="call pii_augment.host_memory.keep_freed_memory() first")
     args = ap.parse_args()
+    allocator = "glibc defaults"
+    if args.keep_freed_memory:
+        from pii_augment.host_memory import keep_freed_memory
+
+        allocator = "keep_freed_memory()" if keep_freed_memory() else "not glibc: unchanged"
     g = torch.Generator().manual_seed(0)
     x = torch.randn(args.batch, 1, args.size, args.size, generator=g)
-    print(f"batch {tuple(x.shape)} float32, torch {torch.__version__}, threads {torch.get_num_threads()}")
+    print(f"batch {tuple(x.shape)} float32, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"allocator: {allocator}")
     print(f"{'':4} {'blend':>9} {'functional':>11} {'module':>9} {'module/blend':>13} {'params+masks':>13} "
           f"{'module, new draws':>18}")
     for name, cls, fn in (

@@ -311,7 +311,8 @@ def fpi_samples(dst, src, gidx, mask, alpha, one_minus_alpha, tolerance, quantis
     the row is in cache: the blend, the label of :func:`label_host` and the NaN/Inf test of the
     rows read, in one pass over the data.
 
-    label: (B, 1, D, H, W) holding zeros, written on the rows that hold mask pixels only; a
+    label: (B, 1, D, H, W), every row of the samples written (one write; zeros first and only the
+    rows with mask pixels written would add a pass wherever the allocator reuses memory); a
     label of no samples (shape (0, ...)) labels nothing. dst_bits / src_bits: integer views of
     dst / src (:func:`_finite_bits`), or arrays of no samples to skip that test. Returns the
     flags 1 (a row of dst read holds NaN or Inf) | 2 (a row of src read does); the blend is
@@ -340,7 +341,7 @@ def fpi_samples(dst, src, gidx, mask, alpha, one_minus_alpha, tolerance, quantis
                         bad_src |= not _finite_bits(src_bits[g, c, z, y], exponent)
                 if labelled:
                     _label_row(dst, out, b, z, y, m, a, zero, tolerance, quantise, 0, W, changed,
-                               label[b, 0, z, y], True)
+                               label[b, 0, z, y], False)
     return (1 if bad_dst else 0) | (2 if bad_src else 0)
 
 

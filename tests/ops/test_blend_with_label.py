@@ -145,7 +145,7 @@ def test_boxes_labelled_in_the_solve_pass_equal_the_public_functions(tolerance):
 
 
 def test_the_host_writes_every_element_of_a_label_it_allocates_empty(monkeypatch):
-    # the label comes from Backend.empty with method="auto": made NaN here, so an element the
+    # the label comes from Backend.empty (PII with method="auto", FPI): made NaN here, so an element the
     # pass forgets to write shows (np.empty often hands out zeroed pages, which would hide it)
     monkeypatch.setattr(NumbaBackend, "empty", lambda self, shape, dtype: np.full(shape, np.nan, dtype))
     from problems import make_mask
@@ -158,10 +158,11 @@ def test_the_host_writes_every_element_of_a_label_it_allocates_empty(monkeypatch
         mask[3] = make_mask("pixels", (30, 26), rng)
         mask[5] = make_mask("holes", (30, 26), rng)
         index = np.roll(np.arange(7), 2)
-        out, label = blend_with_label(dst, dst, mask, alpha, src_index=index)
-        ref_out, ref_label = reference("pii", dst, dst, mask, alpha, index, 1e-3, "auto")
-        assert not np.isnan(label).any()
-        assert np.array_equal(out, ref_out) and np.array_equal(label, ref_label)
+        for blend in ("pii", "fpi"):
+            out, label = blend_with_label(dst, dst, mask, alpha, blend=blend, src_index=index)
+            ref_out, ref_label = reference(blend, dst, dst, mask, alpha, index, 1e-3, "auto")
+            assert not np.isnan(label).any()
+            assert np.array_equal(out, ref_out) and np.array_equal(label, ref_label)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

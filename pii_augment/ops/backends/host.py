@@ -180,7 +180,7 @@ class NumbaBackend(BackendBase):
 
     def fpi_label(self, d5, s5, gidx, m5, alpha, tolerance, check_finite):
         a, tol, quantise = _label_args(d5, alpha, tolerance)
-        label = np.zeros((d5.shape[0], 1) + d5.shape[2:], d5.dtype)  # written on the rows the masks reach
+        label = self.empty((d5.shape[0], 1) + d5.shape[2:], d5.dtype)  # the pass writes every row
         return self._fpi(d5, s5, gidx, m5, a, tol, quantise, label, check_finite), label
 
     def fpi(self, d5, s5, m5, alpha, check_finite):
