@@ -136,6 +136,10 @@ def label_host(dst, out, mask, alpha, tolerance, quantise, label):
 #: Exponent bits of float32 / float64: a value is NaN or Inf exactly when they are all set.
 _EXPONENT = {4: (np.uint32, 0x7F800000), 8: (np.uint64, 0x7FF0000000000000)}
 
+#: Integer views of no samples, by itemsize: the ``dst_bits`` / ``src_bits`` of
+#: :func:`fpi_samples` that test nothing.
+_NO_BITS = {size: np.zeros((0, 1, 1, 1, 1), itype) for size, (itype, _) in _EXPONENT.items()}
+
 
 def _no_label(dtype) -> tuple:
     """The ``label`` arguments of :func:`prepare_samples` that label nothing: arrays of no

@@ -39,11 +39,6 @@ def _label_args(d5, alpha, tolerance) -> tuple:
     return alpha.astype(d5.dtype), d5.dtype.type(tolerance if tolerance is not None else 1), tolerance is not None
 
 
-#: The ``dst_bits`` / ``src_bits`` of :func:`~pii_augment.ops._host_kernels.fpi_samples` that
-#: test nothing (no samples), by itemsize.
-_NO_BITS = {4: np.zeros((0, 1, 1, 1, 1), np.uint32), 8: np.zeros((0, 1, 1, 1, 1), np.uint64)}
-
-
 class NumbaBackend(BackendBase):
     """CPU backend: numpy arrays, serial Numba primitives that release the GIL.
 
@@ -192,7 +187,7 @@ class NumbaBackend(BackendBase):
         :func:`fpi_samples` pass over the host threads, the NaN/Inf test of the rows it reads
         folded in; source samples that no sample reads are tested on their own, so the check
         covers all of ``src`` as documented. Raises for dst before src."""
-        from .._host_kernels import _EXPONENT, _NO_LABEL, all_finite, fpi_samples
+        from .._host_kernels import _EXPONENT, _NO_BITS, _NO_LABEL, all_finite, fpi_samples
 
         B = d5.shape[0]
         out = np.empty_like(d5)
