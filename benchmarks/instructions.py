@@ -143,7 +143,9 @@ def _prepare(args) -> tuple:
 
         mg.mg_solve_samples = spy
         try:
-            pa.poisson_interpolate(wl["dst"], wl["src"], m, a)
+            # method="multigrid": the call that hands the samples to mg_solve_samples (with "auto",
+            # the preparation pass solves them itself, through the same per-sample solve)
+            pa.poisson_interpolate(wl["dst"], wl["src"], m, a, method="multigrid")
         finally:
             mg.mg_solve_samples = original
         call = list(captured["args"])

@@ -7,6 +7,7 @@ import numpy as np
 from numba import njit
 
 from ._intrinsics import fmax, fmin
+from ._mg_system import MG_DEFAULTS, solve_sample
 from ._spectral import MAX_SIDE_SUM, sine_store, solve_box
 from .codes import Found
 
@@ -217,7 +218,7 @@ def _box_fits(lo, hi, shape, ndim, max_side_sum):
 
 
 def prepare_samples(d5, g5, gidx, m5, samples, check_guide, solve, alpha, mode, do_clip, ndim, box_code, out, lo,
-                    hi, box_lo, box_hi, filled, status, residual, label=None) -> int:
+                    hi, box_lo, box_hi, filled, status, residual, label=None, masks=None) -> int:
     """Preparation and the exact box solve of the samples ``samples``, one sample at a time, so
     that each image is read from memory once and the solve finds it in cache.
 
@@ -240,10 +241,12 @@ def prepare_samples(d5, g5, gidx, m5, samples, check_guide, solve, alpha, mode, 
         label = _NO_LABEL[d5.dtype.itemsize]
     lab, lab_alpha, lab_tol, quantise = label
     store, offs = sine_store(d5.dtype)
+    tol, max_iter, mg_code, iters = (1.0, 0, 0, status) if masks is None else masks
     return _prepare_samples(d5, d5.view(itype), g5, g5.view(itype), itype(bits), gidx, m5, m8, mask_words(m8), samples,
                             bool(check_guide), bool(solve), alpha, mode, bool(do_clip), ndim, MAX_SIDE_SUM, box_code,
                             out, lo, hi, box_lo, box_hi, filled, status, residual, lab, lab_alpha, lab_tol,
-                            bool(quantise), store, offs)
+                            bool(quantise), store, offs, masks is not None, float(tol), int(max_iter), int(mg_code),
+                            iters, *MG_DEFAULTS)
 
 
 @njit(inline="always")
@@ -256,7 +259,8 @@ def _whole_image(lo, hi, shape):
 @njit(cache=True, nogil=True)
 def _prepare_samples(d5, d_bits, g5, g_bits, exponent, gidx, m5, m8, m64, samples, check_guide, solve, alpha, mode,
                      do_clip, ndim, max_side_sum, box_code, out, lo, hi, box_lo, box_hi, filled, status, residual, label,
-                     lab_alpha, lab_tol, quantise, store, offs):
+                     lab_alpha, lab_tol, quantise, store, offs, masks, tol, max_iter, mg_code, iters, nu1, nu2, coarsest,
+                     max_levels, stall_ratio):
     shape = m8.shape[1:]
     found = 0
     changed = np.empty(d5.shape[-1], np.bool_)  # the label's scratch row
@@ -268,7 +272,8 @@ def _prepare_samples(d5, d_bits, g5, g_bits, exponent, gidx, m5, m8, m64, sample
                 found |= DST_BAD
         full = _mask_box(m8[b], m64[b], box_lo[b], box_hi[b])
         filled[b] = full
-        if full and _whole_image(box_lo[b], box_hi[b], shape):
+        whole = full and _whole_image(box_lo[b], box_hi[b], shape)
+        if whole:
             found |= WHOLE_IMAGE
         if check_guide and not _finite_bits(g_bits[b].ravel(), exponent):
             found |= GUIDE_BAD
@@ -278,8 +283,13 @@ def _prepare_samples(d5, d_bits, g5, g_bits, exponent, gidx, m5, m8, m64, sample
                       residual, store, offs)
             for c in range(status.shape[1]):
                 status[b, c] = box_code
-        elif box_hi[b, 0] > box_lo[b, 0]:  # a non-empty mask: left to multigrid (and its label too)
+        elif box_hi[b, 0] > box_lo[b, 0]:  # a non-empty mask: multigrid (its label later)
             found |= LEFT
+            if masks and not whole:
+                solve_sample(d5, g5, gidx[b], m8, alpha, mode, b, box_lo, box_hi, ndim, lo, hi, do_clip, tol, max_iter,
+                             nu1, nu2, coarsest, max_levels, stall_ratio, out, residual, status, iters)
+                for c in range(status.shape[1]):
+                    status[b, c] += mg_code
         if boxed and label.shape[0]:
             _label_box(d5, out, m5, b, lab_alpha[b], lab_tol, quantise, box_lo[b], box_hi[b], changed, label)
     return found

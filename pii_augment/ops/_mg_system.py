@@ -152,23 +152,28 @@ def mg_solve_samples(dst, guide, gidx, mask, alpha, mode, samples, box_lo, box_h
     box_hi: (B, 3) int64 mask bounding boxes; clip_lo, clip_hi: (B, C); res, status, iters: (B, C)
     outputs (relative residual, status code, PCG iterations).
     """
-    C = dst.shape[1]
-    halo = np.zeros((1, 3), np.int64)
-    halo[0, 1] = 1
-    halo[0, 2] = 1
-    if ndim == 3:
-        halo[0, 0] = 1
     for t in range(samples.shape[0]):
-        b = samples[t]
-        off = np.empty((1, 3), np.int64)
-        ext = np.empty((1, 3), np.int64)
-        for a in range(3):
-            off[0, a] = box_lo[b, a] - halo[0, a]
-            ext[0, a] = box_hi[b, a] - box_lo[b, a] + 2 * halo[0, a]
-        if ndim == 2:
-            ext[0, 0] = 1
-        _solve_sample_flat(dst, guide, gidx[b], mask, b, C, alpha[b], mode, off, ext, clip_lo, clip_hi, do_clip, tol,
-                           max_iter, nu1, nu2, coarsest, max_levels, stall_ratio, out, res, status, iters)
+        solve_sample(dst, guide, gidx[samples[t]], mask, alpha, mode, samples[t], box_lo, box_hi, ndim, clip_lo,
+                     clip_hi, do_clip, tol, max_iter, nu1, nu2, coarsest, max_levels, stall_ratio, out, res, status,
+                     iters)
+
+
+@njit(**_OPTS)
+def solve_sample(dst, guide, gb, mask, alpha, mode, b, box_lo, box_hi, ndim, clip_lo, clip_hi, do_clip, tol, max_iter,
+                 nu1, nu2, coarsest, max_levels, stall_ratio, out, res, status, iters):
+    """:func:`mg_solve_samples` for sample ``b`` alone, its guidance ``guide[gb]``: every channel's
+    system on the crop of its mask box and a one-cell halo (the preparation pass calls it while
+    the sample is in cache, :func:`pii_augment.ops._host_kernels.prepare_samples`)."""
+    off = np.empty((1, 3), np.int64)
+    ext = np.empty((1, 3), np.int64)
+    for a in range(3):
+        h = 1 if (a > 0 or ndim == 3) else 0
+        off[0, a] = box_lo[b, a] - h
+        ext[0, a] = box_hi[b, a] - box_lo[b, a] + 2 * h
+    if ndim == 2:
+        ext[0, 0] = 1
+    _solve_sample_flat(dst, guide, gb, mask, b, dst.shape[1], alpha[b], mode, off, ext, clip_lo, clip_hi, do_clip, tol,
+                       max_iter, nu1, nu2, coarsest, max_levels, stall_ratio, out, res, status, iters)
 
 
 # --- The same solve on flat arrays (2D and 3D) ----------------------------------------------------
@@ -763,8 +768,16 @@ def _solve_sample_flat(dst, guide, gb, mask, b, C, al, mode, off, ext, clip_lo, 
     dc = np.zeros(n, dst.dtype)
     gc = np.zeros(n, dst.dtype)
     rhs = np.zeros(n, dst.dtype)
+    inside = oz >= 0 and oy >= 0 and ox >= 0 and oz + D <= Di and oy + H <= Hi and ox + W <= Wi
     for c in range(C):
-        for z in range(D):
+        if inside:  # the common case: whole rows, copies that vectorise
+            for z in range(D):
+                for y in range(H):
+                    j = (z * H + y) * W
+                    dc[j:j + W] = dst[b, c, oz + z, oy + y, ox:ox + W]
+                    if mode <= DIVERGENCE:  # HARMONIC reads no guidance
+                        gc[j:j + W] = guide[gb, c, oz + z, oy + y, ox:ox + W]
+        for z in range(D if not inside else 0):  # a crop over the image's edge: its cells inside
             iz = oz + z
             for y in range(H):
                 iy = oy + y
@@ -775,24 +788,27 @@ def _solve_sample_flat(dst, guide, gb, mask, b, C, al, mode, off, ext, clip_lo, 
                     ix = ox + x
                     if 0 <= ix < Wi:
                         dc[j + x] = dst[b, c, iz, iy, ix]
-                        if mode <= DIVERGENCE:  # HARMONIC reads no guidance
+                        if mode <= DIVERGENCE:
                             gc[j + x] = guide[gb, c, iz, iy, ix]
         guidance_rhs_flat(dc, gc if mode <= DIVERGENCE else dc, kf, D, H, W, al, mode, rhs)
         xs = np.zeros(n, dst.dtype)
         rel, st, it = solve_flat(kf, rhs, xs, D, H, W, tol, max_iter, nu1, nu2, coarsest, max_levels, stall_ratio)
+        lo_c, hi_c = clip_lo[b, c], clip_hi[b, c]
         for z in range(D):
             for y in range(H):
                 j = (z * H + y) * W
-                for x in range(W):
-                    if kf[j + x] != UNKNOWN:
-                        continue
-                    v = out[b, c, oz + z, oy + y, ox + x] + xs[j + x]
+                if not (0 <= oz + z < Di and 0 <= oy + y < Hi):
+                    continue  # never unknown (the halo)
+                x0, x1 = max(0, -ox), min(W, Wi - ox)
+                row = out[b, c, oz + z, oy + y, ox + x0:ox + x1]
+                kr = kf[j + x0:j + x1]
+                er = xs[j + x0:j + x1]
+                for x in range(x1 - x0):  # clip(dst + e) on unknowns, as selects: the loop vectorises
+                    o = row[x]
+                    v = o + er[x]
                     if do_clip:
-                        if v < clip_lo[b, c]:
-                            v = clip_lo[b, c]
-                        elif v > clip_hi[b, c]:
-                            v = clip_hi[b, c]
-                    out[b, c, oz + z, oy + y, ox + x] = v
+                        v = lo_c if v < lo_c else (hi_c if v > hi_c else v)
+                    row[x] = v if kr[x] == UNKNOWN else o
         res[b, c] = rel
         status[b, c] = st
         iters[b, c] = it

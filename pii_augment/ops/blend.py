@@ -154,12 +154,13 @@ def _solve(bk, d, m, guide, alpha, mode: int, *, clip: bool, on_unconverged: str
     if gidx is not None and not (bk.indexes_guide and method in ("auto", "multigrid")):
         g5, gidx = bk.take(g5, gidx), None  # the batched driver (vcycle, jacobi) reads g5[b]
     check_guide = check_finite and guide is not None and not same_elements(guide, d)  # dst's check covers it
-    if method == "auto":
-        state = bk.prepare_boxes(d5, g5, gidx, m5, check_guide, alpha, mode, clip, ndim, label=label)
+    max_iter = MAX_ITER["multigrid"] if solver_kw["max_iter"] is None else solver_kw["max_iter"]
+    if method == "auto":  # the backend may solve the other masks in the same pass (masks=)
+        state = bk.prepare_boxes(d5, g5, gidx, m5, check_guide, alpha, mode, clip, ndim, label=label,
+                                 masks=(solver_kw["tol"], max_iter))
     else:
         state = bk.prepare(d5, g5, m5, check_guide)
     if method in ("auto", "multigrid"):
-        max_iter = MAX_ITER["multigrid"] if solver_kw["max_iter"] is None else solver_kw["max_iter"]
         bk.solve_masks(state, d5, g5, m5, alpha, mode, clip, ndim, solver_kw["tol"], max_iter, gidx=gidx)
     rep = bk.report(state)
     found = rep.found(tuple(m5.shape[1:]))

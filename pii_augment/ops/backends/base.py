@@ -213,7 +213,7 @@ class Backend(Protocol):
     def prepare(self, d5, g5, m5, check_guide: bool): ...
     def solve_boxes(self, state, d5, g5, alpha: np.ndarray, mode: int, clip: bool, ndim: int) -> None: ...
     def prepare_boxes(self, d5, g5, gidx, m5, check_guide: bool, alpha: np.ndarray, mode: int, clip: bool,
-                      ndim: int, label=None): ...
+                      ndim: int, label=None, masks=None): ...
     def solve_masks(self, state, d5, g5, m5, alpha, mode, clip, ndim, tol, max_iter, gidx=None) -> None: ...
     def report(self, state) -> BatchReport: ...
     def label(self, d5, o5, m5, alpha: np.ndarray, tolerance: float | None): ...
@@ -305,11 +305,13 @@ class BackendBase:
         raise NotImplementedError
 
     def prepare_boxes(self, d5, g5, gidx, m5, check_guide: bool, alpha: np.ndarray, mode: int, clip: bool,
-                      ndim: int, label=None):
+                      ndim: int, label=None, masks=None):
         """``prepare`` then ``solve_boxes``; the host backend does both in one pass, sample by
         sample, and reads sample b's guidance from ``g5[gidx[b]]`` (see :attr:`indexes_guide`;
         here ``gidx`` is None: the caller gathered the guidance). ``label``: None here (see
-        :attr:`fuses_label`)."""
+        :attr:`fuses_label`). ``masks``: ``(tol, max_iter)`` of :meth:`solve_masks`, which a
+        backend may use to solve the other masks in the same pass (the host backend does);
+        ignored here (``solve_masks`` solves them)."""
         state = self.prepare(d5, g5, m5, check_guide)
         self.solve_boxes(state, d5, g5, alpha, mode, clip, ndim)
         return state

@@ -73,16 +73,19 @@ class NumbaBackend(BackendBase):
     def prepare(self, d5, g5, m5, check_guide: bool) -> _HostState:
         return self._prepare(d5, g5, None, m5, check_guide, None)
 
-    def prepare_boxes(self, d5, g5, gidx, m5, check_guide, alpha, mode, clip, ndim, label=None) -> _HostState:
+    def prepare_boxes(self, d5, g5, gidx, m5, check_guide, alpha, mode, clip, ndim, label=None,
+                      masks=None) -> _HostState:
         """See :meth:`BackendBase.prepare_boxes`; with ``label`` = ``(array, tolerance)`` (see
         :attr:`fuses_label`), also the label of every sample the box solve solves, into ``array``
         ((B, 1, D, H, W), holding zeros), while the sample is in cache; the rest of ``array`` is
-        not written."""
+        not written. With ``masks`` = ``(tol, max_iter)``, the same pass solves every other
+        non-empty mask by the whole-system multigrid (what :meth:`solve_masks` does, while the
+        sample is in cache; :meth:`solve_masks` then has nothing left)."""
         if label is not None:
             label = (label[0],) + _label_args(d5, alpha, label[1])
-        return self._prepare(d5, g5, gidx, m5, check_guide, (alpha, mode, clip, ndim), label)
+        return self._prepare(d5, g5, gidx, m5, check_guide, (alpha, mode, clip, ndim), label, masks)
 
-    def _prepare(self, d5, g5, gidx, m5, check_guide: bool, solve, label=None) -> _HostState:
+    def _prepare(self, d5, g5, gidx, m5, check_guide: bool, solve, label=None, masks=None) -> _HostState:
         """Sample by sample (:func:`~pii_augment.ops._host_kernels.prepare_samples`): the copy,
         the clip range, the finite checks, the mask box and, with ``solve`` = (alpha, mode, clip,
         ndim), the exact box solve (and the label, with ``label``), while the sample's images are
@@ -95,10 +98,12 @@ class NumbaBackend(BackendBase):
         gidx = np.arange(B) if gidx is None else gidx
         alpha, mode, clip, ndim = solve if solve is not None else (np.zeros(B), 0, False, 2)
 
+        mg = None if masks is None else (masks[0], masks[1], MG, state.iters)
+
         def part(samples: np.ndarray) -> int:
             return prepare_samples(d5, g5, gidx, m5, samples, check_guide, solve is not None, alpha, mode, clip,
                                    ndim, BOX, state.out, state.lo, state.hi, state.box_lo, state.box_hi,
-                                   state.filled, state.status, state.residual, label)
+                                   state.filled, state.status, state.residual, label, mg)
 
         for found in self._per_sample(B, part):
             state.flags |= found
@@ -128,7 +133,7 @@ class NumbaBackend(BackendBase):
         from .._mg_system import MG_DEFAULTS, mg_solve_samples
 
         nonempty = (state.box_hi > state.box_lo).all(axis=1)
-        idx = np.flatnonzero(nonempty & (state.status != BOX).any(axis=1))
+        idx = np.flatnonzero(nonempty & (state.status == 0).any(axis=1))  # neither solve has solved them
         if not idx.size:
             return
         status = np.zeros_like(state.status)
