@@ -307,7 +307,8 @@ def test_convergence_warning_points_at_the_caller():
 def test_converged_systems_are_frozen(method, monkeypatch):
     """A sample that converges first keeps the value it had then, while its batch mates go on."""
     monkeypatch.setenv("PII_AUGMENT_NUM_THREADS", "1")  # one chunk: both samples in one solve
-    dst, src, mask, alpha = smooth_problem(0, 2, ["ellipse", "blobs"])
+    # seed 3: the two samples take different iteration counts under every method (7 / 9 multigrid)
+    dst, src, mask, alpha = smooth_problem(3, 2, ["ellipse", "blobs"])
     out, info = pa.poisson_interpolate(dst, src, mask, alpha, method=method, tol=1e-9, return_info=True)
     alone = [pa.poisson_interpolate(dst[b:b + 1], src[b:b + 1], mask[b:b + 1], alpha[b:b + 1], method=method,
                                     tol=1e-9, return_info=True) for b in range(2)]
