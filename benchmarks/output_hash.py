@@ -1,0 +1,97 @@
+"""One hash over the library's outputs, to show that a change keeps the bytes (or which part moved).
+
+Runs the public functions on seeded inputs (2D and 3D, float32 and float64; boxes, ellipses and
+blobs; ``method`` auto / multigrid / vcycle; the three gradients; ``anomaly_label``,
+``foreign_patch_interpolate``, ``blend_with_label`` with and without a source index, both torch
+modules) and prints one sha256 per group and one over all of them (first 16 hex digits)::
+
+    python benchmarks/output_hash.py
+    # another checkout (e.g. ``git worktree add /tmp/old HEAD~1``):
+    PYTHONPATH=/tmp/old python benchmarks/output_hash.py
+
+Two states with the same line for a group computed the same bytes there. A group that differs
+says where to look; the accuracy tests say whether the new bytes are still right.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+
+import numpy as np
+
+import pii_augment as pa
+from pii_augment.ops import blend_with_label
+
+
+def _inputs(ndim: int, dtype, shape: str, seed: int):
+    side = 96 if ndim == 2 else 32
+    spatial = (side,) * ndim
+    rng = np.random.default_rng(seed)
+    dst = rng.standard_normal((4, 2) + spatial).astype(dtype)
+    src = rng.standard_normal((4, 2) + spatial).astype(dtype)
+    p = pa.sample_patches(4, spatial, shape=shape, seed=seed)
+    return dst, src, p.masks(), p.alpha.astype(np.float64)
+
+
+def groups():
+    """(name, list of arrays) per group of calls."""
+    out = {}
+    for ndim in (2, 3):
+        for dtype in (np.float32, np.float64):
+            for shape in ("square", "ellipse", "blob"):
+                d, s, m, a = _inputs(ndim, dtype, shape, seed=ndim * 10 + len(shape))
+                key = f"{ndim}D {np.dtype(dtype).name} {shape}"
+                arrays = []
+                for method in ("auto", "multigrid", "vcycle"):
+                    for gradient in ("pii", "mixed", "source"):
+                        if method == "vcycle" and gradient != "pii":
+                            continue
+                        arrays.append(pa.poisson_interpolate(d, s, m, a, gradient=gradient, method=method))
+                o = arrays[0]
+                arrays.append(pa.anomaly_label(d, o, m, a))
+                arrays.append(pa.anomaly_label(d, o, m, a, tolerance=None))
+                arrays.append(pa.foreign_patch_interpolate(d, s, m, a))
+                for blend in ("pii", "fpi"):
+                    for index in (None, np.roll(np.arange(4), 1), np.zeros(4, np.int64)):
+                        arrays.extend(blend_with_label(d, s, m, a, blend=blend, src_index=index))
+                out[key] = arrays
+    try:
+        import torch
+    except ImportError:  # the modules need torch
+        return out
+    arrays = []
+    for ndim in (2, 3):
+        for dtype in (torch.float32, torch.float64):
+            side = 64 if ndim == 2 else 24
+            x = torch.randn((4, 1) + (side,) * ndim, generator=torch.Generator().manual_seed(ndim), dtype=dtype)
+            for cls in (pa.PoissonImageInterpolation, pa.ForeignPatchInterpolation):
+                for kw in ({}, {"shape": "ellipse", "n_patches": (1, 3)}):
+                    aug = cls(seed=ndim, **kw)
+                    blended, label = aug(x)
+                    arrays += [blended.numpy(), label.numpy()]
+    out["modules"] = arrays
+    return out
+
+
+def digest(arrays) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(np.asarray(a))
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+def main() -> None:
+    total = hashlib.sha256()
+    for name, arrays in groups().items():
+        d = digest(arrays)
+        total.update(d.encode())
+        print(f"{name:24} {d}")
+    print(f"{'all':24} {total.hexdigest()[:16]}  (pii_augment from {pa.__file__})")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
