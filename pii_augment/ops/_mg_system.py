@@ -57,7 +57,7 @@ AT_MAX_ITER = int(Verdict.MAX_ITER)
 #: A coarsest level of at most 8 cells a side rather than 2: the same PCG iterations (ellipses at
 #: 256^2: 5.52 against 5.50 on average; 64^2 to 1024^2 and 64^3 the same or +0.06) for two to
 #: four fewer levels, whose calls cost more than their cells (one thread: 4-30 % less time,
-#: benchmarks/RESULTS.md, twelfth session).
+#: benchmarks/RESULTS.md, thirteenth session).
 MG_DEFAULTS = (2, 2, 8, 16, 0.5)
 
 
