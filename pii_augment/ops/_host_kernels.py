@@ -227,13 +227,17 @@ def prepare_samples(d5, g5, gidx, m5, samples, check_guide, solve, alpha, mode, 
     filled[b]`` (:func:`_mask_box`), and, with ``solve``, when the mask is a box that
     :func:`~pii_augment.ops._spectral.box_samples` accepts, its exact solve
     (:func:`~pii_augment.ops._spectral.solve_box`, guidance ``g5[gidx[b]]``), ``status[b] =
-    box_code``, and with ``label`` = (array, alpha, tolerance, quantise) the label of each sample
-    solved here (:func:`label_in_boxes`, while its box is in cache), inside its box only
-    (``array``: (B, 1, D, H, W), holding zeros: np.zeros, whose pages outside the boxes are never
-    touched; the samples left to multigrid get their label inside the box later). d5, out:
-    (B, C, D, H, W); g5: the same shape; m5: (B, D, H, W) bool; gidx: (B,) int64. Returns the :class:`~pii_augment.ops.codes.Found` bits of these samples as an
-    int (``GUIDE_BAD`` only looked at with ``check_guide``; ``LEFT``: a non-empty mask not solved
-    (nor labelled) here).
+    box_code``; with ``masks`` = (tol, max_iter, mg_code, iters), every other non-empty mask that
+    does not cover the whole image is solved here too, by the whole-system multigrid
+    (:func:`~pii_augment.ops._mg_system.solve_sample`: ``status[b] = mg_code`` + its verdict,
+    ``residual[b]``, ``iters[b]``); and with ``label`` = (array, alpha, tolerance, quantise) the
+    label of each sample solved here (:func:`label_in_boxes`, while its box is in cache), inside
+    its box only (``array``: (B, 1, D, H, W), holding zeros: np.zeros, whose pages outside the
+    boxes are never touched; the samples not solved here get their label later). d5, out:
+    (B, C, D, H, W); g5: the same shape; m5: (B, D, H, W) bool; gidx: (B,) int64. Returns the
+    :class:`~pii_augment.ops.codes.Found` bits of these samples as an int (``GUIDE_BAD`` only
+    looked at with ``check_guide``; ``LEFT``: a non-empty mask that the box solve did not solve,
+    whether the multigrid solved it here or not: ``status`` says which).
     """
     itype, bits = _EXPONENT[d5.dtype.itemsize]
     m8 = m5.view(np.uint8)
@@ -283,14 +287,16 @@ def _prepare_samples(d5, d_bits, g5, g_bits, exponent, gidx, m5, m8, m64, sample
                       residual, store, offs)
             for c in range(status.shape[1]):
                 status[b, c] = box_code
-        elif box_hi[b, 0] > box_lo[b, 0]:  # a non-empty mask: multigrid (its label later)
+        solved = boxed
+        if not boxed and box_hi[b, 0] > box_lo[b, 0]:  # a non-empty mask: multigrid, here or later
             found |= LEFT
             if masks and not whole:
                 solve_sample(d5, g5, gidx[b], m8, alpha, mode, b, box_lo, box_hi, ndim, lo, hi, do_clip, tol, max_iter,
                              nu1, nu2, coarsest, max_levels, stall_ratio, out, residual, status, iters)
                 for c in range(status.shape[1]):
                     status[b, c] += mg_code
-        if boxed and label.shape[0]:
+                solved = True
+        if solved and label.shape[0]:  # the sample is final: its label while it is in cache
             _label_box(d5, out, m5, b, lab_alpha[b], lab_tol, quantise, box_lo[b], box_hi[b], changed, label)
     return found
 

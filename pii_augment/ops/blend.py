@@ -137,8 +137,9 @@ def _solve(bk, d, m, guide, alpha, mode: int, *, clip: bool, on_unconverged: str
     ``clip(dst + e)``. ``gidx``: None, or (B,) int64, sample b's guidance in ``guide[gidx[b]]``
     (read in place where the backend can, else gathered once). ``label``: None, or ``(array,
     tolerance)`` for a backend that :attr:`~pii_augment.ops.backends.BackendBase.fuses_label`:
-    with ``method="auto"`` the samples the box solve solves are labelled into ``array`` in the
-    same pass (the caller labels the others: those whose status is not ``BOX``).
+    with ``method="auto"`` the samples the preparation pass solves (boxes, and on the host the
+    other masks too) are labelled into ``array`` in the same pass (the caller labels the others:
+    those not in the report's ``labelled``).
 
     Returns ``(out, info, report)``: the blend (the shape of ``d``), its :class:`SolveInfo` and
     the backend's :class:`~pii_augment.ops.backends.BatchReport` (mask boxes for the label).
@@ -610,6 +611,7 @@ def blend_with_label(
         if label is None:
             label = bk.label_boxes(d5, _as_5d(out, xp), m5, a, tolerance, rep.box_lo, rep.box_hi)
         elif rep.found(tuple(m5.shape[1:])) & _LEFT or solver["method"] != "auto":  # the samples not labelled yet
-            rest = np.flatnonzero(rep.nonempty & (rep.status[:, 0] != BOX))
+            done = rep.labelled if rep.labelled is not None else rep.status[:, 0] == BOX
+            rest = np.flatnonzero(rep.nonempty & ~done)
             bk.label_boxes(d5, _as_5d(out, xp), m5, a, tolerance, rep.box_lo, rep.box_hi, into=label, samples=rest)
     return from_backend_array(out.reshape(d.shape), akind), from_backend_array(label.reshape(label_shape), akind)

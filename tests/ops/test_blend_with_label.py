@@ -144,6 +144,31 @@ def test_boxes_labelled_in_the_solve_pass_equal_the_public_functions(tolerance):
     assert label[4].max() == 0 and (label[:4] > 0).any()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_mask_labelled_in_the_solve_pass_equals_the_public_functions(dtype, monkeypatch):
+    # boxes and every other mask (ellipses, blobs, holes, single pixels, masks at the image's
+    # edge): the host's preparation pass solves and labels them all, and nothing is labelled after
+    calls = []
+    original = NumbaBackend.label_boxes
+
+    def spy(self, *args, samples=None, **kwargs):
+        calls.append(None if samples is None else np.asarray(samples).size)
+        return original(self, *args, samples=samples, **kwargs)
+
+    monkeypatch.setattr(NumbaBackend, "label_boxes", spy)
+    for seed in (7, 8):
+        dst, src, mask, alpha = random_problem(seed, 8, 2, (26, 30), KINDS + ("holes",), dtype)
+        index = np.roll(np.arange(8), 3)
+        for tolerance in (1e-3, None):
+            calls.clear()
+            out, label = blend_with_label(dst, src, mask, alpha, src_index=index, tolerance=tolerance)
+            assert all(n == 0 for n in calls), calls  # no sample left to a later label pass
+            monkeypatch.setattr(NumbaBackend, "label_boxes", original)
+            ref_out, ref_label = reference("pii", dst, src, mask, alpha, index, tolerance, "auto")
+            monkeypatch.setattr(NumbaBackend, "label_boxes", spy)
+            assert np.array_equal(out, ref_out) and np.array_equal(label, ref_label)
+
+
 def test_the_host_writes_every_element_of_a_label_it_allocates_empty(monkeypatch):
     # the label comes from Backend.empty (PII with method="auto", FPI): made NaN here, so an element the
     # pass forgets to write shows (np.empty often hands out zeroed pages, which would hide it)

@@ -138,7 +138,9 @@ class BatchReport:
     stopped at max_iter); ``residual``: (B, C) float64,
     the relative residual of the solve that wrote it; ``iters``: (B, C) its PCG iterations;
     ``flags``: the :class:`~pii_augment.ops.codes.Found` bits of the batch as an int, when the
-    backend's preparation computed them (the host kernels do), else None (see :meth:`found`).
+    backend's preparation computed them (the host kernels do), else None (see :meth:`found`);
+    ``labelled``: (B,) bool, the samples whose label ``prepare_boxes(label=...)`` wrote (a backend
+    that :attr:`~BackendBase.fuses_label`), else None.
     """
 
     box_lo: np.ndarray
@@ -150,6 +152,7 @@ class BatchReport:
     residual: np.ndarray
     iters: np.ndarray
     flags: int | None = None
+    labelled: np.ndarray | None = None
 
     def found(self, spatial: tuple[int, ...]) -> int:
         """The :class:`~pii_augment.ops.codes.Found` bits as an int: :attr:`flags`, or, when the
@@ -254,7 +257,7 @@ class BackendBase:
     #: ``g5[gidx[b]]``; if not, the caller gathers it first (a copy of the batch).
     indexes_guide = False
     #: ``prepare_boxes`` takes ``label=(array, tolerance)`` (``array`` holding zeros) and labels
-    #: the samples it solves inside their boxes, and ``label_boxes`` takes
+    #: the samples it solves inside their boxes (``BatchReport.labelled``), and ``label_boxes`` takes
     #: ``into=`` and ``samples=`` (the host backend); else the label is a pass of its own after
     #: the blend.
     fuses_label = False

@@ -31,6 +31,7 @@ class _HostState:
         self.status = np.zeros((B, C), np.int64)
         self.residual = np.zeros((B, C))
         self.iters = np.zeros((B, C), np.int64)
+        self.labelled = None  # (B,) bool: the samples the preparation labelled (prepare_boxes(label=))
 
 
 def _label_args(d5, alpha, tolerance) -> tuple:
@@ -76,11 +77,12 @@ class NumbaBackend(BackendBase):
     def prepare_boxes(self, d5, g5, gidx, m5, check_guide, alpha, mode, clip, ndim, label=None,
                       masks=None) -> _HostState:
         """See :meth:`BackendBase.prepare_boxes`; with ``label`` = ``(array, tolerance)`` (see
-        :attr:`fuses_label`), also the label of every sample the box solve solves, into ``array``
-        ((B, 1, D, H, W), holding zeros), while the sample is in cache; the rest of ``array`` is
-        not written. With ``masks`` = ``(tol, max_iter)``, the same pass solves every other
-        non-empty mask by the whole-system multigrid (what :meth:`solve_masks` does, while the
-        sample is in cache; :meth:`solve_masks` then has nothing left)."""
+        :attr:`fuses_label`), also the label of every sample this pass solves, into ``array``
+        ((B, 1, D, H, W), holding zeros), while the sample is in cache (the report's
+        ``labelled``); the rest of ``array`` is not written. With ``masks`` = ``(tol,
+        max_iter)``, the same pass solves every other non-empty mask by the whole-system
+        multigrid (what :meth:`solve_masks` does, while the sample is in cache; :meth:`solve_masks`
+        then has nothing left)."""
         if label is not None:
             label = (label[0],) + _label_args(d5, alpha, label[1])
         return self._prepare(d5, g5, gidx, m5, check_guide, (alpha, mode, clip, ndim), label, masks)
@@ -107,6 +109,8 @@ class NumbaBackend(BackendBase):
 
         for found in self._per_sample(B, part):
             state.flags |= found
+        if label is not None:  # the pass labelled every sample it solved
+            state.labelled = state.status[:, 0] != 0
         return state
 
     def solve_boxes(self, state: _HostState, d5, g5, alpha, mode, clip, ndim) -> None:
@@ -152,7 +156,7 @@ class NumbaBackend(BackendBase):
         dst_bad = ~(np.isfinite(state.lo) & np.isfinite(state.hi)) if state.flags & DST_BAD else np.zeros(
             state.lo.shape, bool)
         return BatchReport(state.box_lo, state.box_hi, state.filled, dst_bad, bool(state.flags & GUIDE_BAD),
-                           state.status, state.residual, state.iters, flags=state.flags)
+                           state.status, state.residual, state.iters, flags=state.flags, labelled=state.labelled)
 
     indexes_guide = True
     fuses_label = True
