@@ -25,6 +25,7 @@ Examples::
     python benchmarks/bench_cpu.py --no-peers --sizes 64 128 256 512 1024
     python benchmarks/bench_cpu.py --3d --sizes 32 48 64 96 128
     python benchmarks/bench_cpu.py --markdown results_cpu.md
+    python benchmarks/bench_cpu.py --keep-freed-memory   # glibc keeps freed batches (see host_memory)
 """
 
 from __future__ import annotations
@@ -381,6 +382,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="the per-call latency table at batch 1, 2 and 4")
     p.add_argument("--latency-calls", type=int, default=200, help="calls per latency figure")
     p.add_argument("--markdown", type=Path, default=None, help="also write the tables to this file")
+    p.add_argument("--keep-freed-memory", action="store_true",
+                   help="call pii_augment.host_memory.keep_freed_memory() first (process-wide: the peers run "
+                        "under it too)")
     args = p.parse_args(argv)
     if args.size is None:
         args.size = 64 if args.three_d else 256
@@ -402,6 +406,12 @@ def main(argv=None) -> int:
                   "run with --no-ours to time the peers only", file=sys.stderr)
             return 2
     env = environment(pii)
+    if args.keep_freed_memory:
+        from pii_augment.host_memory import keep_freed_memory
+
+        env.append("allocator: " + ("keep_freed_memory()" if keep_freed_memory() else "not glibc: unchanged"))
+    else:
+        env.append("allocator: glibc defaults")
     print("\n".join(env))
 
     report: list = []
