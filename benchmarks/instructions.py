@@ -18,12 +18,19 @@ instead of compiling for minutes. Workloads (float32, the reference workload's i
 * ``call``: the whole ``poisson_interpolate`` call on a batch of the reference workload (the
   Python layer included), one host thread.
 
+``--functions N`` also says where the instructions go: the N functions that execute the most,
+by name. The kernels are then compiled under valgrind into a fresh Numba cache (code loaded from
+the cache has no symbols to read; several minutes), and callgrind's counts for the anonymous
+JIT code are mapped to the functions Numba compiled (``memset`` and ``memmove`` count the bytes
+of ``rep stos``/``rep movs``, one per iteration: far more than their share of the time).
+
 Needs valgrind, a C compiler and ``valgrind/callgrind.h`` (Debian: ``valgrind``, ``gcc``).
 Examples::
 
     python benchmarks/instructions.py box --side 90
     python benchmarks/instructions.py ellipse --calls 2
     python benchmarks/instructions.py call --batch 1
+    python benchmarks/instructions.py ellipse --samples 8 --calls 2 --functions 15   # where they go
     # the same count for another checkout (e.g. ``git worktree add /tmp/old HEAD~1``):
     python benchmarks/instructions.py box --side 90 --pythonpath /tmp/old
 """
@@ -167,8 +174,71 @@ def _prepare(args) -> tuple:
     return fn, args.batch, "sample"
 
 
+#: The modules whose compiled functions ``--functions`` names.
+_KERNEL_MODULES = ("_mg_system", "_numba_kernels", "_host_kernels", "_spectral")
+
+
+def demangle(symbol: str) -> str:
+    """``module.function`` of a Numba symbol (``_ZN11pii_augment3ops10_mg_system10solve_flatB...``:
+    length-prefixed names up to the first non-name part); other symbols unchanged."""
+    if not symbol.startswith("_ZN"):
+        return symbol
+    parts, i = [], 3
+    while i < len(symbol) and symbol[i].isdigit():
+        j = i
+        while symbol[j].isdigit():
+            j += 1
+        n = int(symbol[i:j])
+        parts.append(symbol[j:j + n])
+        i = j + n
+    return ".".join(parts[-2:]) if parts else symbol
+
+
+def write_function_map(path: str) -> None:
+    """Write ``address name`` of every function Numba compiled for the kernel modules (fresh
+    compiles only: code loaded from Numba's cache has no symbol table to read)."""
+    import importlib
+
+    with open(path, "w") as f:
+        for name in _KERNEL_MODULES:
+            mod = importlib.import_module(f"pii_augment.ops.{name}")
+            for attr in dir(mod):
+                for cres in getattr(getattr(mod, attr), "overloads", {}).values():
+                    module = getattr(cres.library, "_final_module", None)
+                    for fn in module.functions if module is not None else ():
+                        if not fn.is_declaration:
+                            addr = cres.library.get_pointer_to_function(fn.name)
+                            if addr:
+                                f.write(f"{addr:x} {demangle(fn.name)}\n")
+
+
+def by_function(annotate: str, function_map: str) -> list[tuple[str, int]]:
+    """(name, instructions) per function, largest first, from ``callgrind_annotate`` output: the
+    anonymous JIT code (``???:0x...``) named by the nearest function start at or below it in
+    ``function_map`` (:func:`write_function_map`), the rest by callgrind's own names."""
+    import bisect
+
+    starts = sorted({(int(a, 16), n) for a, n in (line.split(None, 1) for line in function_map.splitlines() if line)})
+    addrs = [a for a, _ in starts]
+    totals: dict[str, int] = {}
+    for line in annotate.splitlines():
+        m = re.match(r"\s*([\d,]+) \(\s*[\d.]+%\)\s+(\S+)", line)
+        if not m or m.group(2) == "PROGRAM":
+            continue
+        count, where = int(m.group(1).replace(",", "")), m.group(2)
+        name = where.split(":", 1)[-1]
+        hit = re.match(r"\?\?\?:0x([0-9a-f]+)", where)
+        if hit:
+            i = bisect.bisect_right(addrs, int(hit.group(1), 16)) - 1
+            name = starts[i][1].strip() if i >= 0 else where
+        totals[name] = totals.get(name, 0) + count
+    return sorted(totals.items(), key=lambda kv: -kv[1])
+
+
 def _worker(args) -> int:
     fn, units, unit = _prepare(args)
+    if args.map:
+        write_function_map(args.map)
     if args.lib:
         cg = ctypes.CDLL(args.lib)
         cg.cg_start()
@@ -195,8 +265,13 @@ def count(args) -> tuple[int, int, str]:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         lib = build_client(tmp)
-        # the warm-up outside valgrind compiles (or loads) the host's code into Numba's cache
-        subprocess.run(worker, env=env, check=True, stdout=subprocess.DEVNULL)
+        if args.functions:
+            # a fresh cache: the code is compiled under valgrind (minutes), so its symbols can be read
+            env["NUMBA_CACHE_DIR"] = str(tmp / "numba")
+            worker += ["--map", str(tmp / "functions.txt")]
+        else:
+            # the warm-up outside valgrind compiles (or loads) the host's code into Numba's cache
+            subprocess.run(worker, env=env, check=True, stdout=subprocess.DEVNULL)
         out = tmp / "callgrind.out"
         run = subprocess.run(
             ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--collect-atstart=no",
@@ -211,6 +286,10 @@ def count(args) -> tuple[int, int, str]:
         total = parse_totals(dumps[-1].read_text())
         m = re.search(r"^units (\d+) (\w+)", run.stdout, re.M)
         units, unit = (int(m.group(1)), m.group(2)) if m else (1, "call")
+        if args.functions:
+            annotate = subprocess.run([shutil.which("callgrind_annotate") or "callgrind_annotate", "--threshold=100",
+                                       str(dumps[-1])], capture_output=True, text=True, check=True).stdout
+            args.function_table = by_function(annotate, (tmp / "functions.txt").read_text())
     return total // args.calls, units, unit
 
 
@@ -222,8 +301,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--samples", type=int, default=0, help="ellipse, blob: solve only the first N samples (0: all)")
     ap.add_argument("--calls", type=int, default=5, help="calls counted (default 5); the figure is per call")
     ap.add_argument("--pythonpath", default=None, help="count the pii_augment of this checkout instead")
+    ap.add_argument("--functions", type=int, default=0, metavar="N",
+                    help="also print the N functions that execute the most instructions (compiles the "
+                         "kernels under valgrind: minutes)")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--lib", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--map", default=None, help=argparse.SUPPRESS)
     return ap.parse_args(argv)
 
 
@@ -240,6 +323,8 @@ def main(argv=None) -> int:
         args.workload, f"{args.workload} multigrid, {args.samples or args.batch} samples")
     print(f"{what}: {per_call:,} instructions per call, {per_call / max(units, 1):,.1f} per {unit} "
           f"({args.calls} calls counted)")
+    for name, n in getattr(args, "function_table", [])[:args.functions]:
+        print(f"  {n / args.calls:>14,.0f}  {100 * n / (per_call * args.calls):5.1f} %  {name}")
     return 0
 
 

@@ -51,3 +51,27 @@ def test_counted_code_has_no_feature_valgrind_cannot_decode():
     assert not {f for f in on if f.startswith(instructions._NO_VALGRIND)}
     host_on = {f[1:] for f in ll.get_host_cpu_features().flatten().split(",") if f.startswith("+")}
     assert on == {f for f in host_on if not f.startswith(instructions._NO_VALGRIND)}
+
+
+def test_demangle_names_numba_symbols():
+    sym = ("_ZN11pii_augment3ops10_mg_system10solve_flatB4v279B56c8tJTIeFIjxB2IKSgI4CrvQCk0Z4yRYcWsBAK4JJIqUWsIgmAA"
+           "_3d_3dE5ArrayIfLi1E1C7mutable7alignedE")
+    assert instructions.demangle(sym) == "_mg_system.solve_flat"
+    assert instructions.demangle("NRT_decref") == "NRT_decref"
+
+
+def test_by_function_names_the_jit_code_by_the_nearest_start():
+    annotate = """--------------------------------------------------------------------------------
+Ir                   file:function
+--------------------------------------------------------------------------------
+54,815,989 (100.0%)  PROGRAM TOTALS
+12,456,464 (22.72%)  ???:0x000000002831d8e0 [???]
+ 8,158,246 (14.88%)  ???:0x0000000028320360 [???]
+ 1,000,000 ( 1.82%)  ???:0x0000000028320400 [???]
+ 6,488,707 (11.84%)  ./string/../sysdeps/x86_64/multiarch/memset-vec-unaligned-erms.S:__memset_avx2 [libc]
+"""
+    fmap = "2831d8e0 _mg_system._half_sweep\n28320360 _mg_system._prolong_flat\n"
+    table = instructions.by_function(annotate, fmap)
+    assert table[0] == ("_mg_system._half_sweep", 12_456_464)
+    assert dict(table)["_mg_system._prolong_flat"] == 9_158_246  # a later block of the same function
+    assert dict(table)["__memset_avx2"] == 6_488_707
