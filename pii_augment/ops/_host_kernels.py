@@ -231,9 +231,11 @@ def prepare_samples(d5, g5, gidx, m5, samples, check_guide, solve, alpha, mode, 
     does not cover the whole image is solved here too, by the whole-system multigrid
     (:func:`~pii_augment.ops._mg_system.solve_sample`: ``status[b] = mg_code`` + its verdict,
     ``residual[b]``, ``iters[b]``); and with ``label`` = (array, alpha, tolerance, quantise) the
-    label of each sample solved here (:func:`label_in_boxes`, while its box is in cache), inside
-    its box only (``array``: (B, 1, D, H, W), holding zeros: np.zeros, whose pages outside the
-    boxes are never touched; the samples not solved here get their label later). d5, out:
+    label of each sample solved here (:func:`_label_sample`, while its box is in cache): ``array``
+    (B, 1, D, H, W), any contents, is written whole, each element once (zeros outside the boxes,
+    and for the samples not solved here, which get their label in their box later). One write
+    in the pass that has the sample in cache costs less than zeros first (a pass of its own,
+    on one thread, wherever the allocator reuses memory). d5, out:
     (B, C, D, H, W); g5: the same shape; m5: (B, D, H, W) bool; gidx: (B,) int64. Returns the
     :class:`~pii_augment.ops.codes.Found` bits of these samples as an int (``GUIDE_BAD`` only
     looked at with ``check_guide``; ``LEFT``: a non-empty mask that the box solve did not solve,
@@ -296,8 +298,11 @@ def _prepare_samples(d5, d_bits, g5, g_bits, exponent, gidx, m5, m8, m64, sample
                 for c in range(status.shape[1]):
                     status[b, c] += mg_code
                 solved = True
-        if solved and label.shape[0]:  # the sample is final: its label while it is in cache
-            _label_box(d5, out, m5, b, lab_alpha[b], lab_tol, quantise, box_lo[b], box_hi[b], changed, label)
+        if label.shape[0]:  # every sample's label written whole, once
+            if solved:  # the sample is final: its label while it is in cache
+                _label_sample(d5, out, m5, b, lab_alpha[b], lab_tol, quantise, box_lo[b], box_hi[b], changed, label)
+            else:  # labelled later, in its box (label_in_boxes): zeros for now
+                _zero_sample(label, b)
     return found
 
 
@@ -310,6 +315,38 @@ def label_in_boxes(dst, out, mask, alpha, tolerance, quantise, box_lo, box_hi, s
     for t in range(samples.shape[0]):
         b = samples[t]
         _label_box(dst, out, mask, b, alpha[b], tolerance, quantise, box_lo[b], box_hi[b], changed, label)
+
+
+@njit(nogil=True)
+def _label_sample(dst, out, mask, b, a, tolerance, quantise, lo, hi, changed, label):
+    """The label of sample b written whole, each element once: :func:`_label_box` inside the
+    box [lo, hi), zeros outside it (a label that does not hold zeros yet: one write, where a
+    zeroed label and then the box would write the box twice)."""
+    zero = a - a
+    D, H, W = label.shape[2:]
+    for z in range(D):
+        for y in range(H):
+            row = label[b, 0, z, y]
+            if lo[0] <= z < hi[0] and lo[1] <= y < hi[1]:
+                _zero_row(row[:lo[2]], zero)
+                _label_row(dst, out, b, z, y, mask[b, z, y], a, zero, tolerance, quantise, lo[2], hi[2], changed,
+                           row, False)
+                _zero_row(row[hi[2]:], zero)
+            else:
+                _zero_row(row, zero)
+
+
+@njit(nogil=True)
+def _zero_sample(label, b):
+    """label[b] = 0."""
+    flat = label[b].reshape(-1)
+    _zero_row(flat, flat.dtype.type(0))
+
+
+@njit(inline="always")
+def _zero_row(row, zero):
+    for x in range(row.shape[0]):
+        row[x] = zero
 
 
 @njit(nogil=True)

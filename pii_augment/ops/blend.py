@@ -604,8 +604,8 @@ def blend_with_label(
         if gidx is not None and not bk.indexes_guide:
             s, gidx = bk.take(s, gidx), None
         label = None
-        if bk.fuses_label:  # zeros (untouched pages cost nothing); the pass labels the boxes it solves
-            label = bk.zeros((B, 1) + tuple(d5.shape[2:]), d.dtype)
+        if bk.fuses_label:  # "auto": the pass writes it whole (labels, zeros); else only the boxes are
+            label = (bk.empty if solver["method"] == "auto" else bk.zeros)((B, 1) + tuple(d5.shape[2:]), d.dtype)
         out, _, rep = _solve(bk, d, m, s, a, MODES[gradient], check_finite=check_finite, gidx=gidx,
                              label=None if label is None else (label, tolerance), **solver)
         if label is None:

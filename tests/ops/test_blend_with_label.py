@@ -182,6 +182,7 @@ def test_the_host_writes_every_element_of_a_label_it_allocates_empty(monkeypatch
         mask[1, 3:8, 4:9] = mask[1, 15:20, 10:20] = True  # rows of its box without mask pixels
         mask[3] = make_mask("pixels", (30, 26), rng)
         mask[5] = make_mask("holes", (30, 26), rng)
+        mask[6] = False  # empty: zeros, not labelled
         index = np.roll(np.arange(7), 2)
         for blend in ("pii", "fpi"):
             out, label = blend_with_label(dst, dst, mask, alpha, blend=blend, src_index=index)

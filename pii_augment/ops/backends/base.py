@@ -256,8 +256,9 @@ class BackendBase:
     #: Whether ``prepare_boxes``, ``solve_masks`` and ``fpi_label`` read sample b's guidance from
     #: ``g5[gidx[b]]``; if not, the caller gathers it first (a copy of the batch).
     indexes_guide = False
-    #: ``prepare_boxes`` takes ``label=(array, tolerance)`` (``array`` holding zeros) and labels
-    #: the samples it solves inside their boxes (``BatchReport.labelled``), and ``label_boxes`` takes
+    #: ``prepare_boxes`` takes ``label=(array, tolerance)`` (``array``: any contents) and writes
+    #: it whole: the samples it solves labelled (``BatchReport.labelled``), zeros for the
+    #: others, which the caller labels in their boxes; and ``label_boxes`` takes
     #: ``into=`` and ``samples=`` (the host backend); else the label is a pass of its own after
     #: the blend.
     fuses_label = False

@@ -78,8 +78,8 @@ class NumbaBackend(BackendBase):
                       masks=None) -> _HostState:
         """See :meth:`BackendBase.prepare_boxes`; with ``label`` = ``(array, tolerance)`` (see
         :attr:`fuses_label`), also the label of every sample this pass solves, into ``array``
-        ((B, 1, D, H, W), holding zeros), while the sample is in cache (the report's
-        ``labelled``); the rest of ``array`` is not written. With ``masks`` = ``(tol,
+        ((B, 1, D, H, W), any contents), while the sample is in cache (the report's
+        ``labelled``), and zeros for the other samples: ``array`` is written whole, once. With ``masks`` = ``(tol,
         max_iter)``, the same pass solves every other non-empty mask by the whole-system
         multigrid (what :meth:`solve_masks` does, while the sample is in cache; :meth:`solve_masks`
         then has nothing left)."""
