@@ -149,6 +149,11 @@ def _no_label(dtype) -> tuple:
     return np.zeros((0, 1, 1, 1, 1), dtype), np.zeros(0, dtype), np.dtype(dtype).type(1), False
 
 
+#: The mask argument of :func:`prepare_samples` and :func:`fpi_samples` when the masks are boxes
+#: (never read), and the boxes of :func:`fpi_samples` when they are masks.
+_NO_MASK = np.zeros((1, 1, 1, 1), np.bool_)
+_NO_BOXES = (np.zeros((0, 3), np.int64), np.zeros((0, 3), np.int64))
+
 #: :func:`_no_label` by itemsize (float32, float64), made once: four objects fewer per call.
 _NO_LABEL = {4: _no_label(np.float32), 8: _no_label(np.float64)}
 
@@ -236,20 +241,29 @@ def prepare_samples(d5, g5, gidx, m5, samples, check_guide, solve, alpha, mode, 
     and for the samples not solved here, which get their label in their box later). One write
     in the pass that has the sample in cache costs less than zeros first (a pass of its own,
     on one thread, wherever the allocator reuses memory). d5, out:
-    (B, C, D, H, W); g5: the same shape; m5: (B, D, H, W) bool; gidx: (B,) int64. Returns the
+    (B, C, D, H, W); g5: the same shape; m5: (B, D, H, W) bool, or None: the masks are the boxes
+    the caller put in ``box_lo``, ``box_hi`` (sample b's mask is [box_lo[b], box_hi[b]), an empty
+    one lo = hi = 0; no mask is read, and each non-empty box must be one the box solve accepts,
+    or be left unsolved, with ``masks`` None); gidx: (B,) int64. Returns the
     :class:`~pii_augment.ops.codes.Found` bits of these samples as an int (``GUIDE_BAD`` only
     looked at with ``check_guide``; ``LEFT``: a non-empty mask that the box solve did not solve,
     whether the multigrid solved it here or not: ``status`` says which).
     """
     itype, bits = _EXPONENT[d5.dtype.itemsize]
+    boxes_given = m5 is None
+    if boxes_given:
+        if masks is not None:
+            raise ValueError("the multigrid of the preparation pass needs the masks (masks=None with boxes)")
+        m5 = _NO_MASK
     m8 = m5.view(np.uint8)
+    ones = np.ones(d5.shape[-1] if boxes_given else 0, np.bool_)
     if label is None:
         label = _NO_LABEL[d5.dtype.itemsize]
     lab, lab_alpha, lab_tol, quantise = label
     store, offs = sine_store(d5.dtype)
     tol, max_iter, mg_code, iters = (1.0, 0, 0, status) if masks is None else masks
-    return _prepare_samples(d5, d5.view(itype), g5, g5.view(itype), itype(bits), gidx, m5, m8, mask_words(m8), samples,
-                            bool(check_guide), bool(solve), alpha, mode, bool(do_clip), ndim, MAX_SIDE_SUM, box_code,
+    return _prepare_samples(d5, d5.view(itype), g5, g5.view(itype), itype(bits), gidx, m5, m8, mask_words(m8),
+                            boxes_given, ones, samples, bool(check_guide), bool(solve), alpha, mode, bool(do_clip), ndim, MAX_SIDE_SUM, box_code,
                             out, lo, hi, box_lo, box_hi, filled, status, residual, lab, lab_alpha, lab_tol,
                             bool(quantise), store, offs, masks is not None, float(tol), int(max_iter), int(mg_code),
                             iters, *MG_DEFAULTS)
@@ -263,11 +277,11 @@ def _whole_image(lo, hi, shape):
 
 
 @njit(cache=True, nogil=True)
-def _prepare_samples(d5, d_bits, g5, g_bits, exponent, gidx, m5, m8, m64, samples, check_guide, solve, alpha, mode,
-                     do_clip, ndim, max_side_sum, box_code, out, lo, hi, box_lo, box_hi, filled, status, residual, label,
-                     lab_alpha, lab_tol, quantise, store, offs, masks, tol, max_iter, mg_code, iters, nu1, nu2, coarsest,
-                     max_levels, stall_ratio):
-    shape = m8.shape[1:]
+def _prepare_samples(d5, d_bits, g5, g_bits, exponent, gidx, m5, m8, m64, boxes_given, ones, samples, check_guide,
+                     solve, alpha, mode, do_clip, ndim, max_side_sum, box_code, out, lo, hi, box_lo, box_hi, filled,
+                     status, residual, label, lab_alpha, lab_tol, quantise, store, offs, masks, tol, max_iter, mg_code,
+                     iters, nu1, nu2, coarsest, max_levels, stall_ratio):
+    shape = d5.shape[2:]
     found = 0
     changed = np.empty(d5.shape[-1], np.bool_)  # the label's scratch row
     for t in range(samples.shape[0]):
@@ -276,7 +290,10 @@ def _prepare_samples(d5, d_bits, g5, g_bits, exponent, gidx, m5, m8, m64, sample
         for c in range(lo.shape[1]):
             if lo[b, c] != lo[b, c]:
                 found |= DST_BAD
-        full = _mask_box(m8[b], m64[b], box_lo[b], box_hi[b])
+        if boxes_given:  # the mask is the box [box_lo[b], box_hi[b]) (empty: lo = hi = 0)
+            full = box_hi[b, 0] > box_lo[b, 0] and box_hi[b, 1] > box_lo[b, 1] and box_hi[b, 2] > box_lo[b, 2]
+        else:
+            full = _mask_box(m8[b], m64[b], box_lo[b], box_hi[b])
         filled[b] = full
         whole = full and _whole_image(box_lo[b], box_hi[b], shape)
         if whole:
@@ -300,7 +317,8 @@ def _prepare_samples(d5, d_bits, g5, g_bits, exponent, gidx, m5, m8, m64, sample
                 solved = True
         if label.shape[0]:  # every sample's label written whole, once
             if solved:  # the sample is final: its label while it is in cache
-                _label_sample(d5, out, m5, b, lab_alpha[b], lab_tol, quantise, box_lo[b], box_hi[b], changed, label)
+                _label_sample(d5, out, m5, b, lab_alpha[b], lab_tol, quantise, box_lo[b], box_hi[b], changed, label,
+                              boxes_given, ones)
             else:  # labelled later, in its box (label_in_boxes): zeros for now
                 _zero_sample(label, b)
     return found
@@ -318,10 +336,11 @@ def label_in_boxes(dst, out, mask, alpha, tolerance, quantise, box_lo, box_hi, s
 
 
 @njit(nogil=True)
-def _label_sample(dst, out, mask, b, a, tolerance, quantise, lo, hi, changed, label):
+def _label_sample(dst, out, mask, b, a, tolerance, quantise, lo, hi, changed, label, boxes_given=False, ones=None):
     """The label of sample b written whole, each element once: :func:`_label_box` inside the
     box [lo, hi), zeros outside it (a label that does not hold zeros yet: one write, where a
-    zeroed label and then the box would write the box twice)."""
+    zeroed label and then the box would write the box twice). With ``boxes_given`` the mask is
+    the box itself: ``ones``, a (W,) row of True, stands for its rows."""
     zero = a - a
     D, H, W = label.shape[2:]
     for z in range(D):
@@ -329,8 +348,8 @@ def _label_sample(dst, out, mask, b, a, tolerance, quantise, lo, hi, changed, la
             row = label[b, 0, z, y]
             if lo[0] <= z < hi[0] and lo[1] <= y < hi[1]:
                 _zero_row(row[:lo[2]], zero)
-                _label_row(dst, out, b, z, y, mask[b, z, y], a, zero, tolerance, quantise, lo[2], hi[2], changed,
-                           row, False)
+                mrow = ones if boxes_given else mask[b, z, y]
+                _label_row(dst, out, b, z, y, mrow, a, zero, tolerance, quantise, lo[2], hi[2], changed, row, False)
                 _zero_row(row[hi[2]:], zero)
             else:
                 _zero_row(row, zero)
@@ -361,7 +380,7 @@ def _label_box(dst, out, mask, b, a, tolerance, quantise, lo, hi, changed, label
 
 @njit(cache=True, nogil=True)
 def fpi_samples(dst, src, gidx, mask, alpha, one_minus_alpha, tolerance, quantise, samples, out, label,
-                dst_bits, src_bits, exponent):
+                dst_bits, src_bits, exponent, box_lo, box_hi, boxes_given):
     """out = (1 - alpha) dst + alpha src on mask pixels, dst elsewhere (all (B, C, D, H, W);
     alpha, one_minus_alpha: (B,) of the image dtype, so the arithmetic is the image dtype's),
     with the source of sample b in ``src[gidx[b]]``, for the samples ``samples``, row by row while
@@ -373,12 +392,16 @@ def fpi_samples(dst, src, gidx, mask, alpha, one_minus_alpha, tolerance, quantis
     label of no samples (shape (0, ...)) labels nothing. dst_bits / src_bits: integer views of
     dst / src (:func:`_finite_bits`), or arrays of no samples to skip that test. Returns the
     flags 1 (a row of dst read holds NaN or Inf) | 2 (a row of src read does); the blend is
-    finished either way (the caller raises and drops it)."""
+    finished either way (the caller raises and drops it). With ``boxes_given`` the mask of
+    sample b is the box [box_lo[b], box_hi[b]) ((B, 3) int64; lo = hi for an empty one; ``mask``
+    is not read): the source is read inside the box only (and, with ``src_bits``, every row of it
+    for the test), the rows outside it are copied."""
     B, C, D, H, W = dst.shape
     labelled = label.shape[0] != 0
     check_dst = dst_bits.shape[0] != 0
     check_src = src_bits.shape[0] != 0
     changed = np.empty(W, np.bool_)
+    ones = np.ones(W if boxes_given else 0, np.bool_)
     bad_dst = False
     bad_src = False
     for t in range(samples.shape[0]):
@@ -387,8 +410,27 @@ def fpi_samples(dst, src, gidx, mask, alpha, one_minus_alpha, tolerance, quantis
         one_minus = one_minus_alpha[b]
         zero = a - a
         g = gidx[b]
+        x0, x1 = (box_lo[b, 2], box_hi[b, 2]) if boxes_given else (0, 0)
         for z in range(D):
             for y in range(H):
+                if boxes_given:
+                    inside = box_lo[b, 0] <= z < box_hi[b, 0] and box_lo[b, 1] <= y < box_hi[b, 1] and x1 > x0
+                    for c in range(C):
+                        _box_fpi_row(dst[b, c, z, y], src[g, c, z, y], inside, x0, x1, a, one_minus, out[b, c, z, y])
+                        if check_dst:
+                            bad_dst |= not _finite_bits(dst_bits[b, c, z, y], exponent)
+                        if check_src:
+                            bad_src |= not _finite_bits(src_bits[g, c, z, y], exponent)
+                    if labelled:
+                        lrow = label[b, 0, z, y]
+                        if inside:
+                            _zero_row(lrow[:x0], zero)
+                            _label_row(dst, out, b, z, y, ones, a, zero, tolerance, quantise, x0, x1, changed, lrow,
+                                       False)
+                            _zero_row(lrow[x1:], zero)
+                        else:
+                            _zero_row(lrow, zero)
+                    continue
                 m = mask[b, z, y]
                 for c in range(C):
                     _fpi_row(dst[b, c, z, y], src[g, c, z, y], m, a, one_minus, out[b, c, z, y])
@@ -400,6 +442,17 @@ def fpi_samples(dst, src, gidx, mask, alpha, one_minus_alpha, tolerance, quantis
                     _label_row(dst, out, b, z, y, m, a, zero, tolerance, quantise, 0, W, changed,
                                label[b, 0, z, y], False)
     return (1 if bad_dst else 0) | (2 if bad_src else 0)
+
+
+@njit(inline="always")
+def _box_fpi_row(d, s, inside, x0, x1, a, one_minus, o):
+    """:func:`_fpi_row` of a row whose mask pixels are [x0, x1) (``inside``) or none."""
+    for x in range(d.shape[0]):
+        o[x] = d[x]
+    if inside:
+        ob, db, sb = o[x0:x1], d[x0:x1], s[x0:x1]
+        for x in range(x1 - x0):
+            ob[x] = one_minus * db[x] + a * sb[x]
 
 
 @njit(inline="always")

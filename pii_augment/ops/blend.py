@@ -26,6 +26,7 @@ from .._arrays import (
 from .._validate import check_bool, check_choice, check_int, check_real
 from .backends import BACKENDS, BOX, MG, get_backend, map_chunks
 from ._mg_system import crop_extent, levels_of
+from ._spectral import box_samples
 from .codes import Found, Verdict
 from .solver import (
     DIVERGENCE,
@@ -85,14 +86,16 @@ def _mask_5d(m: Any, xp) -> Any:
     return xp.ascontiguousarray(m)
 
 
-def _prepare(dst, src, mask, names=("dst", "src"), src_optional=False):
+def _prepare(dst, src, mask, names=("dst", "src"), src_optional=False, mask_optional=False):
     """Check and convert the inputs: ``(akind, d, s, m)``, the inputs' array kind (numpy, cupy or
-    torch: what the results are returned as) and the backend arrays (``s``: None if ``src`` is)."""
+    torch: what the results are returned as) and the backend arrays (``s``: None if ``src`` is;
+    ``m``: None if ``mask`` is, with ``mask_optional``)."""
     check_array(dst, names[0])
     if src is not None or not src_optional:
         check_array(src, names[1])
-    check_array(mask, "mask")
-    arrays = {names[0]: dst, "mask": mask}
+    if mask is not None or not mask_optional:
+        check_array(mask, "mask")
+    arrays = {names[0]: dst} if mask is None else {names[0]: dst, "mask": mask}
     if src is not None:
         arrays[names[1]] = src
     akind = same_device_or_raise(arrays)
@@ -102,8 +105,41 @@ def _prepare(dst, src, mask, names=("dst", "src"), src_optional=False):
     if src is not None:
         s = to_backend_array(src, names[1])
         check_same_shape(d, s, names[0], names[1])
-    m = normalize_mask(to_backend_array(mask, "mask"), tuple(d.shape))
+    m = None if mask is None else normalize_mask(to_backend_array(mask, "mask"), tuple(d.shape))
     return akind, d, s, m
+
+
+def _check_boxes(boxes: Any, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """``boxes`` = (lo, hi), each (B, ndim) integers with 0 <= lo and hi <= the spatial shape, as
+    (B, 3) int64 arrays over (D, H, W) (2D: z in [0, 1)); a box empty along some axis (hi <= lo)
+    becomes lo = hi = 0, as the host's mask scan writes an empty mask."""
+    B, spatial = shape[0], tuple(shape[2:])
+    nd = len(spatial)
+    try:
+        lo, hi = (np.asarray(v) for v in boxes)
+    except (TypeError, ValueError):
+        raise TypeError("boxes must be a pair (lo, hi) of (B, ndim) integer arrays") from None
+    for name, v in (("lo", lo), ("hi", hi)):
+        if v.dtype.kind not in "iu" or v.shape != (B, nd):
+            raise TypeError(f"boxes' {name} must be a (B, ndim) = ({B}, {nd}) integer array; got dtype "
+                            f"{v.dtype}, shape {v.shape}")
+    if B and ((lo < 0).any() or (hi > np.asarray(spatial)).any()):
+        raise ValueError(f"boxes must lie inside the spatial shape {spatial}: 0 <= lo, hi <= shape")
+    lo5 = np.zeros((B, 3), np.int64)
+    hi5 = np.ones((B, 3), np.int64)
+    lo5[:, 3 - nd:], hi5[:, 3 - nd:] = lo, hi
+    empty = (hi5 <= lo5).any(axis=1)
+    lo5[empty] = hi5[empty] = 0
+    return lo5, hi5
+
+
+def _box_masks(box_lo: np.ndarray, box_hi: np.ndarray, shape: tuple[int, ...], xp) -> Any:
+    """The (B, *spatial) bool masks of the (B, 3) boxes of :func:`_check_boxes`, made with ``xp``."""
+    B, spatial = shape[0], tuple(shape[2:])
+    m = xp.zeros((B,) + (1,) * (3 - len(spatial)) + spatial, bool)  # (B, D, H, W)
+    for b in np.flatnonzero((box_hi > box_lo).all(axis=1)).tolist():
+        m[(b,) + tuple(slice(int(a), int(c)) for a, c in zip(box_lo[b], box_hi[b]))] = True
+    return m.reshape((B,) + spatial)
 
 
 def _merge_infos(infos: list[SolveInfo]) -> SolveInfo:
@@ -513,6 +549,31 @@ def anomaly_label(dst: Any, out: Any, mask: Any, alpha: Any, *, tolerance: float
     return from_backend_array(label.reshape(label_shape), akind)
 
 
+def _host_boxes_with_label(bk, d, s, gidx, a, box_lo, box_hi, blend, mode, tolerance, check_finite, solver):
+    """:func:`blend_with_label` on the host for masks that are the boxes ``box_lo``, ``box_hi``
+    ((B, 3), :func:`_check_boxes`): ``(out, label)``, no mask made or read; or None where the
+    masks' path must run (a PII box the box solve does not take, a method other than "auto", or
+    anything the report flags: NaN/Inf, which that path raises on, with its messages)."""
+    xp = bk.xp
+    d5, s5 = _as_5d(d, xp), _as_5d(s, xp)
+    if blend == "fpi":
+        out, label = bk.fpi_label(d5, s5, gidx, None, a, tolerance, check_finite, boxes=(box_lo, box_hi))
+        return out.reshape(d.shape), label
+    nonempty = (box_hi > box_lo).all(axis=1)
+    ndim = d.ndim - 2
+    if solver["method"] != "auto" or not box_samples(box_lo, box_hi, nonempty, d5.shape[2:], ndim)[nonempty].all():
+        return None
+    label = bk.empty((d5.shape[0], 1) + tuple(d5.shape[2:]), d.dtype)  # the pass writes it whole
+    check_guide = check_finite and not same_elements(s, d)
+    state = bk.prepare_boxes(d5, s5, gidx, None, check_guide, a, mode, solver["clip"], ndim,
+                             label=(label, tolerance), boxes=(box_lo, box_hi))
+    rep = bk.report(state)
+    if rep.found(tuple(d5.shape[2:])) & (_TO_CHECK | _NOT_ALL_BOXED):
+        return None
+    report_unconverged(_boxes_info(rep, solver["tol"], d5.dtype), solver["on_unconverged"])
+    return state.out.reshape(d.shape), label
+
+
 def _source_index(index: Any, batch: int) -> np.ndarray | None:
     if index is None:
         return None
@@ -536,6 +597,7 @@ def blend_with_label(
     tolerance: float | None = 1e-3,
     backend: str = "auto",
     check_finite: bool = True,
+    boxes: Any = None,
     **options: Any,
 ):
     """A blend and its label in one call: what the transforms need, at the cost of the blend.
@@ -553,6 +615,11 @@ def blend_with_label(
         src_index: None (sample b's source is ``src[b]``) or (B,) integers in [0, B).
         tolerance: as in :func:`anomaly_label`.
         backend, check_finite: as in :func:`poisson_interpolate`.
+        boxes: None, or ``(lo, hi)`` with ``mask=None``: (B, ndim) integer arrays, sample b's mask
+            being the box ``lo[b] <= p < hi[b]`` (empty where some ``hi <= lo``; ``0 <= lo``, ``hi
+            <=`` the spatial shape). The same result, bit for bit, as the mask of those boxes,
+            which the host never makes nor reads (FPI reads the source inside the boxes only);
+            other backends make the masks.
         **options: ``poisson_interpolate``'s solver options (``gradient``, ``clip``, ``tol``,
             ``method``, ``max_iter``, ``on_unconverged``), for ``blend="pii"``.
 
@@ -570,8 +637,14 @@ def blend_with_label(
         >>> ref = poisson_interpolate(dst, dst[[1, 0]], mask, 0.5)
         >>> bool((out == ref).all() and (label == anomaly_label(dst, ref, mask, 0.5)).all())
         True
+        >>> lo, hi = np.array([[8, 10]] * 2), np.array([[20, 24]] * 2)  # the same masks, as boxes
+        >>> out2, label2 = blend_with_label(dst, dst, None, 0.5, src_index=[1, 0], boxes=(lo, hi))
+        >>> bool((out2 == out).all() and (label2 == label).all())
+        True
     """
     check_choice("blend", blend, ("pii", "fpi"))
+    if (boxes is None) == (mask is None):
+        raise TypeError("pass either mask or boxes=(lo, hi) (with mask=None)")
     if blend == "fpi" and options:
         raise TypeError(f"blend='fpi' takes no solver options; got {sorted(options)}")
     gradient = options.pop("gradient", "pii")
@@ -585,13 +658,21 @@ def blend_with_label(
         tolerance = check_real("tolerance", tolerance, low=0, low_open=True)
     tol = _check_options(backend=backend, check_finite=check_finite, return_info=False, **solver)
     solver["tol"] = tol
-    akind, d, s, m = _prepare(dst, src, mask)
+    akind, d, s, m = _prepare(dst, src, mask, mask_optional=True)
     xp = get_xp(d)
     B = d.shape[0]
     gidx = _source_index(src_index, B)
     a = normalize_alpha(alpha, B, xp)
     bk = get_backend(backend, d)
     label_shape = (B, 1) + tuple(d.shape[2:])
+    if boxes is not None:
+        box_lo, box_hi = _check_boxes(boxes, tuple(d.shape))
+        if B and bk.name == "numba":
+            res = _host_boxes_with_label(bk, d, s, gidx, a, box_lo, box_hi, blend, MODES[gradient], tolerance,
+                                         check_finite, solver)
+            if res is not None:
+                return from_backend_array(res[0], akind), from_backend_array(res[1].reshape(label_shape), akind)
+        m = _box_masks(box_lo, box_hi, tuple(d.shape), xp)  # the general path, on the masks of the boxes
     if B == 0:
         return from_backend_array(d.copy(), akind), from_backend_array(xp.zeros(label_shape, d.dtype), akind)
     d5, m5 = _as_5d(d, xp), _mask_5d(m, xp)

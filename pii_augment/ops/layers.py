@@ -24,10 +24,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .._arrays import array_kind, check_array
+from .._arrays import array_kind, check_array, to_backend_array
 from .._validate import check_choice
 from ..sampling import PatchParams
-from .backends import BACKENDS
+from .backends import BACKENDS, get_backend
 from .blend import anomaly_label, blend_with_label
 from .masks import patch_masks
 
@@ -54,6 +54,7 @@ def blend_patches(
     apply: Any = None,
     tolerance: float | None = 1e-3,
     backend: str = "auto",
+    boxes_blend: Callable | None = None,
     **options: Any,
 ):
     """Blend every patch of ``patches`` into ``dst``, one layer after the other, and label them.
@@ -73,6 +74,11 @@ def blend_patches(
         tolerance: label quantisation step of :func:`~pii_augment.anomaly_label` (None: the
             whole patch).
         backend: as in :func:`~pii_augment.poisson_interpolate`.
+        boxes_blend: None, or for a callable ``blend``, the same blend given boxes instead of a
+            mask: ``(dst, src, (lo, hi), alpha) -> (out, label)`` (``blend_with_label(...,
+            boxes=(lo, hi))``). On the host, a layer whose masks are all boxes
+            (:meth:`~pii_augment.PatchParams.sample_boxes`) is blended from its boxes, its masks
+            never made (a named blend does this itself).
         **options: passed to the blend by name (``gradient``, ``clip``, ``tol``, ``method``,
             ``check_finite``, ...).
 
@@ -117,6 +123,10 @@ def blend_patches(
 
         def run(d, s, m, a):
             return blend_with_label(d, s, m, a, blend=name, tolerance=tolerance, backend=backend, **options)
+
+        def boxes_blend(d, s, boxes, a):
+            return blend_with_label(d, s, None, a, blend=name, tolerance=tolerance, backend=backend, boxes=boxes,
+                                    **options)
     else:
         def run(d, s, m, a):
             res = blend(d, s, m, a)
@@ -126,12 +136,21 @@ def blend_patches(
     if patches.n_layers == 0:  # no patch at all (or B = 0): out is a copy of dst, the label 0
         mask = patch_masks(patches, like=dst, apply=on, backend=backend)
         return run(dst, src, mask, np.zeros(B))
+    if boxes_blend is not None and get_backend(backend, to_backend_array(dst, "dst")).name != "numba":
+        boxes_blend = None  # a device makes all masks in one launch; boxes would cost one per sample
     out = label = None
     cur = dst
     for k in range(patches.n_layers):
         lp, present = patches.layer(k)
-        mask = patch_masks(lp, like=dst, apply=on & present, backend=backend)
-        out, lab = run(cur, src, mask, lp.alpha)
+        boxes = None if boxes_blend is None else lp.sample_boxes()
+        if boxes is not None:
+            lo, hi = boxes
+            off = ~(on & present)
+            lo[off] = hi[off] = 0  # left alone: an empty box
+            out, lab = boxes_blend(cur, src, (lo, hi), lp.alpha)
+        else:
+            mask = patch_masks(lp, like=dst, apply=on & present, backend=backend)
+            out, lab = run(cur, src, mask, lp.alpha)
         label = lab if label is None else _maximum(label, lab)
         cur = out
     return out, label

@@ -183,6 +183,30 @@ class PatchParams:
         hi = np.minimum(np.maximum(hi, self.border), top)
         return lo, np.maximum(hi, lo)
 
+    def sample_boxes(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(lo, hi)``, (B, ndim) int64, when every sample has one patch and every patch is an
+        axis-aligned box (``"square"``/``"rectangle"``, not rotated nor sheared): sample b's mask
+        in :meth:`masks` is then the box ``lo[b] <= p < hi[b]`` (empty where some ``hi <= lo``);
+        else None.
+
+        Example:
+            >>> import numpy as np
+            >>> from pii_augment import sample_patches
+            >>> p = sample_patches(3, (32, 32), seed=0)
+            >>> lo, hi = p.sample_boxes()
+            >>> m = np.zeros((3, 32, 32), bool)
+            >>> for b in range(3): m[b, lo[b, 0]:hi[b, 0], lo[b, 1]:hi[b, 1]] = True
+            >>> bool((m == p.masks()).all())
+            True
+            >>> sample_patches(3, (32, 32), shape="ellipse", seed=0).sample_boxes() is None
+            True
+        """
+        if self.sample is not None or self.deformed:
+            return None
+        if any(name not in ("square", "rectangle") for name in set(self.row_shapes())):
+            return None
+        return self.boxes()
+
     def _row_mask(self, r: int, lo, hi, names, mats, width) -> np.ndarray:
         name = names[r]
         blob = None

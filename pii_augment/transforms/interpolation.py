@@ -606,10 +606,16 @@ class PatchInterpolation(nn.Module):
         :func:`~pii_augment.ops.blend_with_label`, sample b's source in ``src[src_index[b]]``."""
         raise NotImplementedError
 
-    def _blend_checked(self, dst, src, mask, alpha, check_finite: bool, explicit_source: bool, src_index=None):
+    #: Whether :meth:`_blend` also takes ``boxes=(lo, hi)`` with ``mask=None`` (masks that are
+    #: boxes, never made: :func:`~pii_augment.ops.blend_with_label`'s ``boxes``); a subclass
+    #: with its own ``_blend`` leaves this False and gets masks.
+    _blend_takes_boxes = False
+
+    def _blend_checked(self, dst, src, mask, alpha, check_finite: bool, explicit_source: bool, src_index=None,
+                       **boxes):
         """:meth:`_blend`, its NaN/Inf errors naming the module's arguments (images, source)."""
         try:
-            return self._blend(dst, src, mask, alpha, check_finite=check_finite, src_index=src_index)
+            return self._blend(dst, src, mask, alpha, check_finite=check_finite, src_index=src_index, **boxes)
         except ValueError as e:
             msg = str(e)
             if check_finite and msg.startswith(("dst contains NaN", "src contains NaN")):
@@ -679,8 +685,13 @@ class PatchInterpolation(nn.Module):
         def blend(d, s, m, a):
             return self._blend_checked(d, s, m, a, next(checks, False), explicit_source=explicit, src_index=index)
 
+        def boxes_blend(d, s, boxes, a):
+            return self._blend_checked(d, s, None, a, next(checks, False), explicit_source=explicit, src_index=index,
+                                       boxes=boxes)
+
         out, label = blend_patches(work, src, params.patches, blend=blend, apply=params.apply,
-                                   tolerance=self.tolerance, backend=self.backend)
+                                   tolerance=self.tolerance, backend=self.backend,
+                                   boxes_blend=boxes_blend if self._blend_takes_boxes else None)
         if work is not images:
             out, label = out.to(images.dtype), label.to(images.dtype)
         if self.label == "mask":
@@ -877,12 +888,13 @@ class PoissonImageInterpolation(PatchInterpolation):
         return f"{super().extra_repr()}, gradient={self.gradient!r}"
 
     _blend_checks_finite = True
+    _blend_takes_boxes = True
 
-    def _blend(self, dst, src, mask, alpha, check_finite=False, src_index=None):
+    def _blend(self, dst, src, mask, alpha, check_finite=False, src_index=None, boxes=None):
         return blend_with_label(
             dst, src, mask, alpha, blend="pii", src_index=src_index, tolerance=self.tolerance,
             gradient=self.gradient, clip=self.clip, tol=self.solver_tol, backend=self.backend,
-            check_finite=check_finite,
+            check_finite=check_finite, boxes=boxes,
         )
 
 
@@ -915,7 +927,8 @@ class ForeignPatchInterpolation(PatchInterpolation):
     """
 
     _blend_checks_finite = True
+    _blend_takes_boxes = True
 
-    def _blend(self, dst, src, mask, alpha, check_finite=False, src_index=None):
+    def _blend(self, dst, src, mask, alpha, check_finite=False, src_index=None, boxes=None):
         return blend_with_label(dst, src, mask, alpha, blend="fpi", src_index=src_index, tolerance=self.tolerance,
-                                backend=self.backend, check_finite=check_finite)
+                                backend=self.backend, check_finite=check_finite, boxes=boxes)

@@ -233,3 +233,93 @@ def test_fpi_on_the_host_threads_equals_one_thread(threads, monkeypatch):
     (out, label), fpi = runs[threads]
     (ref_out, ref_label), ref_fpi = runs[1]
     assert np.array_equal(out, ref_out) and np.array_equal(label, ref_label) and np.array_equal(fpi, ref_fpi)
+
+
+# ------------------------------------------------------------------------ masks given as boxes
+def _boxes_and_masks(rng, B, spatial, inside=True):
+    """Random boxes (some empty, some at the image's edge unless ``inside``) and their masks."""
+    nd = len(spatial)
+    lo = np.stack([rng.integers(1 if inside else 0, n // 2, B) for n in spatial], 1)
+    hi = np.stack([rng.integers(n // 2 + 1, n if inside else n + 1, B) for n in spatial], 1)
+    lo[0] = hi[0]  # empty
+    mask = np.zeros((B,) + spatial, bool)
+    for b in range(B):
+        mask[(b,) + tuple(slice(a, c) for a, c in zip(lo[b], hi[b]))] = True
+    assert nd == mask.ndim - 1
+    return lo, hi, mask
+
+
+@pytest.mark.parametrize("spatial", [(30, 34), (9, 14, 12)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("inside", [True, False])
+def test_boxes_give_the_bytes_of_their_masks(spatial, dtype, inside, monkeypatch):
+    # PII and FPI, with and without a source index, both label rules: the boxes' result is the
+    # masks' bit for bit; on the host, boxes whose ring lies inside the image are solved without
+    # making any mask (PII's edge boxes, which the box solve does not take, go the masks' way);
+    # labels and outputs are allocated NaN, so an element the box path forgets to write shows
+    import pii_augment.ops.blend as blend_module
+
+    monkeypatch.setattr(NumbaBackend, "empty", lambda self, shape, dtype: np.full(shape, np.nan, dtype))
+
+    made = []
+    original = blend_module._box_masks
+    monkeypatch.setattr(blend_module, "_box_masks", lambda *a: made.append(1) or original(*a))
+    rng = np.random.default_rng(len(spatial) + inside)
+    B = 6
+    dst = rng.standard_normal((B, 2) + spatial).astype(dtype)
+    src = rng.standard_normal((B, 2) + spatial).astype(dtype)
+    lo, hi, mask = _boxes_and_masks(rng, B, spatial, inside)
+    for blend in ("pii", "fpi"):
+        for index in (None, np.roll(np.arange(B), 2)):
+            for tolerance in (1e-3, None):
+                made.clear()
+                out, label = blend_with_label(dst, src, None, 0.6, blend=blend, src_index=index, tolerance=tolerance,
+                                              boxes=(lo, hi))
+                ref_out, ref_label = blend_with_label(dst, src, mask, 0.6, blend=blend, src_index=index,
+                                                      tolerance=tolerance)
+                assert np.array_equal(out, ref_out) and np.array_equal(label, ref_label)
+                assert out.dtype == dtype and label.shape == (B, 1) + spatial
+                assert len(made) == (blend == "pii" and not inside)
+
+
+def test_boxes_raise_what_their_masks_raise():
+    rng = np.random.default_rng(2)
+    dst = rng.standard_normal((4, 1, 20, 22)).astype(np.float32)
+    lo, hi, mask = _boxes_and_masks(rng, 4, (20, 22))
+    for blend in ("pii", "fpi"):
+        for which in ("dst", "src"):
+            d, s = dst.copy(), dst.copy() + 1
+            (d if which == "dst" else s)[2, 0, 5, 6] = np.nan
+            with pytest.raises(ValueError, match=f"^{which} contains NaN"):
+                blend_with_label(d, s, None, 0.5, blend=blend, boxes=(lo, hi))
+            with pytest.raises(ValueError, match=f"^{which} contains NaN"):
+                blend_with_label(d, s, mask, 0.5, blend=blend)
+    whole = (np.zeros((4, 2), int), np.full((4, 2), [20, 22]))
+    with pytest.raises(ValueError, match="covers the whole image"):
+        blend_with_label(dst, dst, None, 0.5, boxes=whole)
+    with pytest.raises(TypeError, match="either mask or boxes"):
+        blend_with_label(dst, dst, mask, 0.5, boxes=(lo, hi))
+    with pytest.raises(TypeError, match="either mask or boxes"):
+        blend_with_label(dst, dst, None, 0.5)
+    with pytest.raises(TypeError, match=r"\(B, ndim\) = \(4, 2\)"):
+        blend_with_label(dst, dst, None, 0.5, boxes=(lo[:, :1], hi))
+    with pytest.raises(TypeError, match="integer"):
+        blend_with_label(dst, dst, None, 0.5, boxes=(lo.astype(float), hi))
+    with pytest.raises(ValueError, match="inside the spatial shape"):
+        blend_with_label(dst, dst, None, 0.5, boxes=(lo - 5, hi))
+    with pytest.raises(TypeError, match="pair"):
+        blend_with_label(dst, dst, None, 0.5, boxes=lo)
+
+
+def test_boxes_on_the_emulated_device_and_torch_give_the_host_result():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    dst = rng.standard_normal((3, 1, 16, 18)).astype(np.float32)
+    lo, hi, mask = _boxes_and_masks(rng, 3, (16, 18))
+    for blend in ("pii", "fpi"):
+        ref = blend_with_label(dst, dst[::-1].copy(), mask, 0.5, blend=blend)
+        emu = blend_with_label(dst, dst[::-1].copy(), None, 0.5, blend=blend, boxes=(lo, hi), backend="cuda-emulated")
+        tor = blend_with_label(torch.from_numpy(dst), torch.from_numpy(dst[::-1].copy()), None, 0.5, blend=blend,
+                               boxes=(lo, hi))
+        assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(emu, ref))
+        assert all(isinstance(t, torch.Tensor) and np.array_equal(t.numpy(), r) for t, r in zip(tor, ref))

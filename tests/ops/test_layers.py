@@ -98,3 +98,34 @@ def test_no_patch_at_all_and_bad_arguments():
     with pytest.raises(ValueError, match=r"apply must have shape \(B,\)"):
         blend_patches(dst, src, p, apply=[True])
     assert patch_masks(p).shape == (2, 40, 44)
+
+
+@pytest.mark.parametrize("blend", ["pii", "fpi"])
+def test_box_layers_are_blended_from_their_boxes_without_masks(blend, monkeypatch):
+    # on the host, a layer of axis-aligned boxes goes to the blend as boxes (no mask made), with
+    # the bytes of the masks' path (a callable blend, which gets masks); samples left alone by
+    # ``apply`` or without a k-th patch are empty boxes
+    import pii_augment.ops.layers as layers
+
+    made = []
+    real = layers.patch_masks
+    monkeypatch.setattr(layers, "patch_masks", lambda *a, **k: made.append(1) or real(*a, **k))
+    dst, src = _batch(4, B=6)
+    apply = np.array([1, 1, 0, 1, 1, 1], bool)
+    for p in (pa.sample_patches(6, (40, 44), seed=2), pa.sample_patches(6, (40, 44), shape="rectangle", seed=5,
+                                                                        border=0)):
+        made.clear()
+        out, label = blend_patches(dst, src, p, blend=blend, apply=apply)
+        assert made == []
+        fn = pa.poisson_interpolate if blend == "pii" else pa.foreign_patch_interpolate
+        ref_out, ref_label = blend_patches(dst, src, p, blend=lambda d, s, m, a: fn(d, s, m, a), apply=apply)
+        assert made == [1]
+        np.testing.assert_array_equal(out, ref_out)
+        np.testing.assert_array_equal(label, ref_label)
+        np.testing.assert_array_equal(out[2], dst[2])
+    made.clear()
+    blend_patches(dst, src, pa.sample_patches(6, (40, 44), shape="ellipse", seed=2), blend=blend)
+    assert made == [1]  # not boxes: masks
+    made.clear()
+    blend_patches(dst, src, pa.sample_patches(6, (40, 44), seed=2), blend=blend, backend=EMU)
+    assert made == [1]  # a device makes the masks in one launch

@@ -286,3 +286,19 @@ def test_source_indices_bad_arguments(kwargs, error, match):
     args.update(kwargs)
     with pytest.raises(error, match=match):
         pa.sample_source_indices(args.pop("batch_size"), **args)
+
+
+@pytest.mark.parametrize("spatial", [(40, 36), (12, 20, 18)])
+def test_sample_boxes_are_the_masks_of_axis_aligned_boxes(spatial):
+    for kwargs in ({}, {"shape": "rectangle"}, {"shape": ("square", "rectangle")}, {"border": 0},
+                   {"half_width_frac": (0.4, 0.6), "border": 0}):
+        p = pa.sample_patches(7, spatial, seed=3, **kwargs)
+        lo, hi = p.sample_boxes()
+        assert lo.shape == hi.shape == (7, len(spatial)) and lo.dtype == hi.dtype == np.int64
+        m = np.zeros((7,) + spatial, bool)
+        for b in range(7):
+            m[(b,) + tuple(slice(a, c) for a, c in zip(lo[b], hi[b]))] = True
+        np.testing.assert_array_equal(m, p.masks())
+    for kwargs in ({"shape": "ellipse"}, {"shape": ("square", "blob")}, {"rotation": (-30, 30)},
+                   {"shear": (-10, 10)}, {"n_patches": (1, 2)}):
+        assert pa.sample_patches(7, spatial, seed=3, **kwargs).sample_boxes() is None, kwargs

@@ -531,6 +531,22 @@ def test_finiteness_is_checked_by_the_blend_in_its_own_pass(cls, images, monkeyp
     assert flags == [True, False, False]  # later layers blend the first one's output
 
 
+def test_square_patches_are_blended_from_their_boxes_on_the_host(cls, images, monkeypatch):
+    """The original's squares reach the blend as boxes: no mask is made (nor read) on the host;
+    other shapes, and subclasses with their own _blend, get masks."""
+    import pii_augment.ops.layers as layers
+
+    made = []
+    real = layers.patch_masks
+    monkeypatch.setattr(layers, "patch_masks", lambda *a, **k: made.append(1) or real(*a, **k))
+    out, label = cls(seed=0)(images)
+    assert made == [] and bool((label > 0).any())
+    cls(seed=0, shape="ellipse")(images)
+    assert made == [1]
+    _CopyPaste(seed=0)(images)
+    assert made == [1, 1]
+
+
 class _CopyPaste(PatchInterpolation):
     """A subclass whose _blend does not check NaN/Inf: the module checks for it."""
 

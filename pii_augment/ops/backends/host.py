@@ -75,19 +75,23 @@ class NumbaBackend(BackendBase):
         return self._prepare(d5, g5, None, m5, check_guide, None)
 
     def prepare_boxes(self, d5, g5, gidx, m5, check_guide, alpha, mode, clip, ndim, label=None,
-                      masks=None) -> _HostState:
+                      masks=None, boxes=None) -> _HostState:
         """See :meth:`BackendBase.prepare_boxes`; with ``label`` = ``(array, tolerance)`` (see
         :attr:`fuses_label`), also the label of every sample this pass solves, into ``array``
         ((B, 1, D, H, W), any contents), while the sample is in cache (the report's
         ``labelled``), and zeros for the other samples: ``array`` is written whole, once. With ``masks`` = ``(tol,
         max_iter)``, the same pass solves every other non-empty mask by the whole-system
         multigrid (what :meth:`solve_masks` does, while the sample is in cache; :meth:`solve_masks`
-        then has nothing left)."""
+        then has nothing left). With ``m5`` None and ``boxes`` = (box_lo, box_hi), (B, 3) int64
+        (an empty mask lo = hi = 0), the masks are those boxes and no mask is read; a box that
+        the box solve does not take is then left unsolved (the report's ``LEFT``)."""
         if label is not None:
             label = (label[0],) + _label_args(d5, alpha, label[1])
-        return self._prepare(d5, g5, gidx, m5, check_guide, (alpha, mode, clip, ndim), label, masks)
+        if boxes is not None:
+            masks = None
+        return self._prepare(d5, g5, gidx, m5, check_guide, (alpha, mode, clip, ndim), label, masks, boxes)
 
-    def _prepare(self, d5, g5, gidx, m5, check_guide: bool, solve, label=None, masks=None) -> _HostState:
+    def _prepare(self, d5, g5, gidx, m5, check_guide: bool, solve, label=None, masks=None, boxes=None) -> _HostState:
         """Sample by sample (:func:`~pii_augment.ops._host_kernels.prepare_samples`): the copy,
         the clip range, the finite checks, the mask box and, with ``solve`` = (alpha, mode, clip,
         ndim), the exact box solve (and the label, with ``label``), while the sample's images are
@@ -97,6 +101,8 @@ class NumbaBackend(BackendBase):
 
         B = d5.shape[0]
         state = _HostState(d5)
+        if boxes is not None:
+            state.box_lo[...], state.box_hi[...] = boxes
         gidx = np.arange(B) if gidx is None else gidx
         alpha, mode, clip, ndim = solve if solve is not None else (np.zeros(B), 0, False, 2)
 
@@ -182,21 +188,23 @@ class NumbaBackend(BackendBase):
         n = min(batch, self.threads)
         return run_parts(fn, [np.arange(i, batch, n) for i in range(n)])
 
-    def fpi_label(self, d5, s5, gidx, m5, alpha, tolerance, check_finite):
+    def fpi_label(self, d5, s5, gidx, m5, alpha, tolerance, check_finite, boxes=None):
+        """See :meth:`BackendBase.fpi_label`; ``m5`` None and ``boxes`` = (box_lo, box_hi), (B, 3)
+        int64: the masks are those boxes (:func:`~pii_augment.ops._host_kernels.fpi_samples`)."""
         a, tol, quantise = _label_args(d5, alpha, tolerance)
         label = self.empty((d5.shape[0], 1) + d5.shape[2:], d5.dtype)  # the pass writes every row
-        return self._fpi(d5, s5, gidx, m5, a, tol, quantise, label, check_finite), label
+        return self._fpi(d5, s5, gidx, m5, a, tol, quantise, label, check_finite, boxes), label
 
     def fpi(self, d5, s5, m5, alpha, check_finite):
         a = alpha.astype(d5.dtype)
         return self._fpi(d5, s5, None, m5, a, d5.dtype.type(1), False, None, check_finite)
 
-    def _fpi(self, d5, s5, gidx, m5, a, tol, quantise, label, check_finite):
+    def _fpi(self, d5, s5, gidx, m5, a, tol, quantise, label, check_finite, boxes=None):
         """The FPI blend of every sample (and its label, unless ``label`` is None) in one
         :func:`fpi_samples` pass over the host threads, the NaN/Inf test of the rows it reads
         folded in; source samples that no sample reads are tested on their own, so the check
         covers all of ``src`` as documented. Raises for dst before src."""
-        from .._host_kernels import _EXPONENT, _NO_BITS, _NO_LABEL, all_finite, fpi_samples
+        from .._host_kernels import _EXPONENT, _NO_BITS, _NO_BOXES, _NO_LABEL, _NO_MASK, all_finite, fpi_samples
 
         B = d5.shape[0]
         out = np.empty_like(d5)
@@ -207,8 +215,11 @@ class NumbaBackend(BackendBase):
         d_bits = d5.view(itype) if check_finite else skip
         s_bits = s5.view(itype) if check_finite and not same_elements(s5, d5) else skip  # s5 is d5: checked
         one_minus = (1 - a).astype(d5.dtype)
+        box_lo, box_hi = _NO_BOXES if boxes is None else boxes
+        m5 = _NO_MASK if boxes is not None else m5
         found = self._per_sample(B, lambda p: fpi_samples(d5, s5, gidx, m5, a, one_minus, tol, quantise, p, out,
-                                                          label, d_bits, s_bits, itype(exponent)))
+                                                          label, d_bits, s_bits, itype(exponent), box_lo, box_hi,
+                                                          boxes is not None))
         bad = 0
         for f in found:
             bad |= f
