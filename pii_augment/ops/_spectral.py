@@ -5,8 +5,11 @@ original PII's square patches), the masked Poisson problem is the Dirichlet Lapl
 rectangle, which the type-I discrete sine transform (DST-I) diagonalises exactly:
 ``f = S (S b / lambda)`` with ``S`` the sine matrix of each axis and ``lambda`` the sums of the
 1D eigenvalues ``2 - 2 cos(pi k / (N + 1))``. The transforms are dense products with the sine
-matrices, so a box of sides ``n_i`` costs ``prod(n_i) * sum(n_i)`` multiply-adds: far less than
-multigrid for the patch sizes of the original, more for very large boxes, so
+matrices (through BLAS where a product is small enough to run on the calling thread, see
+:data:`BLAS_MAX_MNK`: a box's bytes are then those of the machine's BLAS, the same from run to
+run, not across BLAS builds or CPUs), so a box of sides ``n_i`` costs ``prod(n_i) * sum(n_i)``
+multiply-adds: far less than multigrid for the patch sizes of the original, more for very large
+boxes, so
 :func:`box_samples` limits the sides' sum. The right-hand side and the transforms are computed in
 the image dtype (float32 or float64); norms and the residual check in float64.
 
@@ -208,12 +211,22 @@ def _sine_tables(n, like, store, offs):
     return _half_sine_matrices(n, like)
 
 
+#: Products of at most this many multiply-adds (m n k) go to BLAS: OpenBLAS runs them on the
+#: calling thread (its bound for one thread, 65536 x GEMM_MULTITHREAD_THRESHOLD 4), so the host's
+#: threads, one per sample, are not oversubscribed by BLAS' own; larger ones stay in
+#: :func:`_matmul_rows`' loops (with BLAS' threads they were 1.5x slower at 1024^2 on 2 cores).
+BLAS_MAX_MNK = 262144
+
+
 @njit(inline="always")
 def _matmul_rows(A, n, F, O):
     """O[i, :] = sum_{j < n} A[i, j] F[j, :] for every row i of A: two rows of A and four rows
     of F per pass over the output rows (each row of F loaded once for two outputs)."""
     M = A.shape[0]
     L = O.shape[1]
+    if 0 < n == A.shape[1] and M * n * L <= BLAS_MAX_MNK:
+        np.dot(A, F[:n], O)  # BLAS (SciPy's, through Numba): 512-bit kernels where the CPU has them
+        return
     for i in range(M):
         orow = O[i]
         for k in range(L):

@@ -107,6 +107,31 @@ def test_the_half_sine_matrices_are_the_parity_halves_of_the_sine_matrix(dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_row_transforms_are_the_dst_on_both_sides_of_the_blas_bound(dtype):
+    """_dst_x / _idst_x against the dense DST-I in float64, for boxes whose products go to BLAS
+    (m n k <= BLAS_MAX_MNK) and for larger ones (the loops), odd and even sides."""
+    from pii_augment.ops._spectral import BLAS_MAX_MNK, _dst_x, _half_sine_matrices, _idst_x
+
+    rng = np.random.default_rng(1)
+    paths = set()
+    for M, n in ((1, 1), (3, 2), (7, 5), (90, 90), (101, 91), (203, 200), (40, 257)):
+        h1 = n - n // 2
+        paths.add(M * h1 * ((h1 + 7) // 8 * 8) <= BLAS_MAX_MNK)
+        Fe, Fo, FeT, FoT = _half_sine_matrices(n, np.empty(1, dtype))
+        a = rng.standard_normal((2, M, n)).astype(dtype)
+        j, k = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+        S = np.sin(np.pi * (j + 1) * (k + 1) / (n + 1))
+        order = np.r_[np.arange(0, n, 2), np.arange(1, n, 2)]  # the modes by parity
+        want = (a.astype(np.float64) @ S)[..., order]
+        got = _dst_x(a, Fe, Fo)
+        tol = (1e-4 if dtype == np.float32 else 1e-12) * np.sqrt(n) * np.abs(a).max()
+        np.testing.assert_allclose(got, want, atol=tol)
+        back = _idst_x(got, FeT, FoT) * (2.0 / (n + 1))  # S S = (n + 1) / 2
+        np.testing.assert_allclose(back, a, atol=10 * tol)
+    assert paths == {True, False}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_the_sine_store_holds_the_tables_of_every_side_it_covers(dtype):
     """The store's views are the tables the box solve would build, byte for byte, for every side
     up to STORE_MAX_SIDE; a larger side is built (not read past the store)."""
