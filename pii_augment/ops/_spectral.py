@@ -342,8 +342,13 @@ def _idst_x(a, FeT, FoT):
 
 @njit(cache=True, nogil=True)
 def _dst_z(a, S):
-    """a (P, M, N) -> the dense DST-I (matrix S) along the first axis; four planes per pass."""
+    """a (P, M, N) -> the dense DST-I (matrix S) along the first axis: one BLAS product
+    (P, P) x (P, M N) where small enough (:data:`BLAS_MAX_MNK`), else four planes per pass."""
     P, M, N = a.shape
+    if P * P * M * N <= BLAS_MAX_MNK:
+        out = np.empty_like(a)
+        np.dot(S, a.reshape((P, M * N)), out.reshape((P, M * N)))
+        return out
     out = np.zeros_like(a)
     p4 = P - P % 4
     for i in range(P):

@@ -132,6 +132,23 @@ def test_the_row_transforms_are_the_dst_on_both_sides_of_the_blas_bound(dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_plane_transform_is_the_dst_on_both_sides_of_the_blas_bound(dtype):
+    """_dst_z (3D boxes) against the dense DST-I along the first axis in float64."""
+    from pii_augment.ops._spectral import BLAS_MAX_MNK, _dst_z, _sine_matrix
+
+    rng = np.random.default_rng(2)
+    paths = set()
+    for P, M, N in ((1, 3, 4), (5, 6, 7), (20, 20, 20), (41, 40, 39), (70, 9, 8)):
+        paths.add(P * P * M * N <= BLAS_MAX_MNK)
+        a = rng.standard_normal((P, M, N)).astype(dtype)
+        S = _sine_matrix(P, np.empty(1, dtype))
+        want = np.einsum("ij,jqk->iqk", S.astype(np.float64), a.astype(np.float64))
+        tol = (1e-4 if dtype == np.float32 else 1e-12) * np.sqrt(P) * np.abs(a).max()
+        np.testing.assert_allclose(_dst_z(a, S), want, atol=tol)
+    assert paths == {True, False}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_the_sine_store_holds_the_tables_of_every_side_it_covers(dtype):
     """The store's views are the tables the box solve would build, byte for byte, for every side
     up to STORE_MAX_SIDE; a larger side is built (not read past the store)."""
