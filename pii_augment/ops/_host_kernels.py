@@ -263,7 +263,8 @@ def prepare_samples(d5, g5, gidx, m5, samples, check_guide, solve, alpha, mode, 
     store, offs = sine_store(d5.dtype)
     tol, max_iter, mg_code, iters = (1.0, 0, 0, status) if masks is None else masks
     return _prepare_samples(d5, d5.view(itype), g5, g5.view(itype), itype(bits), gidx, m5, m8, mask_words(m8),
-                            boxes_given, ones, samples, bool(check_guide), bool(solve), alpha, mode, bool(do_clip), ndim, MAX_SIDE_SUM, box_code,
+                            boxes_given, ones, samples, bool(check_guide), bool(solve), alpha, mode, bool(do_clip),
+                            ndim, MAX_SIDE_SUM, box_code,
                             out, lo, hi, box_lo, box_hi, filled, status, residual, lab, lab_alpha, lab_tol,
                             bool(quantise), store, offs, masks is not None, float(tol), int(max_iter), int(mg_code),
                             iters, *MG_DEFAULTS)
@@ -345,14 +346,22 @@ def _label_sample(dst, out, mask, b, a, tolerance, quantise, lo, hi, changed, la
     D, H, W = label.shape[2:]
     for z in range(D):
         for y in range(H):
-            row = label[b, 0, z, y]
-            if lo[0] <= z < hi[0] and lo[1] <= y < hi[1]:
-                _zero_row(row[:lo[2]], zero)
-                mrow = ones if boxes_given else mask[b, z, y]
-                _label_row(dst, out, b, z, y, mrow, a, zero, tolerance, quantise, lo[2], hi[2], changed, row, False)
-                _zero_row(row[hi[2]:], zero)
-            else:
-                _zero_row(row, zero)
+            inside = lo[0] <= z < hi[0] and lo[1] <= y < hi[1]
+            mrow = ones if boxes_given else mask[b, z, y]
+            _label_row_whole(dst, out, b, z, y, mrow, inside, a, zero, tolerance, quantise, lo[2], hi[2], changed,
+                             label[b, 0, z, y])
+
+
+@njit(inline="always")
+def _label_row_whole(dst, out, b, z, y, mrow, inside, a, zero, tolerance, quantise, x0, x1, changed, row):
+    """Row (b, z, y) of the label written whole: :func:`_label_row` on [x0, x1) and zeros
+    around it when the row crosses the box (``inside``), zeros only when it does not."""
+    if inside:
+        _zero_row(row[:x0], zero)
+        _label_row(dst, out, b, z, y, mrow, a, zero, tolerance, quantise, x0, x1, changed, row, False)
+        _zero_row(row[x1:], zero)
+    else:
+        _zero_row(row, zero)
 
 
 @njit(nogil=True)
@@ -422,14 +431,8 @@ def fpi_samples(dst, src, gidx, mask, alpha, one_minus_alpha, tolerance, quantis
                         if check_src:
                             bad_src |= not _finite_bits(src_bits[g, c, z, y], exponent)
                     if labelled:
-                        lrow = label[b, 0, z, y]
-                        if inside:
-                            _zero_row(lrow[:x0], zero)
-                            _label_row(dst, out, b, z, y, ones, a, zero, tolerance, quantise, x0, x1, changed, lrow,
-                                       False)
-                            _zero_row(lrow[x1:], zero)
-                        else:
-                            _zero_row(lrow, zero)
+                        _label_row_whole(dst, out, b, z, y, ones, inside, a, zero, tolerance, quantise, x0, x1,
+                                         changed, label[b, 0, z, y])
                     continue
                 m = mask[b, z, y]
                 for c in range(C):
