@@ -42,7 +42,7 @@ def _is_cupy(x: Any) -> bool:
     return cupy is not None and isinstance(x, cupy.ndarray)
 
 
-_NUMPY = ArrayKind("numpy", "cpu")
+_NUMPY = NUMPY_KIND = ArrayKind("numpy", "cpu")  #: the kind of numpy arrays (one object, shared)
 
 
 def array_kind(x: Any) -> ArrayKind:

@@ -137,6 +137,9 @@ def label_host(dst, out, mask, alpha, tolerance, quantise, label):
 #: Exponent bits of float32 / float64: a value is NaN or Inf exactly when they are all set.
 _EXPONENT = {4: (np.uint32, 0x7F800000), 8: (np.uint64, 0x7FF0000000000000)}
 
+#: (integer view dtype, the exponent bits as that dtype's scalar) by itemsize, made once.
+_EXPONENT_BITS = {size: (itype, itype(bits)) for size, (itype, bits) in _EXPONENT.items()}
+
 #: Integer views of no samples, by itemsize: the ``dst_bits`` / ``src_bits`` of
 #: :func:`fpi_samples` that test nothing.
 _NO_BITS = {size: np.zeros((0, 1, 1, 1, 1), itype) for size, (itype, _) in _EXPONENT.items()}
@@ -249,25 +252,36 @@ def prepare_samples(d5, g5, gidx, m5, samples, check_guide, solve, alpha, mode, 
     looked at with ``check_guide``; ``LEFT``: a non-empty mask that the box solve did not solve,
     whether the multigrid solved it here or not: ``status`` says which).
     """
-    itype, bits = _EXPONENT[d5.dtype.itemsize]
+    itype, bits = _EXPONENT_BITS[d5.dtype.itemsize]
     boxes_given = m5 is None
     if boxes_given:
         if masks is not None:
             raise ValueError("the multigrid of the preparation pass needs the masks (masks=None with boxes)")
         m5 = _NO_MASK
     m8 = m5.view(np.uint8)
-    ones = np.ones(d5.shape[-1] if boxes_given else 0, np.bool_)
+    ones = _ones_row(d5.shape[-1] if boxes_given else 0)
     if label is None:
         label = _NO_LABEL[d5.dtype.itemsize]
     lab, lab_alpha, lab_tol, quantise = label
     store, offs = sine_store(d5.dtype)
     tol, max_iter, mg_code, iters = (1.0, 0, 0, status) if masks is None else masks
-    return _prepare_samples(d5, d5.view(itype), g5, g5.view(itype), itype(bits), gidx, m5, m8, mask_words(m8),
+    return _prepare_samples(d5, d5.view(itype), g5, g5.view(itype), bits, gidx, m5, m8, mask_words(m8),
                             boxes_given, ones, samples, bool(check_guide), bool(solve), alpha, mode, bool(do_clip),
                             ndim, MAX_SIDE_SUM, box_code,
                             out, lo, hi, box_lo, box_hi, filled, status, residual, lab, lab_alpha, lab_tol,
                             bool(quantise), store, offs, masks is not None, float(tol), int(max_iter), int(mg_code),
                             iters, *MG_DEFAULTS)
+
+
+_ONES: dict[int, np.ndarray] = {}
+
+
+def _ones_row(n: int) -> np.ndarray:
+    """A (n,) bool row of True, made once per length (the kernels only read it)."""
+    row = _ONES.get(n)
+    if row is None:
+        row = _ONES[n] = np.ones(n, np.bool_)
+    return row
 
 
 @njit(inline="always")

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from .._arrays import (
+    NUMPY_KIND,
     check_array,
     check_image_batch,
     check_same_shape,
@@ -90,6 +91,13 @@ def _prepare(dst, src, mask, names=("dst", "src"), src_optional=False, mask_opti
     """Check and convert the inputs: ``(akind, d, s, m)``, the inputs' array kind (numpy, cupy or
     torch: what the results are returned as) and the backend arrays (``s``: None if ``src`` is;
     ``m``: None if ``mask`` is, with ``mask_optional``)."""
+    if (type(dst) is np.ndarray and (type(src) is np.ndarray or (src is None and src_optional))
+            and (type(mask) is np.ndarray or (mask is None and mask_optional))):
+        # numpy arrays alone (the common host call): what the general path below does for them
+        check_image_batch(dst, names[0])
+        if src is not None:
+            check_same_shape(dst, src, names[0], names[1])
+        return NUMPY_KIND, dst, src, None if mask is None else normalize_mask(mask, dst.shape)
     check_array(dst, names[0])
     if src is not None or not src_optional:
         check_array(src, names[1])
@@ -160,7 +168,8 @@ def _merge_infos(infos: list[SolveInfo]) -> SolveInfo:
 
 
 def _solve(bk, d, m, guide, alpha, mode: int, *, clip: bool, on_unconverged: str, method: str,
-           check_finite: bool, guide_name: str = "src", gidx: np.ndarray | None = None, label=None, **solver_kw):
+           check_finite: bool, guide_name: str = "src", gidx: np.ndarray | None = None, label=None,
+           want_info: bool = True, **solver_kw):
     """Shared path of :func:`poisson_interpolate` and :func:`solve_poisson` on backend arrays.
 
     ``guide``: the source images (guidance modes of ``MODES``), the divergence per pixel (mode
@@ -178,7 +187,9 @@ def _solve(bk, d, m, guide, alpha, mode: int, *, clip: bool, on_unconverged: str
     those not in the report's ``labelled``).
 
     Returns ``(out, info, report)``: the blend (the shape of ``d``), its :class:`SolveInfo` and
-    the backend's :class:`~pii_augment.ops.backends.BatchReport` (mask boxes for the label).
+    the backend's :class:`~pii_augment.ops.backends.BatchReport` (mask boxes for the label);
+    ``info`` is None when ``want_info`` is False and the box solve met ``tol`` in every system of
+    the batch on a backend that counts nothing (there is nothing to report then).
     """
     xp = bk.xp
     shape = d.shape
@@ -203,8 +214,10 @@ def _solve(bk, d, m, guide, alpha, mode: int, *, clip: bool, on_unconverged: str
     found = rep.found(tuple(m5.shape[1:]))
     if found & _TO_CHECK:
         _check_report(rep, m5, check_finite, guide_name)
-    if method == "auto" and not found & _NOT_ALL_BOXED:
-        info = _boxes_info(rep, solver_kw["tol"], d5.dtype)  # the one pass solved every non-empty mask
+    if method == "auto" and not found & _NOT_ALL_BOXED:  # the one pass solved every non-empty mask
+        if not want_info and before is None and _all_met(rep, solver_kw["tol"]):
+            return state.out.reshape(shape), None, rep
+        info = _boxes_info(rep, solver_kw["tol"], d5.dtype)
     else:
         info = _solve_rest(bk, d5, g5, gidx, guide, m5, alpha, mode, ndim, rep, state, clip, method, check_finite,
                            solver_kw)
@@ -218,6 +231,19 @@ def _solve(bk, d, m, guide, alpha, mode: int, *, clip: bool, on_unconverged: str
 _TO_CHECK = int(Found.GUIDE_BAD | Found.DST_BAD | Found.WHOLE_IMAGE)
 _NOT_ALL_BOXED = int(Found.LEFT | Found.DST_BAD)
 _LEFT = int(Found.LEFT)
+
+
+def _all_met(rep, tol: float) -> bool:
+    """Every system of the report has a residual at most ``tol`` (a NaN one has not)."""
+    res = rep.residual
+    return not res.size or bool(res.max() <= tol)
+
+
+def _report_boxes(rep, tol: float, dtype, on_unconverged: str) -> None:
+    """:func:`report_unconverged` on the info of a batch the box solve solved (:func:`_boxes_info`),
+    made only when some system missed ``tol``."""
+    if not _all_met(rep, tol):
+        report_unconverged(_boxes_info(rep, tol, dtype), on_unconverged)
 
 
 def _boxes_info(rep, tol: float, dtype) -> SolveInfo:
@@ -342,7 +368,7 @@ def _solve_public(dst, guide, mask, alpha, mode: int, *, clip, tol, method, max_
         return (out, _empty_info(method, tol, d.shape[1])) if return_info else out
     out, info, _ = _solve(
         bk, d, m, g, a, mode, clip=clip, tol=tol, method=method, max_iter=max_iter,
-        on_unconverged=on_unconverged, check_finite=check_finite, guide_name=guide_name,
+        on_unconverged=on_unconverged, check_finite=check_finite, guide_name=guide_name, want_info=return_info,
     )
     out = from_backend_array(out, akind)
     return (out, info) if return_info else out
@@ -570,7 +596,7 @@ def _host_boxes_with_label(bk, d, s, gidx, a, box_lo, box_hi, blend, mode, toler
     rep = bk.report(state)
     if rep.found(tuple(d5.shape[2:])) & (_TO_CHECK | _NOT_ALL_BOXED):
         return None
-    report_unconverged(_boxes_info(rep, solver["tol"], d5.dtype), solver["on_unconverged"])
+    _report_boxes(rep, solver["tol"], d5.dtype, solver["on_unconverged"])
     return state.out.reshape(d.shape), label
 
 
@@ -688,7 +714,7 @@ def blend_with_label(
         if bk.fuses_label:  # "auto": the pass writes it whole (labels, zeros); else only the boxes are
             label = (bk.empty if solver["method"] == "auto" else bk.zeros)((B, 1) + tuple(d5.shape[2:]), d.dtype)
         out, _, rep = _solve(bk, d, m, s, a, MODES[gradient], check_finite=check_finite, gidx=gidx,
-                             label=None if label is None else (label, tolerance), **solver)
+                             label=None if label is None else (label, tolerance), want_info=False, **solver)
         if label is None:
             label = bk.label_boxes(d5, _as_5d(out, xp), m5, a, tolerance, rep.box_lo, rep.box_hi)
         elif rep.found(tuple(m5.shape[1:])) & _LEFT or solver["method"] != "auto":  # the samples not labelled yet

@@ -323,3 +323,28 @@ def test_boxes_on_the_emulated_device_and_torch_give_the_host_result():
                                boxes=(lo, hi))
         assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(emu, ref))
         assert all(isinstance(t, torch.Tensor) and np.array_equal(t.numpy(), r) for t, r in zip(tor, ref))
+
+
+@pytest.mark.parametrize("boxes", [False, True])
+def test_a_missed_tol_is_reported_on_the_box_paths(boxes):
+    """The box solve's batch builds its info only when a system missed tol: a float32 batch asked
+    for 1e-10 (below its rounding floor) still raises, or warns, through blend_with_label with
+    masks and with boxes."""
+    rng = np.random.default_rng(3)
+    dst = rng.standard_normal((2, 1, 24, 24)).astype(np.float32)
+    src = rng.standard_normal((2, 1, 24, 24)).astype(np.float32)
+    lo, hi = np.array([[4, 5], [6, 3]]), np.array([[15, 18], [20, 12]])
+    mask = np.zeros((2, 24, 24), bool)
+    for b in range(2):
+        mask[b, lo[b, 0]:hi[b, 0], lo[b, 1]:hi[b, 1]] = True
+    args = (None, dict(boxes=(lo, hi))) if boxes else (mask, {})
+    with pytest.raises(pa.ConvergenceError, match="rounding floor of float32"):
+        blend_with_label(dst, src, args[0], 0.5, tol=1e-10, **args[1])
+    with pytest.warns(pa.ConvergenceWarning):
+        out, label = blend_with_label(dst, src, args[0], 0.5, tol=1e-10, on_unconverged="warn", **args[1])
+    ref, ref_label = reference("pii", dst, src, mask, np.full(2, 0.5), None, 1e-3, "numba", tol=1e-10,
+                               on_unconverged="ignore")
+    np.testing.assert_array_equal(out, ref)
+    np.testing.assert_array_equal(label, ref_label)
+    # met (the default tol): no info is needed, and none is made
+    blend_with_label(dst, src, args[0], 0.5, **args[1])

@@ -16,6 +16,7 @@ This module imports no other backend module: :mod:`.host`, :mod:`.cuda`, :mod:`.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -57,6 +58,12 @@ def host_threads() -> int:
     data = sys.modules.get("torch.utils.data")
     if data is not None and data.get_worker_info() is not None:
         return 1
+    return _numba_threads()
+
+
+@functools.cache
+def _numba_threads() -> int:
+    """``NUMBA_NUM_THREADS``, read once: Numba fixes it when it is imported."""
     import numba
 
     return max(1, int(numba.config.NUMBA_NUM_THREADS))

@@ -8,6 +8,20 @@ from typing import Callable
 import numpy as np
 
 from .. import _numba_kernels as _k
+from .._host_kernels import (
+    _EXPONENT,
+    _NO_BITS,
+    _NO_BOXES,
+    _NO_LABEL,
+    _NO_MASK,
+    all_finite,
+    fpi_samples,
+    label_host,
+    label_in_boxes,
+    prepare_samples,
+)
+from .._mg_system import MG_DEFAULTS, mg_solve_samples
+from .._spectral import box_samples, sine_store, spectral_box_solve
 from ..._arrays import same_elements
 from ..codes import Found
 from .base import BOX, MG, BackendBase, BatchReport, host_threads, run_parts
@@ -97,8 +111,6 @@ class NumbaBackend(BackendBase):
         ndim), the exact box solve (and the label, with ``label``), while the sample's images are
         in cache; the samples interleaved over the host threads, so that large and small boxes
         balance."""
-        from .._host_kernels import prepare_samples
-
         B = d5.shape[0]
         state = _HostState(d5)
         if boxes is not None:
@@ -120,8 +132,6 @@ class NumbaBackend(BackendBase):
         return state
 
     def solve_boxes(self, state: _HostState, d5, g5, alpha, mode, clip, ndim) -> None:
-        from .._spectral import box_samples, sine_store, spectral_box_solve
-
         idx = np.flatnonzero(box_samples(state.box_lo, state.box_hi, state.filled, d5.shape[2:], ndim))
         idx = idx[(state.status[idx] != BOX).any(axis=1)]
         if not idx.size:
@@ -140,8 +150,6 @@ class NumbaBackend(BackendBase):
     def solve_masks(self, state: _HostState, d5, g5, m5, alpha, mode, clip, ndim, tol, max_iter, gidx=None) -> None:
         if not state.flags & LEFT:  # the preparation solved every non-empty mask
             return
-        from .._mg_system import MG_DEFAULTS, mg_solve_samples
-
         nonempty = (state.box_hi > state.box_lo).all(axis=1)
         idx = np.flatnonzero(nonempty & (state.status == 0).any(axis=1))  # neither solve has solved them
         if not idx.size:
@@ -170,8 +178,6 @@ class NumbaBackend(BackendBase):
     def label_boxes(self, d5, o5, m5, alpha, tolerance, box_lo, box_hi, *, into=None, samples=None):
         """See :meth:`BackendBase.label_boxes`; ``into``: write into this label (zeros, or the
         labels of other samples) instead of a new one; ``samples``: label only these samples."""
-        from .._host_kernels import label_in_boxes
-
         B = d5.shape[0]
         label = np.zeros((B, 1) + d5.shape[2:], d5.dtype) if into is None else into  # written in the boxes only
         a, tol, quantise = _label_args(d5, alpha, tolerance)
@@ -185,7 +191,7 @@ class NumbaBackend(BackendBase):
     def _per_sample(self, batch: int, fn: Callable) -> list:
         """``[fn(samples), ...]`` over the batch's samples interleaved across the host threads
         (so that large and small patches balance)."""
-        n = min(batch, self.threads)
+        n = min(batch, self.threads) if batch > 1 else 1  # one sample: no thread count to look up
         return run_parts(fn, [np.arange(i, batch, n) for i in range(n)])
 
     def fpi_label(self, d5, s5, gidx, m5, alpha, tolerance, check_finite, boxes=None):
@@ -204,8 +210,6 @@ class NumbaBackend(BackendBase):
         :func:`fpi_samples` pass over the host threads, the NaN/Inf test of the rows it reads
         folded in; source samples that no sample reads are tested on their own, so the check
         covers all of ``src`` as documented. Raises for dst before src."""
-        from .._host_kernels import _EXPONENT, _NO_BITS, _NO_BOXES, _NO_LABEL, _NO_MASK, all_finite, fpi_samples
-
         B = d5.shape[0]
         out = np.empty_like(d5)
         gidx = np.arange(B) if gidx is None else np.asarray(gidx, np.int64)
@@ -233,8 +237,6 @@ class NumbaBackend(BackendBase):
         return out
 
     def label(self, d5, o5, m5, alpha, tolerance):
-        from .._host_kernels import label_host
-
         label = np.empty((d5.shape[0], 1) + d5.shape[2:], d5.dtype)
         label_host(d5, o5, m5, *_label_args(d5, alpha, tolerance), label)
         return label
