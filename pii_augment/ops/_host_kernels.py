@@ -225,6 +225,45 @@ def _box_fits(lo, hi, shape, ndim, max_side_sum):
     return sides <= max_side_sum
 
 
+@njit(cache=True, nogil=True)
+def boxes_fit(box_lo, box_hi, shape, ndim):
+    """Every non-empty box [box_lo[b], box_hi[b]) ((B, 3) int64 over (D, H, W); an empty one
+    lo = hi = 0) is one the box solve takes (:func:`_box_fits`): what
+    ``box_samples(box_lo, box_hi, nonempty, shape, ndim)[nonempty].all()`` says, without its
+    tables (a few microseconds fewer per call)."""
+    for b in range(box_lo.shape[0]):
+        lo = box_lo[b]
+        hi = box_hi[b]
+        if hi[0] > lo[0] and hi[1] > lo[1] and hi[2] > lo[2] and not _box_fits(lo, hi, shape, ndim, MAX_SIDE_SUM):
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def box_table(lo, hi, spatial):
+    """(lo5, hi5, inside): the (B, ndim) integer boxes [lo, hi) as (B, 3) int64 over (D, H, W)
+    (2D: z in [0, 1)), a box empty along some axis as lo = hi = 0, and whether every box lies in
+    ``spatial`` (0 <= lo, hi <= the shape; compared in the boxes' own dtype)."""
+    B, nd = lo.shape
+    lo5 = np.zeros((B, 3), np.int64)
+    hi5 = np.ones((B, 3), np.int64)
+    inside = True
+    for b in range(B):
+        empty = False
+        for a in range(nd):
+            if lo[b, a] < 0 or hi[b, a] > spatial[a]:
+                inside = False
+            lo5[b, 3 - nd + a] = lo[b, a]
+            hi5[b, 3 - nd + a] = hi[b, a]
+            if hi5[b, 3 - nd + a] <= lo5[b, 3 - nd + a]:
+                empty = True
+        if empty:
+            for a in range(3):
+                lo5[b, a] = 0
+                hi5[b, a] = 0
+    return lo5, hi5, inside
+
+
 def prepare_samples(d5, g5, gidx, m5, samples, check_guide, solve, alpha, mode, do_clip, ndim, box_code, out, lo,
                     hi, box_lo, box_hi, filled, status, residual, label=None, masks=None) -> int:
     """Preparation and the exact box solve of the samples ``samples``, one sample at a time, so

@@ -27,7 +27,7 @@ from .._arrays import (
 from .._validate import check_bool, check_choice, check_int, check_real
 from .backends import BACKENDS, BOX, MG, get_backend, map_chunks
 from ._mg_system import crop_extent, levels_of
-from ._spectral import box_samples
+from ._host_kernels import box_table, boxes_fit
 from .codes import Found, Verdict
 from .solver import (
     DIVERGENCE,
@@ -131,13 +131,9 @@ def _check_boxes(boxes: Any, shape: tuple[int, ...]) -> tuple[np.ndarray, np.nda
         if v.dtype.kind not in "iu" or v.shape != (B, nd):
             raise TypeError(f"boxes' {name} must be a (B, ndim) = ({B}, {nd}) integer array; got dtype "
                             f"{v.dtype}, shape {v.shape}")
-    if B and ((lo < 0).any() or (hi > np.asarray(spatial)).any()):
+    lo5, hi5, inside = box_table(lo, hi, spatial)
+    if not inside:
         raise ValueError(f"boxes must lie inside the spatial shape {spatial}: 0 <= lo, hi <= shape")
-    lo5 = np.zeros((B, 3), np.int64)
-    hi5 = np.ones((B, 3), np.int64)
-    lo5[:, 3 - nd:], hi5[:, 3 - nd:] = lo, hi
-    empty = (hi5 <= lo5).any(axis=1)
-    lo5[empty] = hi5[empty] = 0
     return lo5, hi5
 
 
@@ -585,9 +581,8 @@ def _host_boxes_with_label(bk, d, s, gidx, a, box_lo, box_hi, blend, mode, toler
     if blend == "fpi":
         out, label = bk.fpi_label(d5, s5, gidx, None, a, tolerance, check_finite, boxes=(box_lo, box_hi))
         return out.reshape(d.shape), label
-    nonempty = (box_hi > box_lo).all(axis=1)
     ndim = d.ndim - 2
-    if solver["method"] != "auto" or not box_samples(box_lo, box_hi, nonempty, d5.shape[2:], ndim)[nonempty].all():
+    if solver["method"] != "auto" or not boxes_fit(box_lo, box_hi, d5.shape[2:], ndim):
         return None
     label = bk.empty((d5.shape[0], 1) + tuple(d5.shape[2:]), d.dtype)  # the pass writes it whole
     check_guide = check_finite and not same_elements(s, d)

@@ -194,3 +194,52 @@ def test_the_box_only_info_is_the_general_paths():
     assert info_a.spectral_samples == info_b.spectral_samples == B - 1
     assert info_a.stalled.any()  # float32 at tol=1e-9: the rounding floor, reported as such
     assert (info_a.method, info_a.iterations, info_a.levels, info_a.dtype) == ("auto", 0, 0, "float32")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 6), st.sampled_from([2, 3]), st.sampled_from(["int64", "int32", "uint8", "uint64"]),
+       st.integers(0, 2**31 - 1))
+def test_box_table_is_the_numpy_definition(B, nd, dtype, seed):
+    # boxes inside, at the edges, empty along an axis and reversed: the (B, 3) table and the
+    # inside test of blend_with_label's boxes= are what the numpy expressions they replace give
+    rng = np.random.default_rng(seed)
+    spatial = tuple(int(v) for v in rng.integers(3, 12, size=nd))
+    lo = np.stack([rng.integers(0, s, size=B) for s in spatial], axis=1).reshape(B, nd)
+    hi = np.stack([rng.integers(0, s + 1, size=B) for s in spatial], axis=1).reshape(B, nd)
+    if B and rng.random() < 0.3:
+        hi[rng.integers(B), rng.integers(nd)] = spatial[0] + 5  # outside
+    lo, hi = lo.astype(dtype), hi.astype(dtype)
+    lo5, hi5, inside = hk.box_table(lo, hi, spatial)
+    want_inside = not B or not ((lo < 0).any() or (hi > np.asarray(spatial)).any())
+    assert inside == want_inside
+    if want_inside:
+        ref_lo, ref_hi = np.zeros((B, 3), np.int64), np.ones((B, 3), np.int64)
+        ref_lo[:, 3 - nd:], ref_hi[:, 3 - nd:] = lo, hi
+        empty = (ref_hi <= ref_lo).any(axis=1)
+        ref_lo[empty] = ref_hi[empty] = 0
+        np.testing.assert_array_equal(lo5, ref_lo)
+        np.testing.assert_array_equal(hi5, ref_hi)
+
+
+def test_box_table_sees_a_huge_unsigned_box_outside():
+    lo = np.zeros((1, 2), np.uint64)
+    hi = np.array([[2**63 + 5, 4]], np.uint64)  # wraps negative as int64: compared before the cast
+    assert not hk.box_table(lo, hi, (8, 8))[2]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 6), st.sampled_from([2, 3]), st.integers(0, 2**31 - 1))
+def test_boxes_fit_is_box_samples(B, nd, seed):
+    from pii_augment.ops._spectral import MAX_SIDE_SUM, box_samples
+
+    rng = np.random.default_rng(seed)
+    side = int(rng.choice([6, 40, MAX_SIDE_SUM // 2 + 40]))  # the last: sides over the bound
+    spatial = (1,) * (3 - nd) + (side,) * nd
+    lo = np.zeros((B, 3), np.int64)
+    hi = np.ones((B, 3), np.int64)
+    lo[:, 3 - nd:] = rng.integers(0, side // 2, size=(B, nd))
+    hi[:, 3 - nd:] = lo[:, 3 - nd:] + rng.integers(0, side // 2 + 1, size=(B, nd))
+    empty = (hi <= lo).any(axis=1)
+    lo[empty] = hi[empty] = 0
+    nonempty = (hi > lo).all(axis=1)
+    assert hk.boxes_fit(lo, hi, spatial, nd) == bool(box_samples(lo, hi, nonempty, spatial, nd)[nonempty].all())
