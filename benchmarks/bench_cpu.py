@@ -26,6 +26,7 @@ Examples::
     python benchmarks/bench_cpu.py --3d --sizes 32 48 64 96 128
     python benchmarks/bench_cpu.py --markdown results_cpu.md
     python benchmarks/bench_cpu.py --keep-freed-memory   # glibc keeps freed batches (see host_memory)
+    python benchmarks/bench_cpu.py --interleave          # the table's methods timed in rounds
 """
 
 from __future__ import annotations
@@ -144,15 +145,51 @@ def environment(pii) -> list[str]:
 # --------------------------------------------------------------------------------------------
 
 
-def time_ours(pii, wl: dict, args, **kwargs) -> dict:
-    """Time ``poisson_interpolate`` on the whole batch: first call, then best of ``repeats``."""
-    call = lambda: np.asarray(pii.poisson_interpolate(wl["dst"], wl["src"], wl["mask"], wl["alpha"],
+def ours_call(pii, wl: dict, args, **kwargs) -> Callable[[], np.ndarray]:
+    """One ``poisson_interpolate`` call on the whole batch."""
+    return lambda: np.asarray(pii.poisson_interpolate(wl["dst"], wl["src"], wl["mask"], wl["alpha"],
                                                       backend=args.backend, **kwargs))
-    t0 = time.perf_counter()
-    call()
-    first = time.perf_counter() - t0
-    best, out = best_of(call, args.repeats)
-    return {"first": first, "best": best, "out": out}
+
+
+def peer_call(fn: Callable, wl: dict, idx: np.ndarray) -> Callable[[], list]:
+    """``fn`` looped over samples ``idx``, one sample at a time (how the peers are called)."""
+    dst, src, mask, alpha = wl["dst"][:, 0], wl["src"][:, 0], wl["mask"], wl["alpha"]
+    return lambda: [fn(dst[i], src[i], mask[i], float(alpha[i])) for i in idx]
+
+
+def time_rounds(calls: dict[str, Callable[[], object]], repeats: int, interleave: bool = False) -> dict:
+    """Time every call of ``calls`` after one warm-up call each: ``{name: {"first", "best", "out"}}``
+    (seconds of the warm-up, the best of ``repeats`` timed calls, the last output).
+
+    Without ``interleave``, each call's repeats run back to back (the table's history is timed so);
+    with it, the timed calls go in rounds, one call of each per round, so that every row's best
+    comes from the same stretch of time: on a shared VM, whose speed drifts by 30 % or more over
+    seconds, timing one method after another puts that drift into their ratios.
+    """
+    res = {}
+
+    def timed(name: str, warm_up: bool = False) -> None:
+        t0 = time.perf_counter()
+        out = calls[name]()
+        t = time.perf_counter() - t0
+        if warm_up:
+            res[name] = {"first": t, "best": float("inf"), "out": out}
+        else:
+            res[name]["best"] = min(res[name]["best"], t)
+            res[name]["out"] = out
+
+    if interleave:  # every warm-up, then the rounds
+        for name in calls:
+            timed(name, warm_up=True)
+        for _ in range(max(1, repeats)):
+            for name in calls:
+                timed(name)
+    else:  # each call's warm-up and repeats, one call after another
+        for name in calls:
+            timed(name, warm_up=True)
+            for _ in range(max(1, repeats)):
+                timed(name)
+    return res
 
 
 def time_jacobi(pii, wl: dict, args) -> dict | None:
@@ -184,59 +221,24 @@ def time_peer(fn: Callable, wl: dict, idx: np.ndarray, repeats: int) -> tuple[fl
     return best, outs
 
 
-def _rows_ours(pii, wl: dict, args, err_on_subset: Callable) -> tuple[list, float]:
-    """pii_augment's rows of the side-by-side table (method 'auto', 'multigrid' and, with
-    ``--jacobi``, 'jacobi') and its samples/s (method 'auto')."""
+def _main_calls(pii, wl: dict, args, ndim: int) -> dict[str, tuple[Callable, str]]:
+    """The rows of the side-by-side table that :func:`time_rounds` times together: name ->
+    (call, note)."""
     B = args.batch
-    rows = []
-    print("  pii_augment.poisson_interpolate ...")
-    r = time_ours(pii, wl, args)
-    ours_rate = B / r["best"]
-    compile_s = max(0.0, r["first"] - r["best"])
-    rows.append((f"pii_augment ({args.backend}, method='auto')", ours_rate,
-                 err_on_subset(lambda i: r["out"][i, 0]),
-                 f"whole batch, best of {args.repeats}; first call {r['first']:.2f} s"
-                 f" (~{compile_s:.2f} s JIT compile or numba cache load); boxes: exact DST-I"))
-    print("  pii_augment method='multigrid' ...")
-    mg = time_ours(pii, wl, args, method="multigrid")
-    rows.append((f"pii_augment ({args.backend}, method='multigrid')", B / mg["best"],
-                 err_on_subset(lambda i: mg["out"][i, 0]),
-                 f"whole batch, best of {args.repeats}; multigrid-preconditioned CG for every sample"))
-    if args.jacobi:
-        print("  pii_augment method='jacobi' ...")
-        j = time_jacobi(pii, wl, args)
-        if j is None:
-            rows.append(("pii_augment (jacobi)", None, None, "n/a: no method='jacobi'"))
-        elif "error" in j:
-            rows.append(("pii_augment (jacobi)", None, None, f"failed: {j['error']}"))
-        else:
-            rows.append(("pii_augment (jacobi)", B / j["best"],
-                         err_on_subset(lambda i: j["out"][i, 0]), "whole batch, 1 timed run"))
-    return rows, ours_rate
-
-
-def _rows_peers(wl: dict, args, ndim: int, subset: np.ndarray, t_sparse: float, err_on_subset: Callable) -> list:
-    """The peers' rows: the original sparse solve (timed on ``subset`` in ``t_sparse`` s), pie-torch
-    and OpenCV (2D only), each timed here one sample at a time."""
-    B = args.batch
-    rows = [("original PII: whole-image sparse LU", len(subset) / t_sparse, 0.0,
-             f"timed on {len(subset)} of {B} samples, rate extrapolated; is the exact reference")]
-    peer_list = [
-        ("pie-torch blend_dst_numpy (source grad)", pietorch_dst),
-        ("pie-torch blend_dst_numpy (mixed grad)",
-         lambda d, s, m, a: pietorch_dst(d, s, m, a, mix_gradients=True)),
-    ]
-    if ndim == 2:
-        peer_list.append(("OpenCV seamlessClone NORMAL_CLONE", opencv_seamless))
-    for name, fn in peer_list:
-        print(f"  {name} ...")
+    calls = {}
+    if pii is not None:
+        calls[f"pii_augment ({args.backend}, method='auto')"] = (ours_call(pii, wl, args), "boxes: exact DST-I")
+        calls[f"pii_augment ({args.backend}, method='multigrid')"] = (
+            ours_call(pii, wl, args, method="multigrid"), "multigrid-preconditioned CG for every sample")
+    if args.peers:
         idx = np.arange(B)
-        t, outs = time_peer(fn, wl, idx, args.repeats)
-        rows.append((name, B / t, err_on_subset(lambda i: outs[i]),
-                     "per-sample loop" + (", incl. 8-bit conversions" if "OpenCV" in name else "")))
-    if ndim == 3:
-        rows.append(("OpenCV seamlessClone NORMAL_CLONE", None, None, "n/a: 2D only"))
-    return rows
+        calls["pie-torch blend_dst_numpy (source grad)"] = (peer_call(pietorch_dst, wl, idx), "per-sample loop")
+        calls["pie-torch blend_dst_numpy (mixed grad)"] = (
+            peer_call(lambda d, s, m, a: pietorch_dst(d, s, m, a, mix_gradients=True), wl, idx), "per-sample loop")
+        if ndim == 2:
+            calls["OpenCV seamlessClone NORMAL_CLONE"] = (peer_call(opencv_seamless, wl, idx),
+                                                          "per-sample loop, incl. 8-bit conversions")
+    return calls
 
 
 def run_main(pii, args, ndim: int, size: int, report: list) -> None:
@@ -261,10 +263,37 @@ def run_main(pii, args, ndim: int, size: int, report: list) -> None:
     def err_on_subset(out_of: Callable[[int], np.ndarray]) -> float:
         return max(rel_err(out_of(int(i)), exact[int(i)], dst0[i]) for i in subset)
 
-    if pii is not None:
-        rows, ours_rate = _rows_ours(pii, wl, args, err_on_subset)
+    calls = _main_calls(pii, wl, args, ndim)
+    how = "interleaved rounds" if args.interleave else "one method after another"
+    print(f"  {', '.join(calls)}: best of {args.repeats} ({how}) ...")
+    timed = time_rounds({n: c for n, (c, _) in calls.items()}, args.repeats, args.interleave)
+    for name, (_, note) in calls.items():
+        r = timed[name]
+        if name.startswith("pii_augment") and name.endswith("'auto')"):
+            ours_rate = B / r["best"]
+            note = (f"whole batch, best of {args.repeats}; first call {r['first']:.2f} s (~"
+                    f"{max(0.0, r['first'] - r['best']):.2f} s JIT compile or numba cache load); {note}")
+        elif name.startswith("pii_augment"):
+            note = f"whole batch, best of {args.repeats}; {note}"
+        out = r["out"]
+        err = err_on_subset((lambda i, o=out: o[i, 0]) if name.startswith("pii_augment") else (lambda i, o=out: o[i]))
+        rows.append((name, B / r["best"], err, note))
+        if name.endswith("'multigrid')") and args.jacobi:
+            print("  pii_augment method='jacobi' ...")
+            j = time_jacobi(pii, wl, args)
+            if j is None:
+                rows.append(("pii_augment (jacobi)", None, None, "n/a: no method='jacobi'"))
+            elif "error" in j:
+                rows.append(("pii_augment (jacobi)", None, None, f"failed: {j['error']}"))
+            else:
+                rows.append(("pii_augment (jacobi)", B / j["best"], err_on_subset(lambda i: j["out"][i, 0]),
+                             "whole batch, 1 timed run"))
     if args.peers:
-        rows += _rows_peers(wl, args, ndim, subset, t_sparse, err_on_subset)
+        rows.insert(sum(1 for r in rows if r[0].startswith("pii_augment")),
+                    ("original PII: whole-image sparse LU", len(subset) / t_sparse, 0.0,
+                     f"timed on {len(subset)} of {B} samples, rate extrapolated; is the exact reference"))
+        if ndim == 3:
+            rows.append(("OpenCV seamlessClone NORMAL_CLONE", None, None, "n/a: 2D only"))
 
     title = (f"CPU, batch {B} of {'x'.join([str(size)] * ndim)}, {unknowns:,} unknowns"
              f" ({unknowns / B:,.0f} per sample)")
@@ -360,6 +389,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="image side (default 256 in 2D, 64 with --3d)")
     p.add_argument("--3d", dest="three_d", action="store_true", help="cubes (B, 1, N, N, N) instead of images")
     p.add_argument("--repeats", type=int, default=3, help="timed repeats; the best is reported")
+    p.add_argument("--interleave", action="store_true",
+                   help="time the side-by-side table's methods in rounds, one call of each per round, "
+                        "instead of one method's repeats after another's (each row's best then comes "
+                        "from the same stretch of time; pii_augment's calls then follow the peers' loops, "
+                        "whose frees hand memory back to the system)")
     p.add_argument("--seed", type=int, default=0, help="workload seed")
     p.add_argument("--backend", default="numba", help="pii_augment backend")
     p.add_argument("--method", default="auto",
