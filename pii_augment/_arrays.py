@@ -42,18 +42,19 @@ def _is_cupy(x: Any) -> bool:
     return cupy is not None and isinstance(x, cupy.ndarray)
 
 
-_NUMPY = NUMPY_KIND = ArrayKind("numpy", "cpu")  #: the kind of numpy arrays (one object, shared)
+#: The kind of numpy arrays (one object, shared).
+NUMPY_KIND = ArrayKind("numpy", "cpu")
 
 
 def array_kind(x: Any) -> ArrayKind:
     """Return the :class:`ArrayKind` of ``x`` (numpy for anything array-like that is not cupy/torch)."""
     if type(x) is np.ndarray:
-        return _NUMPY
+        return NUMPY_KIND
     if _is_torch(x):
         return ArrayKind("torch", "cuda" if x.is_cuda else "cpu", x.device)
     if _is_cupy(x):
         return ArrayKind("cupy", "cuda")
-    return _NUMPY
+    return NUMPY_KIND
 
 
 def check_array(x: Any, name: str) -> None:
@@ -119,7 +120,7 @@ def same_device_or_raise(named: dict[str, Any]) -> ArrayKind:
     ``named`` maps argument names to the raw user inputs (``None`` values are ignored).
     """
     if all(v is None or type(v) is np.ndarray for v in named.values()):
-        return _NUMPY
+        return NUMPY_KIND
     torch = sys.modules.get("torch")
     if torch is not None:  # CPU tensors (and numpy arrays) alone: all on the host
         first = next((v for v in named.values() if isinstance(v, torch.Tensor)), None)
