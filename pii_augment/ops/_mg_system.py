@@ -9,14 +9,18 @@ batched driver's primitives (:mod:`pii_augment.ops._numba_kernels`) and the CUDA
 in the same order and dtypes; dot products are summed in the order of a block of 256 threads (256
 strided partial sums, then a fixed tree), so that the twin and the CUDA kernel give the same bytes.
 
-The solve runs on flat arrays (:func:`solve_flat`, 2D and 3D): every coarse level has a ring of
-absent cells and odd strides, the loops have no branches and vectorise, the diagonal and masks are
-computed once per level, and the smoother multiplies by 1 / diag wherever that is exact (a
-power-of-two diagonal; the few other cells are divided). A half-sweep of the red-black smoother
-computes every cell of the level's range (a contiguous loop) and keeps its colour's cells by a
-bitwise select. ``tests/generic_twin.py`` writes the same solve with the batched driver's
-primitives; ``tests/ops/test_mg_system.py`` holds the flat solve and the CUDA kernel to it, byte
-for byte.
+The solve runs on flat arrays (:func:`solve_flat`, 2D and 3D): every level has odd strides (level
+0 is the crop with its rows padded to an odd length, and in 3D its planes to an odd number of
+rows; every coarse level has a ring of absent cells), the loops have no branches and vectorise,
+the diagonal and masks are computed once per level, and the smoother multiplies by 1 / diag
+wherever that is exact (a power-of-two diagonal; the few other cells are divided). With odd
+strides a cell's colour is the parity of its flat index, so the red-black smoother keeps each
+level as its even and odd halves and a half-sweep updates one half from the other, over the
+colour's cells alone (:func:`_half_sweep`); in 2D the prolongation adds straight into those
+halves and the restriction sums a coarse row's fine rows in one loop. The conjugate-gradient
+vectors stay in the crop's own layout, so that the dot products keep the CUDA kernel's order.
+``tests/generic_twin.py`` writes the same solve with the batched driver's primitives;
+``tests/ops/test_mg_system.py`` holds the flat solve and the CUDA kernel to it, byte for byte.
 
 Status codes (``STATUS``, :class:`~pii_augment.ops.codes.Verdict`): 1 converged, 2 stalled at the
 rounding floor, 3 non-finite, 4 stopped at ``max_iter``; 0 is "not solved here" (see
@@ -41,7 +45,6 @@ from ._numba_kernels import (
     _pair,
     _restrict_x,
     _restrict_weight,
-    build_kind,
 )
 from .codes import Verdict
 
@@ -182,17 +185,20 @@ def solve_sample(dst, guide, gb, mask, alpha, mode, b, box_lo, box_hi, ndim, cli
 
 # --- The same solve on flat arrays (2D and 3D) ----------------------------------------------------
 #
-# A system's level k is one flat array: level 0 the crop itself (D x H x W, a halo of non-unknown
-# cells around the mask's box), every coarser level its crop with a ring of absent cells (ABSENT,
-# value 0) around it (in z too, in 3D) and odd strides, so that on every level each unknown has
-# its neighbours in the array. The stencil loops run over the rows and planes that hold unknowns
+# A system's level k is one flat array with odd strides: level 0 the crop itself (D x H x W, a
+# halo of non-unknown cells around the mask's box; its rows padded with an absent cell when W is
+# even, in 3D its planes with an absent row when H is even), every coarser level its crop with a
+# ring of absent cells (ABSENT, value 0) around it (in z too, in 3D), so that on every level each
+# unknown has its neighbours in the array and its colour is the parity of its flat index. The stencil loops run over the rows and planes that hold unknowns
 # as one flat range (cells on the ring or the halo are computed and thrown away), which the
 # compiler vectorises. On the correction every cell that is not unknown holds 0, so a stencil may
 # add all its neighbours: an absent one adds 0, which is what leaving it out adds; what depends on
 # which neighbours are present (the diagonal) is computed once per level. Each per-cell value is
 # the expression of the generic primitives above (same operations, same order, same dtypes), so
-# the flat solve gives the bytes of the generic twin (tests/generic_twin.py) and of the CUDA kernel; only the sign of an exact
-# zero may differ (x + 0 for an absent neighbour), which compares equal.
+# the flat solve gives the bytes of the generic twin (tests/generic_twin.py) and of the CUDA
+# kernel; only the sign of an exact zero may differ (x + 0 for an absent neighbour, a term of
+# weight 0 left out, 0 times a negative sum on a cell that is not unknown), which compares equal
+# and never reaches the output (only unknowns are written).
 
 # error_model="numpy": a division by 0 (on cells that are thrown away) gives inf instead of raising,
 # which is what lets the loops vectorise
@@ -216,64 +222,68 @@ def _full_diagonal(three, wz, wy, wx):
 
 
 @njit(**_FLAT)
-def _level_setup(kind, g, three, wz, wy, wx, diag, inv, unk, m0, m1):
-    # Per cell of the level's range: the diagonal of an unknown (present neighbours added in the
-    # order x-, x+, y-, y+, z-, z+, as _stencil adds them; adding 0 for an absent one is exact),
-    # its reciprocal where dividing by the diagonal is multiplying by it (the power of two of an
-    # unknown with all its neighbours, when the weights are equal), and the masks: unknown, and
-    # "the smoother updates it" (an unknown with a neighbour) per colour (the parity of the crop
-    # coordinates z + y + x). Returns how many updated cells need the division (_division_cells).
-    S, P = g[_S], g[_P]
+def _level_setup(kind, g, three, wz, wy, wx, diag, inv, unk, sm):
+    # Per cell of the level's range, in one flat loop: the diagonal of an unknown (present
+    # neighbours added in the order x-, x+, y-, y+, z-, z+, as _stencil adds them; adding 0 for an
+    # absent one is exact), its reciprocal where dividing by the diagonal is multiplying by it (the
+    # power of two of an unknown with all its neighbours, when the weights are equal), and the
+    # flags "unknown" and "the smoother updates it" (an unknown with a neighbour; its colour is the
+    # parity of its flat index, see _half_sweep). Returns how many updated cells need the division
+    # (_division_cells).
+    S, P, start, n = g[_S], g[_P], g[_START], g[_N]
     zero = wx - wx
     full, full_pow2 = _full_diagonal(three, wz, wy, wx)
+    kc = kind[start:start + n]
+    kw = kind[start - 1:start - 1 + n]
+    ke = kind[start + 1:start + 1 + n]
+    kn = kind[start - S:start - S + n]
+    ks = kind[start + S:start + S + n]
+    dg = diag[start:start + n]
+    iv = inv[start:start + n]
+    uk = unk[start:start + n]
+    sv = sm[start:start + n]
+    for i in range(n):  # the diagonal, added in the order of _stencil (no branches)
+        d = zero + (wx if kw[i] != ABSENT else zero)
+        d = d + (wx if ke[i] != ABSENT else zero)
+        d = d + (wy if kn[i] != ABSENT else zero)
+        dg[i] = d + (wy if ks[i] != ABSENT else zero)
+    if three:
+        kd = kind[start - P:start - P + n]
+        ku = kind[start + P:start + P + n]
+        for i in range(n):
+            d = dg[i] + (wz if kd[i] != ABSENT else zero)
+            dg[i] = d + (wz if ku[i] != ABSENT else zero)
     n_div = 0
-    for z in range(g[_Z0], g[_Z0] + g[_NZ]):
-        for y in range(1, g[_ROWS] + 1):
-            b = z * P + y * S
-            kc = kind[b:b + S]
-            kw = kind[b - 1:b - 1 + S]
-            ke = kind[b + 1:b + 1 + S]
-            kn = kind[b - S:b]
-            ks = kind[b + S:b + 2 * S]
-            kd = kind[b - P:b - P + S] if three else kc
-            ku = kind[b + P:b + P + S] if three else kc
-            dg = diag[b:b + S]
-            iv = inv[b:b + S]
-            uk = unk[b:b + S]
-            c0 = m0[b:b + S]
-            c1 = m1[b:b + S]
-            par = (z + y + g[_PZ]) & 1
-            for x in range(S):  # the diagonal, added in the order of _stencil (three loops, no branches)
-                d = zero + (wx if kw[x] != ABSENT else zero)
-                d = d + (wx if ke[x] != ABSENT else zero)
-                d = d + (wy if kn[x] != ABSENT else zero)
-                dg[x] = d + (wy if ks[x] != ABSENT else zero)
-            if three:
-                for x in range(S):
-                    d = dg[x] + (wz if kd[x] != ABSENT else zero)
-                    dg[x] = d + (wz if ku[x] != ABSENT else zero)
-            for x in range(S):
-                d = dg[x]
-                u = kc[x] == UNKNOWN
-                sm = u & (d > zero)
-                dg[x] = d if u else zero
-                iv[x] = 1 / d if sm else zero
-                uk[x] = u
-                black = ((x + par) & 1) == 1
-                c0[x] = sm & (not black)
-                c1[x] = sm & black
-                n_div += sm & ((d != full) | (not full_pow2))
+    for i in range(n):
+        d = dg[i]
+        u = kc[i] == UNKNOWN
+        s = u & (d > zero)
+        dg[i] = d if u else zero
+        iv[i] = 1 / d if s else zero
+        uk[i] = u
+        sv[i] = s
+        n_div += s & ((d != full) | (not full_pow2))
     return n_div
 
 
 @njit(**_FLAT)
-def _division_cells(diag, m, g, three, wz, wy, wx, out):
-    # the cells of mask m whose diagonal is not the power of two of an unknown with all its
-    # neighbours present (_level_setup counted them): the smoother divides there
+def _has_lone_unknowns(unk, sm):
+    # whether some unknown of the level has no neighbour (the smoother never updates it)
+    n = 0
+    for j in range(unk.shape[0]):
+        n += unk[j] & (sm[j] ^ 1)
+    return n > 0
+
+
+@njit(**_FLAT)
+def _division_cells(diag, sm, q, g, three, wz, wy, wx, out):
+    # the cells that the smoother updates, of flat-index parity q, whose diagonal is not the power
+    # of two of an unknown with all its neighbours present (_level_setup counted them): the
+    # smoother divides there
     full, full_pow2 = _full_diagonal(three, wz, wy, wx)
     n = 0
     for j in range(g[_START], g[_START] + g[_N]):
-        if m[j] and (diag[j] != full or not full_pow2):
+        if sm[j] and (j & 1) == q and (diag[j] != full or not full_pow2):
             out[n] = j
             n += 1
     return n
@@ -324,71 +334,133 @@ def _coarsen_flat(kf, gf, ezf, eyf, exf, fz, fy, fx, kc, gc, ezc, eyc, exc, thre
                 out[X] = FIXED if has1 else (UNKNOWN if has2 else ABSENT)
 
 
-#: Cells per chunk of a red-black half-sweep (_half_sweep): its values go through a buffer this long.
-SWEEP_CHUNK = 512
-
-
-@njit(inline="always")
-def _sweep_chunk(e, rhs, m, inv, j0, n, S, P, three, wz, wy, wx, tmp):
-    # u = (rhs + neighbours) * (1 / diag) on the n cells from j0, into tmp, then kept where m says
-    # so. Every cell is computed (both colours) so that the loop is contiguous and vectorises; a
-    # cell that m keeps reads only neighbours of the other colour, which this half-sweep does not
-    # write, so the values are those of a sweep over the colour's cells alone.
-    ew = e[j0 - 1:j0 - 1 + n]
-    ee = e[j0 + 1:j0 + 1 + n]
-    en = e[j0 - S:j0 - S + n]
-    es = e[j0 + S:j0 + S + n]
-    rr = rhs[j0:j0 + n]
-    dd = inv[j0:j0 + n]
-    if three:
-        ed = e[j0 - P:j0 - P + n]
-        eu = e[j0 + P:j0 + P + n]
-        for i in range(n):
-            tmp[i] = (rr[i] + ((wx * (ew[i] + ee[i]) + wy * (en[i] + es[i])) + wz * (ed[i] + eu[i]))) * dd[i]
-    else:
-        for i in range(n):
-            tmp[i] = (rr[i] + (wx * (ew[i] + ee[i]) + wy * (en[i] + es[i]))) * dd[i]
-    # the select bit by bit (m: each cell's flag as itemsize bytes of 0xFF or 0, _byte_mask), which
-    # vectorises where a select of floats under a byte flag does not
-    it = e.itemsize
-    eb = e[j0:j0 + n].view(np.uint8)
-    tb = tmp[:n].view(np.uint8)
-    kb = m[j0 * it:(j0 + n) * it]
-    for i in range(n * it):
-        eb[i] = (tb[i] & kb[i]) | (eb[i] & ~kb[i])
-
-
-@njit(inline="always")
-def _byte_mask(m, item):
-    # every cell's flag of m as item bytes of 0xFF (set) or 0, for the smoother's bitwise select
-    out = np.empty(m.shape[0] * item, np.uint8)
-    if item == 4:  # float32 cells: one 32-bit word each
-        w4 = out.view(np.int32)
-        for i in range(m.shape[0]):
-            w4[i] = np.int32(-1) if m[i] else np.int32(0)
-    else:  # float64
-        w8 = out.view(np.int64)
-        for i in range(m.shape[0]):
-            w8[i] = np.int64(-1) if m[i] else np.int64(0)
-    return out
+# --- The smoother on the colours' halves ------------------------------------------------------
+#
+# Every level has odd strides, so a cell's colour (the parity of z + y + x) is the parity of its
+# flat index j (shifted by the level's _PZ). The smoother keeps each level as two halves, A[i] =
+# e[2i] and B[i] = e[2i + 1] (_split, _merge): a half-sweep updates one half from the other, and
+# every neighbour of j = 2i is a constant offset from i in the other half, so the loop runs over the
+# colour's cells alone, contiguous, and vectorises (no cell of the other colour computed and thrown
+# away, no select over the whole range). The per-cell values are the ones of smooth().
 
 
 @njit(**_FLAT)
-def _half_sweep(e, rhs, m, diag, inv, fix, g, three, wz, wy, wx, tmp):
-    # One colour of smooth() on the level's range: the cells m holds (the unknowns of one colour,
-    # the parity of z + y + x, that have a neighbour; as bytes, _byte_mask), in chunks of
-    # SWEEP_CHUNK cells (_sweep_chunk). u = (rhs + neighbours) / diag is computed as (rhs + neighbours) * (1 / diag),
-    # the same number when diag is a power of two; the cells ``fix`` (the others) are computed
-    # again with the division.
-    S, P, start, n = g[_S], g[_P], g[_START], g[_N]
-    for j0 in range(start, start + n, SWEEP_CHUNK):
-        _sweep_chunk(e, rhs, m, inv, j0, min(SWEEP_CHUNK, start + n - j0), S, P, three, wz, wy, wx, tmp)
+def _split(e, a, b):
+    # a[i] = e[2i], b[i] = e[2i + 1] (a level's array into its even and odd halves)
+    n = e.shape[0] // 2
+    for i in range(n):
+        a[i] = e[2 * i]
+        b[i] = e[2 * i + 1]
+    if e.shape[0] & 1:
+        a[n] = e[2 * n]
+
+
+@njit(**_FLAT)
+def _merge(a, b, e):
+    # the inverse of _split
+    n = e.shape[0] // 2
+    for i in range(n):
+        e[2 * i] = a[i]
+        e[2 * i + 1] = b[i]
+    if e.shape[0] & 1:
+        e[2 * n] = a[n]
+
+
+@njit(inline="always")
+def _colour_range(g, q):
+    # the half-indices [i0, i0 + m) of the level range's cells whose flat index has parity q
+    start, n = g[_START], g[_N]
+    j0 = start + ((start + q) & 1)
+    j1 = start + n - 1
+    j1 -= (j1 + q) & 1
+    return j0 >> 1, (j1 >> 1) - (j0 >> 1) + 1
+
+
+@njit(inline="always")
+def _offsets(q, S, P):
+    # offsets into the other half of the neighbours x-, x+, y-, y+, z-, z+ of the cell j = 2i + q
+    hs, hp = (S - 1) // 2, (P - 1) // 2
+    if q == 0:
+        return -1, 0, -(hs + 1), hs, -(hp + 1), hp
+    return 0, 1, -hs, hs + 1, -hp, hp + 1
+
+
+#: How a half-sweep treats the half it writes: KEEP its cells that it does not update, ZERO them
+#: (the half held 0 before), FROM_ZERO (both halves held 0: the neighbours are not read), or
+#: store every cell's value (ALL: the level has no unknown without a neighbour, so every cell
+#: that is not updated is not unknown and has rhs = 0 and 1 / diag = 0, and its value, 0 times a
+#: finite sum, is the 0 it held, up to the sign of the zero).
+KEEP, ZERO, FROM_ZERO, ALL = 0, 1, 2, 3
+
+
+@njit(**_FLAT)
+def _half_sweep(x, y, rhs, inv, sm, diag, fix, q, g, three, wz, wy, wx, how):
+    # One colour of smooth() on the level's range: the half x (parity q) from the other half y.
+    # u = (rhs + neighbours) / diag on the cells sm holds (unknowns of this colour with a
+    # neighbour), computed as (rhs + neighbours) * (1 / diag), the same number where diag is a power
+    # of two; the cells ``fix`` (flat indices of the others) are computed again with the division.
+    # rhs, inv, sm: this half's; diag: the level's (flat). ``how``: KEEP, ZERO or FROM_ZERO.
+    S, P = g[_S], g[_P]
+    i0, m = _colour_range(g, q)
+    dl, dr, dn, ds, dd, du = _offsets(q, S, P)
+    zero = wx - wx
+    xx = x[i0:i0 + m]
+    rr = rhs[i0:i0 + m]
+    iv = inv[i0:i0 + m]
+    mm = sm[i0:i0 + m]
+    if how == FROM_ZERO:  # rhs + (wx (0 + 0) + wy (0 + 0)) is rhs (up to the sign of a zero)
+        for i in range(m):
+            xx[i] = rr[i] * iv[i] if mm[i] else zero
+        for t in range(fix.shape[0]):
+            i = fix[t] >> 1
+            x[i] = rhs[i] / diag[fix[t]]
+        return
+    yl = y[i0 + dl:i0 + dl + m]
+    yr = y[i0 + dr:i0 + dr + m]
+    yn = y[i0 + dn:i0 + dn + m]
+    ys = y[i0 + ds:i0 + ds + m]
+    if three:
+        yd = y[i0 + dd:i0 + dd + m]
+        yu = y[i0 + du:i0 + du + m]
+        if how == ALL:
+            for i in range(m):
+                xx[i] = (rr[i] + ((wx * (yl[i] + yr[i]) + wy * (yn[i] + ys[i])) + wz * (yd[i] + yu[i]))) * iv[i]
+        else:
+            for i in range(m):
+                v = (rr[i] + ((wx * (yl[i] + yr[i]) + wy * (yn[i] + ys[i])) + wz * (yd[i] + yu[i]))) * iv[i]
+                xx[i] = v if mm[i] else (zero if how == ZERO else xx[i])
+    elif how == ALL:
+        for i in range(m):
+            xx[i] = (rr[i] + (wx * (yl[i] + yr[i]) + wy * (yn[i] + ys[i]))) * iv[i]
+    else:
+        for i in range(m):
+            v = (rr[i] + (wx * (yl[i] + yr[i]) + wy * (yn[i] + ys[i]))) * iv[i]
+            xx[i] = v if mm[i] else (zero if how == ZERO else xx[i])
     for t in range(fix.shape[0]):
         j = fix[t]
-        nb = wx * (e[j - 1] + e[j + 1]) + wy * (e[j - S] + e[j + S])
+        i = j >> 1
+        nb = wx * (y[i + dl] + y[i + dr]) + wy * (y[i + dn] + y[i + ds])
         if three:
-            nb = nb + wz * (e[j - P] + e[j + P])
-        e[j] = (rhs[j] + nb) / diag[j]
+            nb = nb + wz * (y[i + dd] + y[i + du])
+        x[i] = (rhs[i] + nb) / diag[j]
+
+
+@njit(**_FLAT)
+def _pad_rows(nat, pad, D, H, W, g0):
+    # a crop (D * H * W, natural strides) into level 0's padded layout (the pad cells untouched)
+    S, P = g0[_S], g0[_P]
+    for z in range(D):
+        for y in range(H):
+            pad[z * P + y * S:z * P + y * S + W] = nat[(z * H + y) * W:(z * H + y + 1) * W]
+
+
+@njit(**_FLAT)
+def _unpad_rows(pad, nat, D, H, W, g0):
+    # the inverse of _pad_rows
+    S, P = g0[_S], g0[_P]
+    for z in range(D):
+        for y in range(H):
+            nat[(z * H + y) * W:(z * H + y + 1) * W] = pad[z * P + y * S:z * P + y * S + W]
 
 
 @njit(**_FLAT)
@@ -498,6 +570,92 @@ def _prolong_flat(e_c, gc, ezc, eyc, exc, unk_f, gf, ezf, eyf, exf, fz, fy, fx, 
 
 
 @njit(inline="always")
+def _row_halves(x_half_a, x_half_b, bf):
+    # the halves holding a fine row's even and odd x (the row's first cell at flat index bf), and
+    # the half-index of its x = 0 and x = 1 cells
+    if bf & 1 == 0:
+        return x_half_a, x_half_b, bf >> 1, bf >> 1
+    return x_half_b, x_half_a, bf >> 1, (bf + 1) >> 1
+
+
+@njit(**_FLAT)
+def _restrict_2d(r_f, gf, eyf, exf, kind_c, gc, eyc, exc, rhs_c, acc):
+    # _restrict_flat() for a 2D level coarsened along y and x: each coarse row's fine rows summed
+    # in one loop (their y weights, in the order of y; a row that is not there adds 0 times a row
+    # that is, an exact zero), then the x weights as there
+    Sf, pf, Sc = gf[_S], gf[_PAD], gc[_S]
+    hi = min(exc - 2, (exf - 3) // 2) + 1  # X whose four fine cells are inside
+    for Y in range(eyc):
+        y0 = 2 * Y
+        w0 = 0.25 if Y >= 1 else 0.0  # row 2Y - 1
+        w1 = 0.75 if Y >= 1 else 1.0  # row 2Y
+        w2 = (0.75 if Y + 1 < eyc else 1.0) if y0 + 1 < eyf else 0.0
+        w3 = 0.25 if y0 + 2 < eyf else 0.0
+        b1 = (y0 + pf) * Sf + pf
+        r0 = r_f[b1 - Sf:b1 - Sf + exf] if Y >= 1 else r_f[b1:b1 + exf]
+        r1 = r_f[b1:b1 + exf]
+        r2 = r_f[b1 + Sf:b1 + Sf + exf] if y0 + 1 < eyf else r1
+        r3 = r_f[b1 + 2 * Sf:b1 + 2 * Sf + exf] if y0 + 2 < eyf else r1
+        for x in range(exf):
+            acc[x] = ((w0 * r0[x] + w1 * r1[x]) + w2 * r2[x]) + w3 * r3[x]
+        b = (Y + 1) * Sc + 1
+        out = rhs_c[b:b + exc]
+        kc = kind_c[b:b + exc]
+        for X in range(1, hi):  # restrict()'s first case, without branches
+            v = (0.25 * acc[2 * X - 1] + 0.75 * acc[2 * X] + 0.75 * acc[2 * X + 1] + 0.25 * acc[2 * X + 2]) * 0.25
+            out[X] = v if kc[X] == UNKNOWN else 0.0
+        for q in range(exc - max(hi, 1) + 1):  # the other X: 0, then hi (or 1) to exc - 1
+            X = q + max(hi, 1) - 1 if q else 0
+            out[X] = _restrict_x(acc, X, 1, exc, exf) * 0.25 if kc[X] == UNKNOWN else 0
+
+
+@njit(inline="always")
+def _row_halves(x_half_a, x_half_b, bf):
+    # the halves holding a fine row's even and odd x (the row's first cell at flat index bf), and
+    # the half-index of its x = 0 and x = 1 cells
+    if bf & 1 == 0:
+        return x_half_a, x_half_b, bf >> 1, bf >> 1
+    return x_half_b, x_half_a, bf >> 1, (bf + 1) >> 1
+
+
+@njit(**_FLAT)
+def _prolong_halves_2d(e_c, gc, eyc, exc, gf, eyf, exf, ha, hb, ua, ub, ec):
+    # _prolong_flat() for a 2D level coarsened along y and x, added straight into the fine level's
+    # halves (ha, hb: the correction; ua, ub: "unknown"): the same values, with the z terms of
+    # weight 0 (they add an exact zero) left out
+    Sc, Sf, pf = gc[_S], gf[_S], gf[_PAD]
+    m = max(1, min(exc - 1, exf // 2))  # the X below m (from 1) have both fine cells inside
+    for y in range(eyf):
+        y0, y1, wy0, wy1 = _axis_pair(y, 1, eyc)
+        c0 = e_c[(y0 + 1) * Sc + 1:(y0 + 1) * Sc + 1 + exc]
+        c1 = e_c[(y1 + 1) * Sc + 1:(y1 + 1) * Sc + 1 + exc]
+        for X in range(exc):
+            ec[X] = wy0 * c0[X] + wy1 * c1[X]
+        bf = (y + pf) * Sf + pf
+        he, ho, ie, io = _row_halves(ha, hb, bf)
+        ue, uo, _, _ = _row_halves(ua, ub, bf)
+        # x = 0 and 1 (_axis_pair at the row's start)
+        he[ie] = he[ie] + ((1.0 * ec[0] + 0.0 * ec[0]) if ue[ie] else 0.0)
+        if exf > 1:
+            v = 0.75 * ec[0] + 0.25 * ec[1] if 1 < exc else 1.0 * ec[0] + 0.0 * ec[0]
+            ho[io] = ho[io] + (v if uo[io] else 0.0)
+        ee = he[ie + 1:ie + m]
+        oo = ho[io + 1:io + m]
+        eu = ue[ie + 1:ie + m]
+        ou = uo[io + 1:io + m]
+        for X in range(m - 1):  # x = 2X and 2X + 1 for X from 1, both inside
+            c = ec[X + 1]
+            ee[X] = ee[X] + ((0.75 * c + 0.25 * ec[X]) if eu[X] else 0.0)
+            oo[X] = oo[X] + ((0.75 * c + 0.25 * ec[X + 2]) if ou[X] else 0.0)
+        for X in range(m, exc):
+            v = 0.75 * ec[X] + 0.25 * ec[X - 1]
+            he[ie + X] = he[ie + X] + (v if ue[ie + X] else 0.0)
+        for X in range(m, exf // 2):
+            v = 0.75 * ec[X] + 0.25 * ec[X + 1] if X + 1 < exc else 1.0 * ec[X] + 0.0 * ec[X]
+            ho[io + X] = ho[io + X] + (v if uo[io + X] else 0.0)
+
+
+@njit(inline="always")
 def _acc_block(acc, aa, bb, mm, n):
     # one block of 256 cells into the partial sums: acc[t] += aa[t] * bb[t] (in float64) on unknowns
     for t in range(n):
@@ -513,6 +671,42 @@ def _dot_flat(a, b, unk, acc):
     for c0 in range(0, N, 256):
         n = min(256, N - c0)
         _acc_block(acc, a[c0:c0 + n], b[c0:c0 + n], unk[c0:c0 + n], n)
+    return _tree_sum(acc)
+
+
+@njit(**_FLAT)
+def _neg_apply_dot(u, unk, diag, g, three, wz, wy, wx, q, acc):
+    # q = -A u on unknowns (_residual_flat with a zero right-hand side: 0 - A u), and in the same
+    # pass the sum of u * q over the unknowns in the order of _dot_flat (cells outside the range
+    # are not unknown: they add nothing)
+    S, P, start, n = g[_S], g[_P], g[_START], g[_N]
+    zero = wx - wx
+    acc[:256] = 0.0
+    end = start + n
+    c0 = start - (start & 255)
+    while c0 < end:
+        lo, hi = max(c0, start), min(c0 + 256, end)
+        m = hi - lo
+        uw = u[lo - 1:lo - 1 + m]
+        ue = u[lo + 1:lo + 1 + m]
+        un = u[lo - S:lo - S + m]
+        us = u[lo + S:lo + S + m]
+        uc = u[lo:lo + m]
+        dd = diag[lo:lo + m]
+        mm = unk[lo:lo + m]
+        qo = q[lo:lo + m]
+        if three:
+            ud = u[lo - P:lo - P + m]
+            uu = u[lo + P:lo + P + m]
+            for i in range(m):
+                v = zero - (dd[i] * uc[i] - ((wx * (uw[i] + ue[i]) + wy * (un[i] + us[i])) + wz * (ud[i] + uu[i])))
+                qo[i] = v if mm[i] else zero
+        else:
+            for i in range(m):
+                v = zero - (dd[i] * uc[i] - (wx * (uw[i] + ue[i]) + wy * (un[i] + us[i])))
+                qo[i] = v if mm[i] else zero
+        _acc_block(acc[lo - c0:lo - c0 + m], uc, qo, mm, m)
+        c0 += 256
     return _tree_sum(acc)
 
 
@@ -590,16 +784,17 @@ def guidance_rhs_flat(d, g, kind, D, H, W, al, mode, rhs):
 
 @njit(**_FLAT)
 def _geometry(exts, D, H, W):
-    # every level's geometry row (_S, _P, ...): level 0 the crop as it is, the coarser levels with
-    # a ring of absent cells and odd row and plane strides
+    # every level's geometry row (_S, _P, ...): level 0 the crop (rows padded to an odd stride,
+    # and in 3D planes to an odd number of rows), the coarser levels with a ring of absent cells
+    # and odd row and plane strides: on every level a cell's colour is the parity of its flat index
     L = exts.shape[0]
     three = D > 1
     g = np.zeros((L, 9), np.int64)
     cells = np.zeros(L, np.int64)
     for k in range(L):
         ez, ey, ex = exts[k, 0], exts[k, 1], exts[k, 2]
-        if k == 0:
-            S, R, Dk, pz, pad = W, H, D, 0, 0
+        if k == 0:  # the crop, padded to odd strides (an absent column, and in 3D an absent row)
+            S, R, Dk, pz, pad = W | 1, (H | 1) if three else H, D, 0, 0
             z0, nz, rows = (1, D - 2, H - 2) if three else (0, 1, H - 2)
         else:
             pad = 1
@@ -619,21 +814,23 @@ def _geometry(exts, D, H, W):
 @njit(inline="always")
 def _flat_levels(kind0, r0, D, H, W, coarsest, max_levels):
     # the hierarchy of one system on flat arrays: the levels' geometry, labels, masks, diagonals,
-    # division cells and prolongation tables, and every level's work arrays (see solve_flat)
+    # division cells and prolongation tables, the smoother's halves (_half_sweep), and every
+    # level's work arrays (see solve_flat)
     three = D > 1
     exts, ws, flags = hierarchy(np.array([D, H, W], np.int64), coarsest, max_levels)
     L = exts.shape[0]
     g, cells = _geometry(exts, D, H, W)
     offs = np.zeros(L + 1, np.int64)
+    hoffs = np.zeros(L + 1, np.int64)  # each level's halves: [hoffs[k], hoffs[k + 1]) of the half arrays
     for k in range(L):
         offs[k + 1] = offs[k] + cells[k]
-    n_all = offs[L]
+        hoffs[k + 1] = hoffs[k] + (cells[k] + 1) // 2
+    n_all, h_all = offs[L], hoffs[L]
     dt = r0.dtype
     wt = ws.astype(dt)
     kinds = np.zeros(n_all, np.uint8)
     unks = np.zeros(n_all, np.uint8)
-    m0s = np.zeros(n_all, np.uint8)
-    m1s = np.zeros(n_all, np.uint8)
+    sms = np.zeros(n_all, np.uint8)
     diags = np.zeros(n_all, dt)
     invs = np.zeros(n_all, dt)
     es = np.zeros(n_all, dt)
@@ -646,19 +843,21 @@ def _flat_levels(kind0, r0, D, H, W, coarsest, max_levels):
     xt1 = np.zeros((L, W), np.int64)
     wt0 = np.zeros((L, W))
     wt1 = np.zeros((L, W))
-    kinds[:offs[1]] = kind0
+    _pad_rows(kind0, kinds[:offs[1]], D, H, W, g[0])
     n_div = np.zeros(L, np.int64)
+    lone = np.zeros(L, np.bool_)  # the level has an unknown that the smoother does not update
     for k in range(L):
         a, b = offs[k], offs[k + 1]
         if k > 0:
             _coarsen_flat(kinds[offs[k - 1]:a], g[k - 1], exts[k - 1, 0], exts[k - 1, 1], exts[k - 1, 2], flags[k - 1, 0],
                           flags[k - 1, 1], flags[k - 1, 2], kinds[a:b], g[k], exts[k, 0], exts[k, 1], exts[k, 2], three)
         n_div[k] = _level_setup(kinds[a:b], g[k], three, wt[k, 0], wt[k, 1], wt[k, 2], diags[a:b], invs[a:b], unks[a:b],
-                                m0s[a:b], m1s[a:b])
+                                sms[a:b])
+        lone[k] = _has_lone_unknowns(unks[a:b], sms[a:b])
         if k + 1 < L:
             _prolong_table(exts[k, 2], flags[k, 2], exts[k + 1, 2], xt0[k], xt1[k], wt0[k], wt1[k])
     # the cells of each colour that the smoother divides at (_division_cells), level k's in
-    # fix_c[fo_c[k]:fo_c[k + 1]]
+    # fix_c[fo_c[k]:fo_c[k + 1]]; colour 0 holds the cells whose flat index has the parity of _PZ
     fix0 = np.empty(n_div.sum(), np.int64)
     fix1 = np.empty(n_div.sum(), np.int64)
     fo0 = np.zeros(L + 1, np.int64)
@@ -666,50 +865,104 @@ def _flat_levels(kind0, r0, D, H, W, coarsest, max_levels):
     for k in range(L):
         a, b = offs[k], offs[k + 1]
         w3 = (wt[k, 0], wt[k, 1], wt[k, 2])
-        n0 = _division_cells(diags[a:b], m0s[a:b], g[k], three, w3[0], w3[1], w3[2], fix0[fo0[k]:]) if n_div[k] else 0
-        n1 = _division_cells(diags[a:b], m1s[a:b], g[k], three, w3[0], w3[1], w3[2], fix1[fo1[k]:]) if n_div[k] else 0
+        q0 = g[k, _PZ] & 1
+        n0 = _division_cells(diags[a:b], sms[a:b], q0, g[k], three, w3[0], w3[1], w3[2], fix0[fo0[k]:]) if n_div[k] else 0
+        n1 = _division_cells(diags[a:b], sms[a:b], 1 - q0, g[k], three, w3[0], w3[1], w3[2], fix1[fo1[k]:]) if n_div[k] else 0
         fo0[k + 1] = fo0[k] + n0
         fo1[k + 1] = fo1[k] + n1
-    tmp = np.empty(SWEEP_CHUNK, dt)  # the smoother's values (_half_sweep)
-    # the colours' masks as the smoother reads them
-    km0, km1 = _byte_mask(m0s, r0.itemsize), _byte_mask(m1s, r0.itemsize)
-    lv = (L, three, offs, g, exts, flags, wt, unks, kinds, km0, km1, diags, invs, fix0, fix1, fo0, fo1, xt0, xt1,
-          wt0, wt1, tmp)
+    # the smoother's halves: the correction, its right-hand side, 1 / diag, "updated" and "unknown"
+    ea = np.zeros(h_all, dt)
+    eb = np.zeros(h_all, dt)
+    ra = np.zeros(h_all, dt)
+    rb = np.zeros(h_all, dt)
+    ia = np.zeros(h_all, dt)
+    ib = np.zeros(h_all, dt)
+    sa = np.zeros(h_all, np.uint8)
+    sb = np.zeros(h_all, np.uint8)
+    ua = np.zeros(h_all, np.uint8)
+    ub = np.zeros(h_all, np.uint8)
+    for k in range(L):
+        a, b = offs[k], offs[k + 1]
+        c, d = hoffs[k], hoffs[k + 1]
+        _split(invs[a:b], ia[c:d], ib[c:d])
+        _split(sms[a:b], sa[c:d], sb[c:d])
+        _split(unks[a:b], ua[c:d], ub[c:d])
+    lv = (L, three, offs, g, exts, flags, wt, unks, kinds, diags, fix0, fix1, fo0, fo1, xt0, xt1, wt0, wt1, hoffs, ea,
+          eb, ra, rb, ia, ib, sa, sb, ua, ub, lone)
     return lv, es, rhss, rs, acc, ec, fr
 
 
 @njit(inline="always")
-def _vcycle_flat(lv, r, es, rhss, rs, acc, ec, fr, nu1, nu2):
-    # es[:offs[1]] = one symmetric V-cycle applied to r (the preconditioner); the levels of _flat_levels
-    L, three, offs, g, exts, flags, wt, unks, kinds, km0, km1, diags, invs, fix0, fix1, fo0, fo1, xt0, xt1, wt0, wt1, tmp = lv
-    it = es.itemsize
-    es[:] = 0
+def _smooth_flat(lv, k, nu, first, down):
+    # nu red-black sweeps of level k on its halves: down the V-cycle colour 0 then 1 (from a zero
+    # correction: the first sweep reads no neighbours), up it colour 1 then 0
+    L, three, offs, g, exts, flags, wt, unks, kinds, diags, fix0, fix1, fo0, fo1, xt0, xt1, wt0, wt1, hoffs, ea, eb, ra, \
+        rb, ia, ib, sa, sb, ua, ub, lone = lv
+    a, b = offs[k], offs[k + 1]
+    c, d = hoffs[k], hoffs[k + 1]
+    q0 = g[k, _PZ] & 1  # the parity of colour 0's cells
+    ex, ey = (ea[c:d], eb[c:d]) if q0 == 0 else (eb[c:d], ea[c:d])  # colour 0's half, colour 1's
+    rx, ry = (ra[c:d], rb[c:d]) if q0 == 0 else (rb[c:d], ra[c:d])
+    ix, iy = (ia[c:d], ib[c:d]) if q0 == 0 else (ib[c:d], ia[c:d])
+    sx, sy = (sa[c:d], sb[c:d]) if q0 == 0 else (sb[c:d], sa[c:d])
+    f0 = fix0[fo0[k]:fo0[k + 1]]
+    f1 = fix1[fo1[k]:fo1[k + 1]]
+    dg = diags[a:b]
+    wz, wy, wx = wt[k, 0], wt[k, 1], wt[k, 2]
+    keep = KEEP if lone[k] else ALL
+    for s in range(nu):
+        if down:
+            _half_sweep(ex, ey, rx, ix, sx, dg, f0, q0, g[k], three, wz, wy, wx, FROM_ZERO if first and s == 0 else keep)
+            _half_sweep(ey, ex, ry, iy, sy, dg, f1, 1 - q0, g[k], three, wz, wy, wx,
+                        (ZERO if lone[k] else ALL) if first and s == 0 else keep)
+        else:
+            _half_sweep(ey, ex, ry, iy, sy, dg, f1, 1 - q0, g[k], three, wz, wy, wx, keep)
+            _half_sweep(ex, ey, rx, ix, sx, dg, f0, q0, g[k], three, wz, wy, wx, keep)
+
+
+@njit(inline="always")
+def _vcycle_flat(lv, D, H, W, r, z, es, rhss, rs, acc, ec, fr, nu1, nu2):
+    # z = one symmetric V-cycle applied to r (the preconditioner; r, z: the crop, D * H * W); the
+    # levels of _flat_levels. Each level is smoothed on its halves (_smooth_flat), and its
+    # correction merged into the flat array for the residual and the transfers.
+    L, three, offs, g, exts, flags, wt, unks, kinds, diags, fix0, fix1, fo0, fo1, xt0, xt1, wt0, wt1, hoffs, ea, eb, ra, \
+        rb, ia, ib, sa, sb, ua, ub, lone = lv
+    _pad_rows(r, rhss[:offs[1]], D, H, W, g[0])
     for k in range(L):
         a, b = offs[k], offs[k + 1]
-        bk = r if k == 0 else rhss[a:b]
-        for _ in range(nu1):  # red, then black
-            _half_sweep(es[a:b], bk, km0[a * it:b * it], diags[a:b], invs[a:b], fix0[fo0[k]:fo0[k + 1]], g[k], three,
-                        wt[k, 0], wt[k, 1], wt[k, 2], tmp)
-            _half_sweep(es[a:b], bk, km1[a * it:b * it], diags[a:b], invs[a:b], fix1[fo1[k]:fo1[k + 1]], g[k], three,
-                        wt[k, 0], wt[k, 1], wt[k, 2], tmp)
+        c, d = hoffs[k], hoffs[k + 1]
+        _split(rhss[a:b], ra[c:d], rb[c:d])
+        if nu1 == 0:
+            ea[c:d] = 0
+            eb[c:d] = 0
+        _smooth_flat(lv, k, nu1, True, True)
         if k + 1 < L:
-            c, d = b, offs[k + 2]
-            _residual_flat(es[a:b], bk, unks[a:b], diags[a:b], g[k], three, wt[k, 0], wt[k, 1], wt[k, 2], rs[a:b])
-            _restrict_flat(rs[a:b], g[k], exts[k, 0], exts[k, 1], exts[k, 2], kinds[c:d], g[k + 1], exts[k + 1, 0],
-                           exts[k + 1, 1], exts[k + 1, 2], flags[k, 0], flags[k, 1], flags[k, 2], rhss[c:d], acc)
+            c2, d2 = b, offs[k + 2]
+            _merge(ea[c:d], eb[c:d], es[a:b])
+            _residual_flat(es[a:b], rhss[a:b], unks[a:b], diags[a:b], g[k], three, wt[k, 0], wt[k, 1], wt[k, 2], rs[a:b])
+            if not three and flags[k, 1] == 1 and flags[k, 2] == 1:
+                _restrict_2d(rs[a:b], g[k], exts[k, 1], exts[k, 2], kinds[c2:d2], g[k + 1], exts[k + 1, 1], exts[k + 1, 2],
+                             rhss[c2:d2], acc)
+            else:
+                _restrict_flat(rs[a:b], g[k], exts[k, 0], exts[k, 1], exts[k, 2], kinds[c2:d2], g[k + 1],
+                               exts[k + 1, 0], exts[k + 1, 1], exts[k + 1, 2], flags[k, 0], flags[k, 1], flags[k, 2],
+                               rhss[c2:d2], acc)
     for k in range(L - 1, -1, -1):
         a, b = offs[k], offs[k + 1]
-        bk = r if k == 0 else rhss[a:b]
+        c, d = hoffs[k], hoffs[k + 1]
         if k + 1 < L:
-            c, d = b, offs[k + 2]
-            _prolong_flat(es[c:d], g[k + 1], exts[k + 1, 0], exts[k + 1, 1], exts[k + 1, 2], unks[a:b], g[k],
-                          exts[k, 0], exts[k, 1], exts[k, 2], flags[k, 0], flags[k, 1], flags[k, 2], xt0[k], xt1[k],
-                          wt0[k], wt1[k], es[a:b], ec, fr)
-        for _ in range(nu2):  # black, then red
-            _half_sweep(es[a:b], bk, km1[a * it:b * it], diags[a:b], invs[a:b], fix1[fo1[k]:fo1[k + 1]], g[k], three,
-                        wt[k, 0], wt[k, 1], wt[k, 2], tmp)
-            _half_sweep(es[a:b], bk, km0[a * it:b * it], diags[a:b], invs[a:b], fix0[fo0[k]:fo0[k + 1]], g[k], three,
-                        wt[k, 0], wt[k, 1], wt[k, 2], tmp)
+            c2, d2 = b, offs[k + 2]
+            if not three and flags[k, 1] == 1 and flags[k, 2] == 1:  # into the halves (which hold the pre-smoothed e)
+                _prolong_halves_2d(es[c2:d2], g[k + 1], exts[k + 1, 1], exts[k + 1, 2], g[k], exts[k, 1], exts[k, 2],
+                                   ea[c:d], eb[c:d], ua[c:d], ub[c:d], ec)
+            else:
+                _prolong_flat(es[c2:d2], g[k + 1], exts[k + 1, 0], exts[k + 1, 1], exts[k + 1, 2], unks[a:b], g[k],
+                              exts[k, 0], exts[k, 1], exts[k, 2], flags[k, 0], flags[k, 1], flags[k, 2], xt0[k], xt1[k],
+                              wt0[k], wt1[k], es[a:b], ec, fr)
+                _split(es[a:b], ea[c:d], eb[c:d])
+        _smooth_flat(lv, k, nu2, False, False)
+        _merge(ea[c:d], eb[c:d], es[a:b])
+    _unpad_rows(es[:offs[1]], z, D, H, W, g[0])
 
 
 @njit(**_FLAT)
@@ -719,15 +972,21 @@ def solve_flat(kind0, r0, x, D, H, W, tol, max_iter, nu1, nu2, coarsest, max_lev
     (guidance_rhs_flat); x: zeros in, the solution out. Returns (relative residual, status,
     iterations); see the module docstring for the status."""
     lv, es, rhss, rs, acc, ec, fr = _flat_levels(kind0, r0, D, H, W, coarsest, max_levels)
-    three, offs, g, wt, unks, diags = lv[1], lv[2], lv[3], lv[6], lv[7], lv[11]
-    unk = unks[:offs[1]]
-    diag = diags[:offs[1]]
+    three, offs, g, wt, unks, diags = lv[1], lv[2], lv[3], lv[6], lv[7], lv[9]
+    n = D * H * W
+    unk = np.empty(n, np.uint8)  # level 0's flags and diagonal in the crop's own layout, for CG
+    diag = np.empty(n, r0.dtype)
+    _unpad_rows(unks[:offs[1]], unk, D, H, W, g[0])
+    _unpad_rows(diags[:offs[1]], diag, D, H, W, g[0])
+    g0 = g[0].copy()  # the crop's geometry row (level 0 without the padding)
+    g0[_S], g0[_P] = W, H * W
+    g0[_START] = g0[_Z0] * g0[_P] + W
+    g0[_N] = (g0[_NZ] - 1) * g0[_P] + g0[_ROWS] * W
     wz, wy, wx = wt[0, 0], wt[0, 1], wt[0, 2]
     r = r0.copy()
     p = np.zeros_like(r0)
     q = np.zeros_like(r0)
-    zero = np.zeros_like(r0)
-    z = es[:offs[1]]
+    z = np.zeros_like(r0)
 
     rr0 = _dot_flat(r0, r0, unk, acc)
     rel, status = _first_verdict(rr0, tol)
@@ -737,19 +996,18 @@ def solve_flat(kind0, r0, x, D, H, W, tol, max_iter, nu1, nu2, coarsest, max_lev
     rz = 0.0
     it = 0
     while it < max_iter:
-        _vcycle_flat(lv, r, es, rhss, rs, acc, ec, fr, nu1, nu2)  # z = V-cycle(r)
+        _vcycle_flat(lv, D, H, W, r, z, es, rhss, rs, acc, ec, fr, nu1, nu2)  # z = V-cycle(r)
         rz_new = _dot_flat(r, z, unk, acc)
         if it == 0:
             p[:] = z
         else:
             _xpby_flat(z, _ratio(rz_new, rz), p, unk)  # p = z + beta p
         rz = rz_new
-        _residual_flat(p, zero, unk, diag, g[0], three, wz, wy, wx, q)  # q = -A p
-        alpha = _ratio(rz, -_dot_flat(p, q, unk, acc))
+        alpha = _ratio(rz, -_neg_apply_dot(p, unk, diag, g0, three, wz, wy, wx, q, acc))  # q = -A p; p . q
         est = _relative(_update_flat(alpha, p, q, x, r, unk, acc), rr0)  # x += alpha p, r -= alpha A p
         it += 1
         if est <= tol or not np.isfinite(est) or it == max_iter:
-            _residual_flat(x, r0, unk, diag, g[0], three, wz, wy, wx, q)  # the true residual r0 - A x
+            _residual_flat(x, r0, unk, diag, g0, three, wz, wy, wx, q)  # the true residual r0 - A x
             rel = _relative(_dot_flat(q, q, unk, acc), rr0)
             status = _verdict(rel, est <= tol, tol, last, stall_ratio)
             if status:
@@ -759,15 +1017,34 @@ def solve_flat(kind0, r0, x, D, H, W, tol, max_iter, nu1, nu2, coarsest, max_lev
 
 
 @njit(**_FLAT)
+def _crop_kind(mask, b, oz, oy, ox, D, H, W, kind):
+    # build_kind() of one sample's crop (D * H * W cells from the image offset oz, oy, ox), row by
+    # row: FIXED + 1 (UNKNOWN) where the mask is set, in a loop that vectorises; ABSENT outside the image
+    Di, Hi, Wi = mask.shape[1], mask.shape[2], mask.shape[3]
+    x0, x1 = max(0, -ox), max(0, min(W, Wi - ox))
+    for z in range(D):
+        for y in range(H):
+            row = kind[(z * H + y) * W:(z * H + y + 1) * W]
+            if not (0 <= oz + z < Di and 0 <= oy + y < Hi) or x1 <= x0:
+                row[:] = ABSENT
+                continue
+            row[:x0] = ABSENT
+            row[x1:] = ABSENT
+            mr = mask[b, oz + z, oy + y, ox + x0:ox + x1]
+            kr = row[x0:x1]
+            for x in range(x1 - x0):
+                kr[x] = FIXED + (mr[x] != 0)
+
+
+@njit(**_FLAT)
 def _solve_sample_flat(dst, guide, gb, mask, b, C, al, mode, off, ext, clip_lo, clip_hi, do_clip, tol, max_iter,
                        nu1, nu2, coarsest, max_levels, stall_ratio, out, res, status, iters):
     # mg_solve_samples() for one sample, every channel, on flat crops
     D, H, W = ext[0, 0], ext[0, 1], ext[0, 2]
-    kind = np.empty((1, D, H, W), np.uint8)
-    build_kind(mask[b:b + 1], off, ext, kind)
-    kf = kind.ravel()
     Di, Hi, Wi = dst.shape[2], dst.shape[3], dst.shape[4]
     oz, oy, ox = off[0, 0], off[0, 1], off[0, 2]
+    kf = np.empty(D * H * W, np.uint8)
+    _crop_kind(mask, b, oz, oy, ox, D, H, W, kf)
     n = D * H * W
     dc = np.zeros(n, dst.dtype)
     gc = np.zeros(n, dst.dtype)

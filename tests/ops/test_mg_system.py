@@ -14,7 +14,7 @@ from reference_solvers import exact_blend, image_range
 import pii_augment as pa
 from pii_augment.ops.backends import get_backend
 from pii_augment.ops import _numba_kernels as nk
-from pii_augment.ops._mg_system import _geometry, _level_setup, guidance_rhs_flat, hierarchy, solve_flat
+from pii_augment.ops._mg_system import _geometry, _level_setup, _pad_rows, guidance_rhs_flat, hierarchy, solve_flat
 from pii_augment.ops.codes import Cell, Guidance
 from pii_augment.ops.solver import build_hierarchy, prepare_crop
 
@@ -167,11 +167,12 @@ def test_masks_on_the_image_edge_take_the_division():
     kind, dc, gc, rhs, ext = _crop_of(dst, src, mask, 0, 0, np.array([0.4]), int(Guidance.PII))
     D, H, W = (int(e) for e in ext[0])
     n = D * H * W
-    g, _ = _geometry(hierarchy(np.array([D, H, W]), 2, 16)[0], D, H, W)
-    diag, inv = np.zeros(n, np.float32), np.zeros(n, np.float32)
-    unk, m0, m1 = (np.zeros(n, np.uint8) for _ in range(3))
+    g, cells = _geometry(hierarchy(np.array([D, H, W]), 2, 16)[0], D, H, W)
+    diag, inv = np.zeros(cells[0], np.float32), np.zeros(cells[0], np.float32)
+    unk, sm, kp = (np.zeros(cells[0], np.uint8) for _ in range(3))
+    _pad_rows(kind.ravel(), kp, D, H, W, g[0])  # level 0's layout: rows padded to an odd stride
     one = np.float32(1)
-    assert _level_setup(kind.ravel().copy(), g[0], False, one, one, one, diag, inv, unk, m0, m1) > 0
+    assert _level_setup(kp, g[0], False, one, one, one, diag, inv, unk, sm) > 0
     x = np.zeros_like(rhs)
     ref = solve_system(kind, rhs, x, 1e-6, 60, 2, 2, 2, 16, 0.5)
     xf = np.zeros(n, np.float32)
