@@ -393,7 +393,7 @@ def _offsets(q, S, P):
 KEEP, ZERO, FROM_ZERO, ALL = 0, 1, 2, 3
 
 
-@njit(**_FLAT)
+@njit(inline="always")
 def _half_sweep(x, y, rhs, inv, sm, diag, fix, q, g, three, wz, wy, wx, how):
     # One colour of smooth() on the level's range: the half x (parity q) from the other half y.
     # u = (rhs + neighbours) / diag on the cells sm holds (unknowns of this colour with a
@@ -619,18 +619,34 @@ def _row_halves(x_half_a, x_half_b, bf):
 
 
 @njit(**_FLAT)
-def _prolong_halves_2d(e_c, gc, eyc, exc, gf, eyf, exf, ha, hb, ua, ub, ec):
+def _prolong_halves_2d(e_c, gc, eyc, exc, gf, eyf, exf, ha, hb, ua, ub, te, to):
     # _prolong_flat() for a 2D level coarsened along y and x, added straight into the fine level's
     # halves (ha, hb: the correction; ua, ub: "unknown"): the same values, with the z terms of
-    # weight 0 (they add an exact zero) left out
+    # weight 0 (they add an exact zero) left out. The y weights first, for every coarse row at
+    # once (flat loops over the coarse level: te for the even fine rows 2Y, from rows Y and Y - 1,
+    # to for the odd ones, from Y and Y + 1; the edge rows take _axis_pair's (1, 0)), then the x
+    # weights row by row.
     Sc, Sf, pf = gc[_S], gf[_S], gf[_PAD]
+    lo = Sc + 1  # coarse (Y, X) = (0, 0)
+    n = (eyc - 1) * Sc + exc
+    ce = e_c[lo:lo + n]
+    cn = e_c[lo - Sc:lo - Sc + n]
+    cs = e_c[lo + Sc:lo + Sc + n]
+    tE = te[:n]
+    tO = to[:n]
+    for i in range(n):
+        c = ce[i]
+        tE[i] = 0.75 * c + 0.25 * cn[i]
+        tO[i] = 0.75 * c + 0.25 * cs[i]
+    for X in range(exc):  # fine row 0: _axis_pair(0) = (0, 0, 1, 0)
+        tE[X] = 1.0 * ce[X] + 0.0 * ce[X]
+    last = (eyc - 1) * Sc
+    for X in range(exc):  # fine row 2 eyc - 1, when inside: (eyc - 1, eyc - 1, 1, 0)
+        tO[last + X] = 1.0 * ce[last + X] + 0.0 * ce[last + X]
     m = max(1, min(exc - 1, exf // 2))  # the X below m (from 1) have both fine cells inside
     for y in range(eyf):
-        y0, y1, wy0, wy1 = _axis_pair(y, 1, eyc)
-        c0 = e_c[(y0 + 1) * Sc + 1:(y0 + 1) * Sc + 1 + exc]
-        c1 = e_c[(y1 + 1) * Sc + 1:(y1 + 1) * Sc + 1 + exc]
-        for X in range(exc):
-            ec[X] = wy0 * c0[X] + wy1 * c1[X]
+        t = tO if y & 1 else tE
+        ec = t[(y >> 1) * Sc:(y >> 1) * Sc + exc]
         bf = (y + pf) * Sf + pf
         he, ho, ie, io = _row_halves(ha, hb, bf)
         ue, uo, _, _ = _row_halves(ua, ub, bf)
@@ -887,17 +903,35 @@ def _flat_levels(kind0, r0, D, H, W, coarsest, max_levels):
         _split(invs[a:b], ia[c:d], ib[c:d])
         _split(sms[a:b], sa[c:d], sb[c:d])
         _split(unks[a:b], ua[c:d], ub[c:d])
+    te = np.empty(cells[1] if L > 1 else 1)  # the 2D prolongation's y-weighted coarse rows (_prolong_halves_2d)
+    to = np.empty(cells[1] if L > 1 else 1)
     lv = (L, three, offs, g, exts, flags, wt, unks, kinds, diags, fix0, fix1, fo0, fo1, xt0, xt1, wt0, wt1, hoffs, ea,
-          eb, ra, rb, ia, ib, sa, sb, ua, ub, lone)
+          eb, ra, rb, ia, ib, sa, sb, ua, ub, lone, te, to)
     return lv, es, rhss, rs, acc, ec, fr
+
+
+@njit(**_FLAT)
+def _smooth_level(ex, ey, rx, ry, ix, iy, sx, sy, dg, f0, f1, q0, gk, three, wz, wy, wx, nu, first, down, lone):
+    # nu red-black sweeps of one level on its halves (ex, rx, ix, sx: colour 0's correction,
+    # right-hand side, 1 / diag and flags, of parity q0; ey ...: colour 1's): down the V-cycle
+    # colour 0 then 1 (from a zero correction when ``first``: the first sweep reads no
+    # neighbours), up it colour 1 then 0. One call per level and leg, the half-sweeps inlined.
+    keep = KEEP if lone else ALL
+    for s in range(nu):
+        if down:
+            _half_sweep(ex, ey, rx, ix, sx, dg, f0, q0, gk, three, wz, wy, wx, FROM_ZERO if first and s == 0 else keep)
+            _half_sweep(ey, ex, ry, iy, sy, dg, f1, 1 - q0, gk, three, wz, wy, wx,
+                        (ZERO if lone else ALL) if first and s == 0 else keep)
+        else:
+            _half_sweep(ey, ex, ry, iy, sy, dg, f1, 1 - q0, gk, three, wz, wy, wx, keep)
+            _half_sweep(ex, ey, rx, ix, sx, dg, f0, q0, gk, three, wz, wy, wx, keep)
 
 
 @njit(inline="always")
 def _smooth_flat(lv, k, nu, first, down):
-    # nu red-black sweeps of level k on its halves: down the V-cycle colour 0 then 1 (from a zero
-    # correction: the first sweep reads no neighbours), up it colour 1 then 0
+    # _smooth_level() on level k of _flat_levels
     L, three, offs, g, exts, flags, wt, unks, kinds, diags, fix0, fix1, fo0, fo1, xt0, xt1, wt0, wt1, hoffs, ea, eb, ra, \
-        rb, ia, ib, sa, sb, ua, ub, lone = lv
+        rb, ia, ib, sa, sb, ua, ub, lone, te, to = lv
     a, b = offs[k], offs[k + 1]
     c, d = hoffs[k], hoffs[k + 1]
     q0 = g[k, _PZ] & 1  # the parity of colour 0's cells
@@ -905,19 +939,8 @@ def _smooth_flat(lv, k, nu, first, down):
     rx, ry = (ra[c:d], rb[c:d]) if q0 == 0 else (rb[c:d], ra[c:d])
     ix, iy = (ia[c:d], ib[c:d]) if q0 == 0 else (ib[c:d], ia[c:d])
     sx, sy = (sa[c:d], sb[c:d]) if q0 == 0 else (sb[c:d], sa[c:d])
-    f0 = fix0[fo0[k]:fo0[k + 1]]
-    f1 = fix1[fo1[k]:fo1[k + 1]]
-    dg = diags[a:b]
-    wz, wy, wx = wt[k, 0], wt[k, 1], wt[k, 2]
-    keep = KEEP if lone[k] else ALL
-    for s in range(nu):
-        if down:
-            _half_sweep(ex, ey, rx, ix, sx, dg, f0, q0, g[k], three, wz, wy, wx, FROM_ZERO if first and s == 0 else keep)
-            _half_sweep(ey, ex, ry, iy, sy, dg, f1, 1 - q0, g[k], three, wz, wy, wx,
-                        (ZERO if lone[k] else ALL) if first and s == 0 else keep)
-        else:
-            _half_sweep(ey, ex, ry, iy, sy, dg, f1, 1 - q0, g[k], three, wz, wy, wx, keep)
-            _half_sweep(ex, ey, rx, ix, sx, dg, f0, q0, g[k], three, wz, wy, wx, keep)
+    _smooth_level(ex, ey, rx, ry, ix, iy, sx, sy, diags[a:b], fix0[fo0[k]:fo0[k + 1]], fix1[fo1[k]:fo1[k + 1]], q0, g[k],
+                  three, wt[k, 0], wt[k, 1], wt[k, 2], nu, first, down, lone[k])
 
 
 @njit(inline="always")
@@ -926,7 +949,7 @@ def _vcycle_flat(lv, D, H, W, r, z, es, rhss, rs, acc, ec, fr, nu1, nu2):
     # levels of _flat_levels. Each level is smoothed on its halves (_smooth_flat), and its
     # correction merged into the flat array for the residual and the transfers.
     L, three, offs, g, exts, flags, wt, unks, kinds, diags, fix0, fix1, fo0, fo1, xt0, xt1, wt0, wt1, hoffs, ea, eb, ra, \
-        rb, ia, ib, sa, sb, ua, ub, lone = lv
+        rb, ia, ib, sa, sb, ua, ub, lone, te, to = lv
     _pad_rows(r, rhss[:offs[1]], D, H, W, g[0])
     for k in range(L):
         a, b = offs[k], offs[k + 1]
@@ -954,7 +977,7 @@ def _vcycle_flat(lv, D, H, W, r, z, es, rhss, rs, acc, ec, fr, nu1, nu2):
             c2, d2 = b, offs[k + 2]
             if not three and flags[k, 1] == 1 and flags[k, 2] == 1:  # into the halves (which hold the pre-smoothed e)
                 _prolong_halves_2d(es[c2:d2], g[k + 1], exts[k + 1, 1], exts[k + 1, 2], g[k], exts[k, 1], exts[k, 2],
-                                   ea[c:d], eb[c:d], ua[c:d], ub[c:d], ec)
+                                   ea[c:d], eb[c:d], ua[c:d], ub[c:d], te, to)
             else:
                 _prolong_flat(es[c2:d2], g[k + 1], exts[k + 1, 0], exts[k + 1, 1], exts[k + 1, 2], unks[a:b], g[k],
                               exts[k, 0], exts[k, 1], exts[k, 2], flags[k, 0], flags[k, 1], flags[k, 2], xt0[k], xt1[k],
