@@ -463,6 +463,89 @@ def _unpad_rows(pad, nat, D, H, W, g0):
             nat[(z * H + y) * W:(z * H + y + 1) * W] = pad[z * P + y * S:z * P + y * S + W]
 
 
+@njit(inline="always")
+def _half_at(ha, hb, j):
+    # the value of flat cell j from a level's halves
+    return ha[j >> 1] if j & 1 == 0 else hb[j >> 1]
+
+
+@njit(**_FLAT)
+def _residual_halves(ea, eb, ra, rb, da, db, ua, ub, g, three, wz, wy, wx, r):
+    # _residual_flat() on a level held as halves (the correction ea, eb; its right-hand side ra,
+    # rb; the diagonal da, db; "unknown" ua, ub), into the flat array r: each pair of cells
+    # (2i, 2i + 1) in one iteration, the even one's neighbours from eb, the odd one's from ea
+    S, P, start, n = g[_S], g[_P], g[_START], g[_N]
+    zero = wx - wx
+    hs, hp = (S - 1) // 2, (P - 1) // 2
+    i0 = (start + 1) >> 1  # the pairs (2i, 2i + 1) inside the range
+    m = ((start + n - 2) >> 1) - i0 + 1
+    ae, be = ea[i0:i0 + m], eb[i0:i0 + m]
+    bw, bn, bs = eb[i0 - 1:i0 - 1 + m], eb[i0 - hs - 1:i0 - hs - 1 + m], eb[i0 + hs:i0 + hs + m]
+    ae2, an, as_ = ea[i0 + 1:i0 + 1 + m], ea[i0 - hs:i0 - hs + m], ea[i0 + hs + 1:i0 + hs + 1 + m]
+    rra, rrb, dda, ddb, mma, mmb = ra[i0:i0 + m], rb[i0:i0 + m], da[i0:i0 + m], db[i0:i0 + m], ua[i0:i0 + m], ub[i0:i0 + m]
+    ro = r[2 * i0:2 * i0 + 2 * m]
+    if three:
+        bd, bu = eb[i0 - hp - 1:i0 - hp - 1 + m], eb[i0 + hp:i0 + hp + m]
+        ad, au = ea[i0 - hp:i0 - hp + m], ea[i0 + hp + 1:i0 + hp + 1 + m]
+        for i in range(m):
+            v = rra[i] - (dda[i] * ae[i] - ((wx * (bw[i] + be[i]) + wy * (bn[i] + bs[i])) + wz * (bd[i] + bu[i])))
+            ro[2 * i] = v if mma[i] else zero
+            v = rrb[i] - (ddb[i] * be[i] - ((wx * (ae[i] + ae2[i]) + wy * (an[i] + as_[i])) + wz * (ad[i] + au[i])))
+            ro[2 * i + 1] = v if mmb[i] else zero
+    else:
+        for i in range(m):
+            v = rra[i] - (dda[i] * ae[i] - (wx * (bw[i] + be[i]) + wy * (bn[i] + bs[i])))
+            ro[2 * i] = v if mma[i] else zero
+            v = rrb[i] - (ddb[i] * be[i] - (wx * (ae[i] + ae2[i]) + wy * (an[i] + as_[i])))
+            ro[2 * i + 1] = v if mmb[i] else zero
+    for j in (start, start + n - 1):  # the range's first and last cell, when outside the pairs
+        if 2 * i0 <= j < 2 * (i0 + m):
+            continue
+        nb = wx * (_half_at(ea, eb, j - 1) + _half_at(ea, eb, j + 1)) + wy * (_half_at(ea, eb, j - S) +
+                                                                             _half_at(ea, eb, j + S))
+        if three:
+            nb = nb + wz * (_half_at(ea, eb, j - P) + _half_at(ea, eb, j + P))
+        v = _half_at(ra, rb, j) - (_half_at(da, db, j) * _half_at(ea, eb, j) - nb)
+        r[j] = v if _half_at(ua, ub, j) else zero
+
+
+@njit(**_FLAT)
+def _split_rows(nat, ha, hb, D, H, W, g0):
+    # a crop (D * H * W, its own strides) straight into level 0's halves (its padded layout, the
+    # pad cells untouched): _pad_rows then _split
+    S, P = g0[_S], g0[_P]
+    ne, no = (W + 1) // 2, W // 2
+    for z in range(D):
+        for y in range(H):
+            pb = z * P + y * S
+            row = nat[(z * H + y) * W:(z * H + y + 1) * W]
+            he, ho, ie, io = _row_halves(ha, hb, pb)
+            ev = he[ie:ie + ne]
+            od = ho[io:io + no]
+            for i in range(ne):
+                ev[i] = row[2 * i]
+            for i in range(no):
+                od[i] = row[2 * i + 1]
+
+
+@njit(**_FLAT)
+def _merge_rows(ha, hb, nat, D, H, W, g0):
+    # the inverse of _split_rows
+    S, P = g0[_S], g0[_P]
+    ne, no = (W + 1) // 2, W // 2
+    for z in range(D):
+        for y in range(H):
+            pb = z * P + y * S
+            row = nat[(z * H + y) * W:(z * H + y + 1) * W]
+            he, ho, ie, io = _row_halves(ha, hb, pb)
+            ev = he[ie:ie + ne]
+            od = ho[io:io + no]
+            for i in range(ne):
+                row[2 * i] = ev[i]
+            for i in range(no):
+                row[2 * i + 1] = od[i]
+
+
 @njit(**_FLAT)
 def _residual_flat(u, rhs, unk, diag, g, three, wz, wy, wx, r):
     # residual(): r = rhs - A u on unknowns, 0 elsewhere (cells outside the range stay 0)
@@ -897,16 +980,19 @@ def _flat_levels(kind0, r0, D, H, W, coarsest, max_levels):
     sb = np.zeros(h_all, np.uint8)
     ua = np.zeros(h_all, np.uint8)
     ub = np.zeros(h_all, np.uint8)
+    da = np.zeros(h_all, dt)
+    db = np.zeros(h_all, dt)
     for k in range(L):
         a, b = offs[k], offs[k + 1]
         c, d = hoffs[k], hoffs[k + 1]
         _split(invs[a:b], ia[c:d], ib[c:d])
+        _split(diags[a:b], da[c:d], db[c:d])
         _split(sms[a:b], sa[c:d], sb[c:d])
         _split(unks[a:b], ua[c:d], ub[c:d])
     te = np.empty(cells[1] if L > 1 else 1)  # the 2D prolongation's y-weighted coarse rows (_prolong_halves_2d)
     to = np.empty(cells[1] if L > 1 else 1)
     lv = (L, three, offs, g, exts, flags, wt, unks, kinds, diags, fix0, fix1, fo0, fo1, xt0, xt1, wt0, wt1, hoffs, ea,
-          eb, ra, rb, ia, ib, sa, sb, ua, ub, lone, te, to)
+          eb, ra, rb, ia, ib, sa, sb, ua, ub, lone, te, to, da, db)
     return lv, es, rhss, rs, acc, ec, fr
 
 
@@ -931,7 +1017,7 @@ def _smooth_level(ex, ey, rx, ry, ix, iy, sx, sy, dg, f0, f1, q0, gk, three, wz,
 def _smooth_flat(lv, k, nu, first, down):
     # _smooth_level() on level k of _flat_levels
     L, three, offs, g, exts, flags, wt, unks, kinds, diags, fix0, fix1, fo0, fo1, xt0, xt1, wt0, wt1, hoffs, ea, eb, ra, \
-        rb, ia, ib, sa, sb, ua, ub, lone, te, to = lv
+        rb, ia, ib, sa, sb, ua, ub, lone, te, to, da, db = lv
     a, b = offs[k], offs[k + 1]
     c, d = hoffs[k], hoffs[k + 1]
     q0 = g[k, _PZ] & 1  # the parity of colour 0's cells
@@ -946,23 +1032,26 @@ def _smooth_flat(lv, k, nu, first, down):
 @njit(inline="always")
 def _vcycle_flat(lv, D, H, W, r, z, es, rhss, rs, acc, ec, fr, nu1, nu2):
     # z = one symmetric V-cycle applied to r (the preconditioner; r, z: the crop, D * H * W); the
-    # levels of _flat_levels. Each level is smoothed on its halves (_smooth_flat), and its
-    # correction merged into the flat array for the residual and the transfers.
+    # levels of _flat_levels. Each level is smoothed on its halves (_smooth_flat), its residual
+    # computed from them (_residual_halves), and its correction merged into the flat array where
+    # a transfer reads it (the coarse side of a prolongation; the 3D transfers).
     L, three, offs, g, exts, flags, wt, unks, kinds, diags, fix0, fix1, fo0, fo1, xt0, xt1, wt0, wt1, hoffs, ea, eb, ra, \
-        rb, ia, ib, sa, sb, ua, ub, lone, te, to = lv
-    _pad_rows(r, rhss[:offs[1]], D, H, W, g[0])
+        rb, ia, ib, sa, sb, ua, ub, lone, te, to, da, db = lv
     for k in range(L):
         a, b = offs[k], offs[k + 1]
         c, d = hoffs[k], hoffs[k + 1]
-        _split(rhss[a:b], ra[c:d], rb[c:d])
+        if k == 0:
+            _split_rows(r, ra[c:d], rb[c:d], D, H, W, g[0])
+        else:
+            _split(rhss[a:b], ra[c:d], rb[c:d])
         if nu1 == 0:
             ea[c:d] = 0
             eb[c:d] = 0
         _smooth_flat(lv, k, nu1, True, True)
         if k + 1 < L:
             c2, d2 = b, offs[k + 2]
-            _merge(ea[c:d], eb[c:d], es[a:b])
-            _residual_flat(es[a:b], rhss[a:b], unks[a:b], diags[a:b], g[k], three, wt[k, 0], wt[k, 1], wt[k, 2], rs[a:b])
+            _residual_halves(ea[c:d], eb[c:d], ra[c:d], rb[c:d], da[c:d], db[c:d], ua[c:d], ub[c:d], g[k], three,
+                             wt[k, 0], wt[k, 1], wt[k, 2], rs[a:b])
             if not three and flags[k, 1] == 1 and flags[k, 2] == 1:
                 _restrict_2d(rs[a:b], g[k], exts[k, 1], exts[k, 2], kinds[c2:d2], g[k + 1], exts[k + 1, 1], exts[k + 1, 2],
                              rhss[c2:d2], acc)
@@ -979,13 +1068,16 @@ def _vcycle_flat(lv, D, H, W, r, z, es, rhss, rs, acc, ec, fr, nu1, nu2):
                 _prolong_halves_2d(es[c2:d2], g[k + 1], exts[k + 1, 1], exts[k + 1, 2], g[k], exts[k, 1], exts[k, 2],
                                    ea[c:d], eb[c:d], ua[c:d], ub[c:d], te, to)
             else:
+                _merge(ea[c:d], eb[c:d], es[a:b])
                 _prolong_flat(es[c2:d2], g[k + 1], exts[k + 1, 0], exts[k + 1, 1], exts[k + 1, 2], unks[a:b], g[k],
                               exts[k, 0], exts[k, 1], exts[k, 2], flags[k, 0], flags[k, 1], flags[k, 2], xt0[k], xt1[k],
                               wt0[k], wt1[k], es[a:b], ec, fr)
                 _split(es[a:b], ea[c:d], eb[c:d])
         _smooth_flat(lv, k, nu2, False, False)
-        _merge(ea[c:d], eb[c:d], es[a:b])
-    _unpad_rows(es[:offs[1]], z, D, H, W, g[0])
+        if k > 0:
+            _merge(ea[c:d], eb[c:d], es[a:b])
+        else:
+            _merge_rows(ea[c:d], eb[c:d], z, D, H, W, g[0])
 
 
 @njit(**_FLAT)
