@@ -14,7 +14,8 @@ from reference_solvers import exact_blend, image_range
 import pii_augment as pa
 from pii_augment.ops.backends import get_backend
 from pii_augment.ops import _numba_kernels as nk
-from pii_augment.ops._mg_system import _geometry, _level_setup, _pad_rows, guidance_rhs_flat, hierarchy, solve_flat
+from pii_augment.ops._mg_system import (_P, _S, _geometry, _level_setup, _merge, _merge_rows, _pad_rows, _split,
+                                        _split_rows, guidance_rhs_flat, hierarchy, solve_flat)
 from pii_augment.ops.codes import Cell, Guidance
 from pii_augment.ops.solver import build_hierarchy, prepare_crop
 
@@ -178,3 +179,35 @@ def test_masks_on_the_image_edge_take_the_division():
     xf = np.zeros(n, np.float32)
     assert solve_flat(kind.ravel(), rhs.ravel(), xf, D, H, W, 1e-6, 60, 2, 2, 2, 16, 0.5) == ref
     assert np.array_equal(xf, x.ravel())
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sampled_from([2, 3]), st.integers(3, 40), st.integers(3, 40), st.integers(3, 12))
+def test_every_level_has_odd_strides_so_a_colour_is_a_parity(ndim, H, W, D):
+    """The smoother's halves rest on this: with odd row and plane strides on every level (level 0
+    padded), the parity of a cell's flat index is the parity of z + y + x (shifted by _PZ), its
+    colour; and a crop goes into level 0's halves and back unchanged, as _pad_rows then _split."""
+    D = D if ndim == 3 else 1
+    exts = hierarchy(np.array([D, H, W], np.int64), 2, 16)[0]
+    g, cells = _geometry(exts, D, H, W)
+    for k in range(g.shape[0]):
+        S, P = int(g[k, _S]), int(g[k, _P])
+        assert S % 2 == 1 and (ndim == 2 or P % 2 == 1)
+        z, y, x = np.meshgrid(*(np.arange(n) for n in (int(cells[k]) // P, P // S, S)), indexing="ij")
+        j = (z * P + y * S + x).ravel()
+        assert np.array_equal(j % 2, (z + y + x).ravel() % 2)
+    nat = np.random.default_rng(H * 41 + W).standard_normal(D * H * W).astype(np.float32)
+    h = (int(cells[0]) + 1) // 2
+    ha, hb = np.zeros(h, np.float32), np.zeros(h, np.float32)
+    _split_rows(nat, ha, hb, D, H, W, g[0])
+    pad = np.zeros(int(cells[0]), np.float32)
+    _pad_rows(nat, pad, D, H, W, g[0])
+    pa_, pb_ = np.zeros(h, np.float32), np.zeros(h, np.float32)
+    _split(pad, pa_, pb_)
+    assert np.array_equal(ha, pa_) and np.array_equal(hb, pb_)
+    back = np.zeros_like(nat)
+    _merge_rows(ha, hb, back, D, H, W, g[0])
+    assert np.array_equal(back, nat)
+    again = np.zeros_like(pad)
+    _merge(pa_, pb_, again)
+    assert np.array_equal(again, pad)
