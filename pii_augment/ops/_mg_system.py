@@ -394,12 +394,15 @@ KEEP, ZERO, FROM_ZERO, ALL = 0, 1, 2, 3
 
 
 @njit(inline="always")
-def _half_sweep(x, y, rhs, inv, sm, diag, fix, q, g, three, wz, wy, wx, how):
+def _half_sweep(x, y, rhs, inv, sm, diag, dh, fix, q, g, three, wz, wy, wx, how, divide):
     # One colour of smooth() on the level's range: the half x (parity q) from the other half y.
     # u = (rhs + neighbours) / diag on the cells sm holds (unknowns of this colour with a
     # neighbour), computed as (rhs + neighbours) * (1 / diag), the same number where diag is a power
     # of two; the cells ``fix`` (flat indices of the others) are computed again with the division.
-    # rhs, inv, sm: this half's; diag: the level's (flat). ``how``: KEEP, ZERO or FROM_ZERO.
+    # With ``divide`` (a level where most cells need it: 3D, or weights that differ), every cell is
+    # divided in the vector loop instead (the same correctly rounded quotient), and ``fix`` is not
+    # read. rhs, inv, sm, dh (the diagonal): this half's; diag: the level's (flat). ``how``: KEEP,
+    # ZERO, FROM_ZERO or ALL (not with ``divide``).
     S, P = g[_S], g[_P]
     i0, m = _colour_range(g, q)
     dl, dr, dn, ds, dd, du = _offsets(q, S, P)
@@ -408,6 +411,11 @@ def _half_sweep(x, y, rhs, inv, sm, diag, fix, q, g, three, wz, wy, wx, how):
     rr = rhs[i0:i0 + m]
     iv = inv[i0:i0 + m]
     mm = sm[i0:i0 + m]
+    dv = dh[i0:i0 + m]
+    if how == FROM_ZERO and divide:
+        for i in range(m):
+            xx[i] = rr[i] / dv[i] if mm[i] else zero
+        return
     if how == FROM_ZERO:  # rhs + (wx (0 + 0) + wy (0 + 0)) is rhs (up to the sign of a zero)
         for i in range(m):
             xx[i] = rr[i] * iv[i] if mm[i] else zero
@@ -419,6 +427,18 @@ def _half_sweep(x, y, rhs, inv, sm, diag, fix, q, g, three, wz, wy, wx, how):
     yr = y[i0 + dr:i0 + dr + m]
     yn = y[i0 + dn:i0 + dn + m]
     ys = y[i0 + ds:i0 + ds + m]
+    if divide:  # cells that are not updated divide by 0: the select drops them
+        if three:
+            yd = y[i0 + dd:i0 + dd + m]
+            yu = y[i0 + du:i0 + du + m]
+            for i in range(m):
+                v = (rr[i] + ((wx * (yl[i] + yr[i]) + wy * (yn[i] + ys[i])) + wz * (yd[i] + yu[i]))) / dv[i]
+                xx[i] = v if mm[i] else (zero if how == ZERO else xx[i])
+        else:
+            for i in range(m):
+                v = (rr[i] + (wx * (yl[i] + yr[i]) + wy * (yn[i] + ys[i]))) / dv[i]
+                xx[i] = v if mm[i] else (zero if how == ZERO else xx[i])
+        return
     if three:
         yd = y[i0 + dd:i0 + dd + m]
         yu = y[i0 + du:i0 + du + m]
@@ -961,12 +981,17 @@ def _flat_levels(kind0, r0, D, H, W, coarsest, max_levels):
     fix1 = np.empty(n_div.sum(), np.int64)
     fo0 = np.zeros(L + 1, np.int64)
     fo1 = np.zeros(L + 1, np.int64)
+    # A level where more than a quarter of the cells would be divided (3D, or weights that differ)
+    # divides every cell in the smoother's vector loop instead, and needs no list (_half_sweep).
+    divide = np.zeros(L, np.bool_)
     for k in range(L):
         a, b = offs[k], offs[k + 1]
         w3 = (wt[k, 0], wt[k, 1], wt[k, 2])
         q0 = g[k, _PZ] & 1
-        n0 = _division_cells(diags[a:b], sms[a:b], q0, g[k], three, w3[0], w3[1], w3[2], fix0[fo0[k]:]) if n_div[k] else 0
-        n1 = _division_cells(diags[a:b], sms[a:b], 1 - q0, g[k], three, w3[0], w3[1], w3[2], fix1[fo1[k]:]) if n_div[k] else 0
+        divide[k] = 4 * n_div[k] > b - a
+        listed = n_div[k] and not divide[k]
+        n0 = _division_cells(diags[a:b], sms[a:b], q0, g[k], three, w3[0], w3[1], w3[2], fix0[fo0[k]:]) if listed else 0
+        n1 = _division_cells(diags[a:b], sms[a:b], 1 - q0, g[k], three, w3[0], w3[1], w3[2], fix1[fo1[k]:]) if listed else 0
         fo0[k + 1] = fo0[k] + n0
         fo1[k + 1] = fo1[k] + n1
     # the smoother's halves: the correction, its right-hand side, 1 / diag, "updated" and "unknown"
@@ -992,32 +1017,35 @@ def _flat_levels(kind0, r0, D, H, W, coarsest, max_levels):
     te = np.empty(cells[1] if L > 1 else 1)  # the 2D prolongation's y-weighted coarse rows (_prolong_halves_2d)
     to = np.empty(cells[1] if L > 1 else 1)
     lv = (L, three, offs, g, exts, flags, wt, unks, kinds, diags, fix0, fix1, fo0, fo1, xt0, xt1, wt0, wt1, hoffs, ea,
-          eb, ra, rb, ia, ib, sa, sb, ua, ub, lone, te, to, da, db)
+          eb, ra, rb, ia, ib, sa, sb, ua, ub, lone, te, to, da, db, divide)
     return lv, es, rhss, rs, acc, ec, fr
 
 
 @njit(**_FLAT)
-def _smooth_level(ex, ey, rx, ry, ix, iy, sx, sy, dg, f0, f1, q0, gk, three, wz, wy, wx, nu, first, down, lone):
-    # nu red-black sweeps of one level on its halves (ex, rx, ix, sx: colour 0's correction,
-    # right-hand side, 1 / diag and flags, of parity q0; ey ...: colour 1's): down the V-cycle
-    # colour 0 then 1 (from a zero correction when ``first``: the first sweep reads no
+def _smooth_level(ex, ey, rx, ry, ix, iy, sx, sy, dx, dy, dg, f0, f1, q0, gk, three, wz, wy, wx, nu, first, down, lone,
+                  divide):
+    # nu red-black sweeps of one level on its halves (ex, rx, ix, sx, dx: colour 0's correction,
+    # right-hand side, 1 / diag, flags and diagonal, of parity q0; ey ...: colour 1's): down the
+    # V-cycle colour 0 then 1 (from a zero correction when ``first``: the first sweep reads no
     # neighbours), up it colour 1 then 0. One call per level and leg, the half-sweeps inlined.
-    keep = KEEP if lone else ALL
+    sel = lone or divide  # the cells that are not updated are kept (or zeroed), not stored
+    keep = KEEP if sel else ALL
     for s in range(nu):
         if down:
-            _half_sweep(ex, ey, rx, ix, sx, dg, f0, q0, gk, three, wz, wy, wx, FROM_ZERO if first and s == 0 else keep)
-            _half_sweep(ey, ex, ry, iy, sy, dg, f1, 1 - q0, gk, three, wz, wy, wx,
-                        (ZERO if lone else ALL) if first and s == 0 else keep)
+            _half_sweep(ex, ey, rx, ix, sx, dg, dx, f0, q0, gk, three, wz, wy, wx,
+                        FROM_ZERO if first and s == 0 else keep, divide)
+            _half_sweep(ey, ex, ry, iy, sy, dg, dy, f1, 1 - q0, gk, three, wz, wy, wx,
+                        (ZERO if sel else ALL) if first and s == 0 else keep, divide)
         else:
-            _half_sweep(ey, ex, ry, iy, sy, dg, f1, 1 - q0, gk, three, wz, wy, wx, keep)
-            _half_sweep(ex, ey, rx, ix, sx, dg, f0, q0, gk, three, wz, wy, wx, keep)
+            _half_sweep(ey, ex, ry, iy, sy, dg, dy, f1, 1 - q0, gk, three, wz, wy, wx, keep, divide)
+            _half_sweep(ex, ey, rx, ix, sx, dg, dx, f0, q0, gk, three, wz, wy, wx, keep, divide)
 
 
 @njit(inline="always")
 def _smooth_flat(lv, k, nu, first, down):
     # _smooth_level() on level k of _flat_levels
     L, three, offs, g, exts, flags, wt, unks, kinds, diags, fix0, fix1, fo0, fo1, xt0, xt1, wt0, wt1, hoffs, ea, eb, ra, \
-        rb, ia, ib, sa, sb, ua, ub, lone, te, to, da, db = lv
+        rb, ia, ib, sa, sb, ua, ub, lone, te, to, da, db, divide = lv
     a, b = offs[k], offs[k + 1]
     c, d = hoffs[k], hoffs[k + 1]
     q0 = g[k, _PZ] & 1  # the parity of colour 0's cells
@@ -1025,8 +1053,9 @@ def _smooth_flat(lv, k, nu, first, down):
     rx, ry = (ra[c:d], rb[c:d]) if q0 == 0 else (rb[c:d], ra[c:d])
     ix, iy = (ia[c:d], ib[c:d]) if q0 == 0 else (ib[c:d], ia[c:d])
     sx, sy = (sa[c:d], sb[c:d]) if q0 == 0 else (sb[c:d], sa[c:d])
-    _smooth_level(ex, ey, rx, ry, ix, iy, sx, sy, diags[a:b], fix0[fo0[k]:fo0[k + 1]], fix1[fo1[k]:fo1[k + 1]], q0, g[k],
-                  three, wt[k, 0], wt[k, 1], wt[k, 2], nu, first, down, lone[k])
+    dx, dy = (da[c:d], db[c:d]) if q0 == 0 else (db[c:d], da[c:d])
+    _smooth_level(ex, ey, rx, ry, ix, iy, sx, sy, dx, dy, diags[a:b], fix0[fo0[k]:fo0[k + 1]], fix1[fo1[k]:fo1[k + 1]],
+                  q0, g[k], three, wt[k, 0], wt[k, 1], wt[k, 2], nu, first, down, lone[k], divide[k])
 
 
 @njit(inline="always")
@@ -1036,7 +1065,7 @@ def _vcycle_flat(lv, D, H, W, r, z, es, rhss, rs, acc, ec, fr, nu1, nu2):
     # computed from them (_residual_halves), and its correction merged into the flat array where
     # a transfer reads it (the coarse side of a prolongation; the 3D transfers).
     L, three, offs, g, exts, flags, wt, unks, kinds, diags, fix0, fix1, fo0, fo1, xt0, xt1, wt0, wt1, hoffs, ea, eb, ra, \
-        rb, ia, ib, sa, sb, ua, ub, lone, te, to, da, db = lv
+        rb, ia, ib, sa, sb, ua, ub, lone, te, to, da, db, divide = lv
     for k in range(L):
         a, b = offs[k], offs[k + 1]
         c, d = hoffs[k], hoffs[k + 1]
