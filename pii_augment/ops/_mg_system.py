@@ -221,6 +221,12 @@ def _full_diagonal(three, wz, wy, wx):
     return full, math.frexp(full)[0] == 0.5
 
 
+@njit(inline="always")
+def _stencil_views(a, lo, m, S):
+    # the cells [lo, lo + m) of a level's flat array a, and their x-, x+, y- and y+ neighbours
+    return a[lo:lo + m], a[lo - 1:lo - 1 + m], a[lo + 1:lo + 1 + m], a[lo - S:lo - S + m], a[lo + S:lo + S + m]
+
+
 @njit(**_FLAT)
 def _level_setup(kind, g, three, wz, wy, wx, diag, inv, unk, sm):
     # Per cell of the level's range, in one flat loop: the diagonal of an unknown (present
@@ -233,11 +239,7 @@ def _level_setup(kind, g, three, wz, wy, wx, diag, inv, unk, sm):
     S, P, start, n = g[_S], g[_P], g[_START], g[_N]
     zero = wx - wx
     full, full_pow2 = _full_diagonal(three, wz, wy, wx)
-    kc = kind[start:start + n]
-    kw = kind[start - 1:start - 1 + n]
-    ke = kind[start + 1:start + 1 + n]
-    kn = kind[start - S:start - S + n]
-    ks = kind[start + S:start + S + n]
+    kc, kw, ke, kn, ks = _stencil_views(kind, start, n, S)
     dg = diag[start:start + n]
     iv = inv[start:start + n]
     uk = unk[start:start + n]
@@ -529,67 +531,63 @@ def _residual_halves(ea, eb, ra, rb, da, db, ua, ub, g, three, wz, wy, wx, r):
         r[j] = v if _half_at(ua, ub, j) else zero
 
 
+@njit(inline="always")
+def _crop_row_views(nat, ha, hb, z, y, H, W, g0):
+    # row (z, y) of a crop in its own layout (D * H * W), and that row's even-x and odd-x cells in
+    # level 0's halves (its padded layout)
+    he, ho, ie, io = _row_halves(ha, hb, z * g0[_P] + y * g0[_S])
+    return nat[(z * H + y) * W:(z * H + y + 1) * W], he[ie:ie + (W + 1) // 2], ho[io:io + W // 2]
+
+
 @njit(**_FLAT)
 def _split_rows(nat, ha, hb, D, H, W, g0):
-    # a crop (D * H * W, its own strides) straight into level 0's halves (its padded layout, the
-    # pad cells untouched): _pad_rows then _split
-    S, P = g0[_S], g0[_P]
-    ne, no = (W + 1) // 2, W // 2
+    # a crop straight into level 0's halves (the pad cells untouched): _pad_rows then _split
     for z in range(D):
         for y in range(H):
-            pb = z * P + y * S
-            row = nat[(z * H + y) * W:(z * H + y + 1) * W]
-            he, ho, ie, io = _row_halves(ha, hb, pb)
-            ev = he[ie:ie + ne]
-            od = ho[io:io + no]
-            for i in range(ne):
+            row, ev, od = _crop_row_views(nat, ha, hb, z, y, H, W, g0)
+            for i in range(ev.shape[0]):
                 ev[i] = row[2 * i]
-            for i in range(no):
+            for i in range(od.shape[0]):
                 od[i] = row[2 * i + 1]
 
 
 @njit(**_FLAT)
 def _merge_rows(ha, hb, nat, D, H, W, g0):
     # the inverse of _split_rows
-    S, P = g0[_S], g0[_P]
-    ne, no = (W + 1) // 2, W // 2
     for z in range(D):
         for y in range(H):
-            pb = z * P + y * S
-            row = nat[(z * H + y) * W:(z * H + y + 1) * W]
-            he, ho, ie, io = _row_halves(ha, hb, pb)
-            ev = he[ie:ie + ne]
-            od = ho[io:io + no]
-            for i in range(ne):
+            row, ev, od = _crop_row_views(nat, ha, hb, z, y, H, W, g0)
+            for i in range(ev.shape[0]):
                 row[2 * i] = ev[i]
-            for i in range(no):
+            for i in range(od.shape[0]):
                 row[2 * i + 1] = od[i]
+
+
+@njit(inline="always")
+def _residual_span(u, rhs, unk, diag, S, P, lo, m, three, wz, wy, wx, r):
+    # residual() on the cells [lo, lo + m) of a level's range: r = rhs - A u on unknowns, 0 elsewhere
+    zero = wx - wx
+    uc, uw, ue, un, us = _stencil_views(u, lo, m, S)
+    rr = rhs[lo:lo + m]
+    dd = diag[lo:lo + m]
+    mm = unk[lo:lo + m]
+    ro = r[lo:lo + m]
+    if three:
+        ud = u[lo - P:lo - P + m]
+        uu = u[lo + P:lo + P + m]
+        for i in range(m):
+            v = rr[i] - (dd[i] * uc[i] - ((wx * (uw[i] + ue[i]) + wy * (un[i] + us[i])) + wz * (ud[i] + uu[i])))
+            ro[i] = v if mm[i] else zero
+    else:
+        for i in range(m):
+            v = rr[i] - (dd[i] * uc[i] - (wx * (uw[i] + ue[i]) + wy * (un[i] + us[i])))
+            ro[i] = v if mm[i] else zero
 
 
 @njit(**_FLAT)
 def _residual_flat(u, rhs, unk, diag, g, three, wz, wy, wx, r):
     # residual(): r = rhs - A u on unknowns, 0 elsewhere (cells outside the range stay 0)
-    S, P, start, n = g[_S], g[_P], g[_START], g[_N]
-    zero = wx - wx
-    uw = u[start - 1:start - 1 + n]
-    ue = u[start + 1:start + 1 + n]
-    un = u[start - S:start - S + n]
-    us = u[start + S:start + S + n]
-    uc = u[start:start + n]
-    rr = rhs[start:start + n]
-    dd = diag[start:start + n]
-    mm = unk[start:start + n]
-    ro = r[start:start + n]
-    if three:
-        ud = u[start - P:start - P + n]
-        uu = u[start + P:start + P + n]
-        for i in range(n):
-            v = rr[i] - (dd[i] * uc[i] - ((wx * (uw[i] + ue[i]) + wy * (un[i] + us[i])) + wz * (ud[i] + uu[i])))
-            ro[i] = v if mm[i] else zero
-    else:
-        for i in range(n):
-            v = rr[i] - (dd[i] * uc[i] - (wx * (uw[i] + ue[i]) + wy * (un[i] + us[i])))
-            ro[i] = v if mm[i] else zero
+    _residual_span(u, rhs, unk, diag, g[_S], g[_P], g[_START], g[_N], three, wz, wy, wx, r)
 
 
 @njit(**_FLAT)
@@ -712,15 +710,6 @@ def _restrict_2d(r_f, gf, eyf, exf, kind_c, gc, eyc, exc, rhs_c, acc):
             out[X] = _restrict_x(acc, X, 1, exc, exf) * 0.25 if kc[X] == UNKNOWN else 0
 
 
-@njit(inline="always")
-def _row_halves(x_half_a, x_half_b, bf):
-    # the halves holding a fine row's even and odd x (the row's first cell at flat index bf), and
-    # the half-index of its x = 0 and x = 1 cells
-    if bf & 1 == 0:
-        return x_half_a, x_half_b, bf >> 1, bf >> 1
-    return x_half_b, x_half_a, bf >> 1, (bf + 1) >> 1
-
-
 @njit(**_FLAT)
 def _prolong_halves_2d(e_c, gc, eyc, exc, gf, eyf, exf, ha, hb, ua, ub, te, to):
     # _prolong_flat() for a 2D level coarsened along y and x, added straight into the fine level's
@@ -794,37 +783,19 @@ def _dot_flat(a, b, unk, acc):
 
 
 @njit(**_FLAT)
-def _neg_apply_dot(u, unk, diag, g, three, wz, wy, wx, q, acc):
-    # q = -A u on unknowns (_residual_flat with a zero right-hand side: 0 - A u), and in the same
-    # pass the sum of u * q over the unknowns in the order of _dot_flat (cells outside the range
-    # are not unknown: they add nothing)
+def _neg_apply_dot(u, zeros, unk, diag, g, three, wz, wy, wx, q, acc):
+    # q = -A u on unknowns (_residual_flat with a right-hand side of zeros: 0 - A u), and in the
+    # same pass the sum of u * q over the unknowns in the order of _dot_flat (cells outside the
+    # range are not unknown: they add nothing)
     S, P, start, n = g[_S], g[_P], g[_START], g[_N]
-    zero = wx - wx
     acc[:256] = 0.0
     end = start + n
     c0 = start - (start & 255)
     while c0 < end:
         lo, hi = max(c0, start), min(c0 + 256, end)
         m = hi - lo
-        uw = u[lo - 1:lo - 1 + m]
-        ue = u[lo + 1:lo + 1 + m]
-        un = u[lo - S:lo - S + m]
-        us = u[lo + S:lo + S + m]
-        uc = u[lo:lo + m]
-        dd = diag[lo:lo + m]
-        mm = unk[lo:lo + m]
-        qo = q[lo:lo + m]
-        if three:
-            ud = u[lo - P:lo - P + m]
-            uu = u[lo + P:lo + P + m]
-            for i in range(m):
-                v = zero - (dd[i] * uc[i] - ((wx * (uw[i] + ue[i]) + wy * (un[i] + us[i])) + wz * (ud[i] + uu[i])))
-                qo[i] = v if mm[i] else zero
-        else:
-            for i in range(m):
-                v = zero - (dd[i] * uc[i] - (wx * (uw[i] + ue[i]) + wy * (un[i] + us[i])))
-                qo[i] = v if mm[i] else zero
-        _acc_block(acc[lo - c0:lo - c0 + m], uc, qo, mm, m)
+        _residual_span(u, zeros, unk, diag, S, P, lo, m, three, wz, wy, wx, q)
+        _acc_block(acc[lo - c0:lo - c0 + m], u[lo:lo + m], q[lo:lo + m], unk[lo:lo + m], m)
         c0 += 256
     return _tree_sum(acc)
 
@@ -1130,6 +1101,7 @@ def solve_flat(kind0, r0, x, D, H, W, tol, max_iter, nu1, nu2, coarsest, max_lev
     r = r0.copy()
     p = np.zeros_like(r0)
     q = np.zeros_like(r0)
+    zero = np.zeros_like(r0)
     z = np.zeros_like(r0)
 
     rr0 = _dot_flat(r0, r0, unk, acc)
@@ -1147,7 +1119,7 @@ def solve_flat(kind0, r0, x, D, H, W, tol, max_iter, nu1, nu2, coarsest, max_lev
         else:
             _xpby_flat(z, _ratio(rz_new, rz), p, unk)  # p = z + beta p
         rz = rz_new
-        alpha = _ratio(rz, -_neg_apply_dot(p, unk, diag, g0, three, wz, wy, wx, q, acc))  # q = -A p; p . q
+        alpha = _ratio(rz, -_neg_apply_dot(p, zero, unk, diag, g0, three, wz, wy, wx, q, acc))  # q = -A p; p . q
         est = _relative(_update_flat(alpha, p, q, x, r, unk, acc), rr0)  # x += alpha p, r -= alpha A p
         it += 1
         if est <= tol or not np.isfinite(est) or it == max_iter:
