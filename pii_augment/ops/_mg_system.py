@@ -542,25 +542,30 @@ def _crop_row_views(nat, ha, hb, z, y, H, W, g0):
 @njit(**_FLAT)
 def _split_rows(nat, ha, hb, D, H, W, g0):
     # a crop straight into level 0's halves (the pad cells untouched): _pad_rows then _split
+    # (each row's even and odd cells in one loop: two stride-2 loops of their own do not vectorise)
+    h = W // 2
     for z in range(D):
         for y in range(H):
             row, ev, od = _crop_row_views(nat, ha, hb, z, y, H, W, g0)
-            for i in range(ev.shape[0]):
+            for i in range(h):
                 ev[i] = row[2 * i]
-            for i in range(od.shape[0]):
                 od[i] = row[2 * i + 1]
+            if W & 1:
+                ev[h] = row[W - 1]
 
 
 @njit(**_FLAT)
 def _merge_rows(ha, hb, nat, D, H, W, g0):
     # the inverse of _split_rows
+    h = W // 2
     for z in range(D):
         for y in range(H):
             row, ev, od = _crop_row_views(nat, ha, hb, z, y, H, W, g0)
-            for i in range(ev.shape[0]):
+            for i in range(h):
                 row[2 * i] = ev[i]
-            for i in range(od.shape[0]):
                 row[2 * i + 1] = od[i]
+            if W & 1:
+                row[W - 1] = ev[h]
 
 
 @njit(inline="always")
@@ -1087,16 +1092,34 @@ def solve_flat(kind0, r0, x, D, H, W, tol, max_iter, nu1, nu2, coarsest, max_lev
     (guidance_rhs_flat); x: zeros in, the solution out. Returns (relative residual, status,
     iterations); see the module docstring for the status."""
     lv, es, rhss, rs, acc, ec, fr = _flat_levels(kind0, r0, D, H, W, coarsest, max_levels)
-    three, offs, g, wt, unks, diags = lv[1], lv[2], lv[3], lv[6], lv[7], lv[9]
+    unk, diag, g0 = _crop_operator(lv, D, H, W, r0)
+    return _pcg_flat(lv, es, rhss, rs, acc, ec, fr, unk, diag, g0, r0, x, D, H, W, tol, max_iter, nu1, nu2,
+                     stall_ratio)
+
+
+@njit(inline="always")
+def _crop_operator(lv, D, H, W, like):
+    # level 0's "unknown" flags and diagonal in the crop's own layout (D * H * W, the dtype of
+    # ``like``), for CG, and the crop's geometry row (level 0 without the padding)
+    offs, g, unks, diags = lv[2], lv[3], lv[7], lv[9]
     n = D * H * W
-    unk = np.empty(n, np.uint8)  # level 0's flags and diagonal in the crop's own layout, for CG
-    diag = np.empty(n, r0.dtype)
+    unk = np.empty(n, np.uint8)
+    diag = np.empty(n, like.dtype)
     _unpad_rows(unks[:offs[1]], unk, D, H, W, g[0])
     _unpad_rows(diags[:offs[1]], diag, D, H, W, g[0])
-    g0 = g[0].copy()  # the crop's geometry row (level 0 without the padding)
+    g0 = g[0].copy()
     g0[_S], g0[_P] = W, H * W
     g0[_START] = g0[_Z0] * g0[_P] + W
     g0[_N] = (g0[_NZ] - 1) * g0[_P] + g0[_ROWS] * W
+    return unk, diag, g0
+
+
+@njit(**_FLAT)
+def _pcg_flat(lv, es, rhss, rs, acc, ec, fr, unk, diag, g0, r0, x, D, H, W, tol, max_iter, nu1, nu2, stall_ratio):
+    # solve_flat() on a hierarchy that _flat_levels built (and _crop_operator's level 0): every
+    # work array may hold what an earlier solve on the same hierarchy left (each V-cycle sets
+    # what it reads, as between iterations), so the channels of a sample share one hierarchy
+    three, wt = lv[1], lv[6]
     wz, wy, wx = wt[0, 0], wt[0, 1], wt[0, 2]
     r = r0.copy()
     p = np.zeros_like(r0)
@@ -1166,6 +1189,9 @@ def _solve_sample_flat(dst, guide, gb, mask, b, C, al, mode, off, ext, clip_lo, 
     gc = np.zeros(n, dst.dtype)
     rhs = np.zeros(n, dst.dtype)
     inside = oz >= 0 and oy >= 0 and ox >= 0 and oz + D <= Di and oy + H <= Hi and ox + W <= Wi
+    # the hierarchy depends on the mask alone: built once, for every channel
+    lv, es, rhss, rs, acc, ec, fr = _flat_levels(kf, rhs, D, H, W, coarsest, max_levels)
+    unk, diag, g0 = _crop_operator(lv, D, H, W, rhs)
     for c in range(C):
         if inside:  # the common case: whole rows, copies that vectorise
             for z in range(D):
@@ -1189,7 +1215,8 @@ def _solve_sample_flat(dst, guide, gb, mask, b, C, al, mode, off, ext, clip_lo, 
                             gc[j + x] = guide[gb, c, iz, iy, ix]
         guidance_rhs_flat(dc, gc if mode <= DIVERGENCE else dc, kf, D, H, W, al, mode, rhs)
         xs = np.zeros(n, dst.dtype)
-        rel, st, it = solve_flat(kf, rhs, xs, D, H, W, tol, max_iter, nu1, nu2, coarsest, max_levels, stall_ratio)
+        rel, st, it = _pcg_flat(lv, es, rhss, rs, acc, ec, fr, unk, diag, g0, rhs, xs, D, H, W, tol, max_iter, nu1, nu2,
+                                stall_ratio)
         lo_c, hi_c = clip_lo[b, c], clip_hi[b, c]
         for z in range(D):
             for y in range(H):
