@@ -15,6 +15,10 @@ many pixels as 64 x 256^2; ``--ndim 3`` for volumes, 64 x 64^3 by default):
 
     python benchmarks/bench_shapes.py --sizes 64 128 256 512 1024 --shapes ellipse
     python benchmarks/bench_shapes.py --ndim 3 --size 64 --shapes ellipse
+
+RGB images (``--channels 3``: three independent channels, each unknown counted once per channel):
+
+    python benchmarks/bench_shapes.py --channels 3 --shapes square ellipse blob
 """
 
 from __future__ import annotations
@@ -51,19 +55,27 @@ def bounding_boxes(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def row(pa, shape: str, batch: int, size: int, ndim: int, seed: int, repeats: int) -> str:
-    """One table row: pii_augment and pie-torch on the same images and masks."""
-    wl = reference_workload(batch, size, seed=seed, ndim=ndim)
-    dst, src = wl["dst"], wl["src"]
+def images(batch: int, size: int, ndim: int, seed: int, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """dst, src (batch, channels, *spatial) float32: channel k the reference workload of seed + 100 k."""
+    wls = [reference_workload(batch, size, seed=seed + 100 * k, ndim=ndim) for k in range(channels)]
+    return (np.concatenate([w["dst"] for w in wls], axis=1), np.concatenate([w["src"] for w in wls], axis=1))
+
+
+def row(pa, shape: str, batch: int, size: int, ndim: int, seed: int, repeats: int, channels: int = 1) -> str:
+    """One table row: pii_augment and pie-torch on the same images and masks (pie-torch one call per
+    sample and channel); ns per unknown counts each channel's unknowns."""
+    dst, src = images(batch, size, ndim, seed, channels)
     p = pa.sample_patches(batch, (size,) * ndim, shape=shape, seed=seed + 1)
     mask, alpha = p.masks(), p.alpha
     _, info = pa.poisson_interpolate(dst, src, mask, alpha, return_info=True)
     t_ours = best(lambda: pa.poisson_interpolate(dst, src, mask, alpha), repeats)
     boxes = bounding_boxes(mask)
-    t_peer = best(lambda: [pietorch_dst(dst[b, 0], src[b, 0], boxes[b], float(alpha[b])) for b in range(batch)],
-                  max(1, repeats // 2))
-    return (f"| {shape} | {'x'.join([str(size)] * ndim)} | {batch} | {batch / t_ours:,.0f} | "
-            f"{t_ours / mask.sum() * 1e9:.0f} | {batch / t_peer:,.0f} | {t_peer / t_ours:.2f}x | {info.iterations} |")
+    t_peer = best(lambda: [pietorch_dst(dst[b, c], src[b, c], boxes[b], float(alpha[b])) for b in range(batch)
+                           for c in range(channels)], max(1, repeats // 2))
+    side = "x".join([str(size)] * ndim) + (f" x {channels} ch" if channels > 1 else "")
+    return (f"| {shape} | {side} | {batch} | {batch / t_ours:,.0f} | "
+            f"{t_ours / (mask.sum() * channels) * 1e9:.0f} | {batch / t_peer:,.0f} | {t_peer / t_ours:.2f}x | "
+            f"{info.iterations} |")
 
 
 def main(argv=None) -> int:
@@ -76,6 +88,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--shapes", nargs="+", default=["ellipse", "blob"])
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--channels", type=int, default=1, help="channels per image (3: RGB; default 1)")
     args = ap.parse_args(argv)
     try:
         import pii_augment as pa
@@ -91,7 +104,7 @@ def main(argv=None) -> int:
     for size in sizes:
         batch = args.batch if args.sizes is None else max(1, round(args.batch * (base / size) ** args.ndim))
         for shape in args.shapes:
-            print(row(pa, shape, batch, size, args.ndim, args.seed, args.repeats), flush=True)
+            print(row(pa, shape, batch, size, args.ndim, args.seed, args.repeats, args.channels), flush=True)
     return 0
 
 

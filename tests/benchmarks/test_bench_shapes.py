@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
@@ -26,3 +27,13 @@ def test_3d_row(capsys):
     assert bench_shapes.main(["--ndim", "3", "--size", "12", "--batch", "2", "--repeats", "1", "--shapes", "blob"]) == 0
     rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| blob")]
     assert len(rows) == 1 and rows[0].split("|")[2].strip() == "12x12x12"
+
+
+def test_rgb_row_has_three_distinct_channels(capsys):
+    dst, src = bench_shapes.images(2, 16, 2, 0, 3)
+    assert dst.shape == src.shape == (2, 3, 16, 16)
+    assert not np.array_equal(dst[:, 0], dst[:, 1]) and not np.array_equal(dst[:, 1], dst[:, 2])
+    assert bench_shapes.main(["--size", "32", "--batch", "2", "--repeats", "1", "--shapes", "ellipse",
+                              "--channels", "3"]) == 0
+    rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| ellipse")]
+    assert len(rows) == 1 and rows[0].split("|")[2].strip() == "32x32 x 3 ch"
