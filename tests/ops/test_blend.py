@@ -292,3 +292,26 @@ def test_half_precision_tensors_are_a_clear_type_error(fn, dtype):
     args = (x, m) if fn == "solve_poisson" else (x, x, m, 0.5)
     with pytest.raises(TypeError, match="dst (has dtype torch.bfloat16|must be float32 or float64; got float16).*float"):
         getattr(pa, fn)(*args)
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_info_levels_and_crop_shape_are_the_largest_crops(ndim):
+    """info.levels / info.crop_shape of the whole-system multigrid: the most levels and the
+    elementwise largest crop over the samples, as crop_extent / levels_of give them per sample."""
+    from pii_augment.ops._mg_system import crop_extent, levels_of
+
+    side = 64 if ndim == 2 else 24
+    p = pa.sample_patches(5, (side,) * ndim, shape="ellipse", seed=3)
+    mask = p.masks()
+    rng = np.random.default_rng(0)
+    dst = rng.standard_normal((5, 1) + (side,) * ndim).astype(np.float32)
+    src = rng.standard_normal(dst.shape).astype(np.float32)
+    _, info = pa.poisson_interpolate(dst, src, mask, p.alpha, return_info=True)
+    shapes = []
+    for b in range(5):
+        idx = np.nonzero(mask[b])
+        lo = [0] * (3 - ndim) + [int(i.min()) for i in idx]
+        hi = [1] * (3 - ndim) + [int(i.max()) + 1 for i in idx]
+        shapes.append(crop_extent(np.array(lo), np.array(hi), ndim))
+    assert info.levels == max(levels_of(s) for s in shapes) > 1
+    assert info.crop_shape == tuple(max(v) for v in zip(*shapes))
