@@ -64,11 +64,25 @@ AT_MAX_ITER = int(Verdict.MAX_ITER)
 MG_DEFAULTS = (2, 2, 8, 16, 0.5)
 
 
+def crop_extents(lo: np.ndarray, hi: np.ndarray, ndim: int) -> np.ndarray:
+    """(..., 3) int64 (D, H, W) of crops: each mask's bounding box [lo, hi) (along z, y, x; lo, hi
+    of shape (..., 3)) and a one-cell halo (along z only in 3D; D = 1 in 2D).
+
+    Example::
+
+        >>> crop_extents(np.array([[0, 3, 4], [0, 1, 1]]), np.array([[1, 9, 8], [1, 5, 20]]), 2).tolist()
+        [[1, 8, 6], [1, 6, 21]]
+    """
+    e = np.asarray(hi, np.int64) - np.asarray(lo, np.int64) + 2
+    if ndim != 3:
+        e[..., 0] = 1
+    return e
+
+
 def crop_extent(lo: np.ndarray, hi: np.ndarray, ndim: int) -> tuple[int, int, int]:
-    """(D, H, W) of a sample's crop: its mask's bounding box [lo, hi) (along z, y, x) and a
-    one-cell halo (along z only in 3D)."""
-    e = np.asarray(hi) - np.asarray(lo)
-    return (int(e[0]) + 2 if ndim == 3 else 1, int(e[1]) + 2, int(e[2]) + 2)
+    """(D, H, W) of one sample's crop (:func:`crop_extents` of one box)."""
+    D, H, W = (int(v) for v in crop_extents(lo, hi, ndim))
+    return D, H, W
 
 
 def levels_of(extent) -> int:

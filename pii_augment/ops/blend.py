@@ -26,7 +26,7 @@ from .._arrays import (
 )
 from .._validate import check_bool, check_choice, check_int, check_real
 from .backends import BACKENDS, BOX, MG, get_backend, map_chunks
-from ._mg_system import levels_of
+from ._mg_system import crop_extents, levels_of
 from ._host_kernels import box_table, boxes_fit
 from .codes import Found, Verdict
 from .solver import (
@@ -311,12 +311,9 @@ def _record_solved(info: SolveInfo, rep, boxed: np.ndarray, whole: np.ndarray, n
             info.converged[done] = code == Verdict.CONVERGED
             info.stalled[done] = code == Verdict.STALLED
             info.iterations = max(info.iterations, int(rep.iters[done].max()))
-            # the largest crop (crop_extent of every sample at once): its longest side sets the
-            # most levels (the hierarchy's depth grows with a crop's longest side alone)
-            ext = rep.box_hi[done] - rep.box_lo[done] + 2
-            if ndim != 3:
-                ext[:, 0] = 1
-            biggest = tuple(int(v) for v in ext.max(axis=0))
+            # the largest crop: its longest side sets the most levels (the hierarchy's depth grows
+            # with a crop's longest side alone)
+            biggest = tuple(int(v) for v in crop_extents(rep.box_lo[done], rep.box_hi[done], ndim).max(axis=0))
             info.levels = max(info.levels, levels_of(biggest))
             info.crop_shape = tuple(max(int(a), b) for a, b in zip(info.crop_shape, biggest))
 
