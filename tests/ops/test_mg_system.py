@@ -211,3 +211,26 @@ def test_every_level_has_odd_strides_so_a_colour_is_a_parity(ndim, H, W, D):
     again = np.zeros_like(pad)
     _merge(pa_, pb_, again)
     assert np.array_equal(again, pad)
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_channels_sharing_a_hierarchy_give_each_channels_own_bytes(ndim):
+    """The channels of a sample share one hierarchy (_solve_sample_flat builds it once): a 3-channel
+    solve gives, channel by channel, the bytes, residuals and iterations of each channel solved
+    alone (whatever the earlier channels left in the work arrays), and the emulated kernel's."""
+    probs = [plane_problem(seed, ndim, np.float32, ["ellipse", "holes", "edge_rect"]) for seed in (11, 12, 13)]
+    shape = min(p[0].shape[2:] for p in probs)  # the three problems on a common grid
+    cut = (slice(None), slice(0, 1)) + tuple(slice(0, s) for s in shape)
+    dst = np.concatenate([p[0][cut] for p in probs], axis=1)
+    src = np.concatenate([p[1][cut] for p in probs], axis=1)
+    mask = probs[0][2][(slice(None),) + cut[2:]]
+    alpha = probs[0][3]
+    assert mask.any()
+    out, info = pa.poisson_interpolate(dst, src, mask, alpha, method="multigrid", return_info=True)
+    for c in range(3):
+        one, info_c = pa.poisson_interpolate(dst[:, c:c + 1], src[:, c:c + 1], mask, alpha, method="multigrid",
+                                             return_info=True)
+        assert np.array_equal(out[:, c:c + 1], one)
+        assert np.array_equal(info.residual[:, c:c + 1], info_c.residual)
+    emu = pa.poisson_interpolate(dst, src, mask, alpha, method="multigrid", backend=EMU)
+    assert np.array_equal(emu, out)
